@@ -2,13 +2,10 @@
 
 
 import datetime as dt
-import functools
 
 import dagster as dg
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
-from lakehouse import storage
+from lakehouse import landing
 from lakehouse.datasets import Dataset
 from orchestration.factory import DAILY, dataset_asset, dataset_spec, run_attributes, partition_days, write_metadata
 from orchestration.resources import LakeResource
@@ -59,24 +56,15 @@ DAILY_ORDER_REVENUE = Dataset(
 @dg.multi_asset(specs=[dataset_spec(RAW, deps=[LANDING.key])], **run_attributes(RAW))
 def raw_events(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     days = partition_days(context)
-    uris = {day: storage.list_files(lake.config, lake.config.landing_uri(DOMAIN, day), suffix=".jsonl")
-            for day in days}
-    context.log.info(f"{sum(map(len, uris.values()))} landing files for {len(days)} partition(s)")
-    lines = t.split_landing_files(whole_files(lake, uris))
-    raw = t.raw_events(lines, context.run_id, dt.datetime.now(dt.timezone.utc))
-    result = lake.write(RAW.path, raw, days)
+    files = landing.landing_files(lake.config, DOMAIN, days)
+    file_count = sum(map(len, files.values()))
+    context.log.info(f"{file_count} landing files for {len(days)} partition(s)")
+    with landing.staged_lines(lake.config, DOMAIN, files) as folder:
+        lines = lake.spark.read.parquet(folder) if folder else lake.spark.createDataFrame([], landing.LINES_DDL)
+        raw = t.raw_events(lines, context.run_id, dt.datetime.now(dt.timezone.utc))
+        result = lake.write(RAW.path, raw, days)
     return dg.MaterializeResult(metadata={**write_metadata(result, raw.schema, RAW.columns),
-                                          "landing_files": sum(map(len, uris.values()))})
-
-
-def whole_files(lake: LakeResource, uris: dict[dt.date, list[str]]) -> DataFrame:
-    """Each file as one row (dt, source_file, value): Sail has no input_file_name, so files are read one by one."""
-    frames = [lake.spark.read.text(uri, wholetext=True).select(
-                  F.lit(day).alias("dt"), F.lit(uri).alias("source_file"), "value")
-              for day, day_uris in uris.items() for uri in day_uris]
-    if not frames:
-        return lake.spark.createDataFrame([], "dt date, source_file string, value string")
-    return functools.reduce(DataFrame.unionByName, frames)
+                                          "landing_files": file_count})
 
 
 @dg.multi_asset(specs=[dataset_spec(PROCESSED), dataset_spec(QUARANTINE)], **run_attributes(PROCESSED))

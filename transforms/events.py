@@ -24,16 +24,6 @@ ENVELOPE = {  # processed column: envelope field
 }
 
 
-def split_landing_files(files: DataFrame) -> DataFrame:
-    """One row per landing line, numbered from 1, from whole files (dt, source_file, value)."""
-    lines = files.select("dt", "source_file", F.posexplode(F.split("value", "\n")).alias("position", "line"))
-    # The text after a file's final newline is not a line.
-    last = F.max("position").over(Window.partitionBy("source_file"))
-    return (lines.withColumn("last_position", last)
-            .where(~((F.col("position") == F.col("last_position")) & (F.col("line") == "")))
-            .select("dt", "source_file", (F.col("position") + 1).cast("int").alias("line_number"), "line"))
-
-
 def raw_events(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFrame:
     """Every landing line, unparsed, with ingestion metadata."""
     return lines.select("dt", "source_file", "line_number", "line",

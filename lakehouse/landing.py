@@ -1,0 +1,69 @@
+"""Landing files -> numbered lines the engine can read.
+
+Sail has no `input_file_name`, and its `wholetext` and `binaryFile` readers split
+large files into byte ranges (a 3 MB file came back as two half-files, or twice),
+so neither the file nor the line number of a landing line can come from the
+engine. The lines are numbered here, one pass over each file, and staged as
+Parquet next to the lake; the engine then reads the staged Parquet, which it
+splits correctly, on one machine or a cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lakehouse import storage
+from lakehouse.config import LakehouseConfig
+
+LINES_SCHEMA = pa.schema([
+    pa.field("dt", pa.date32()), pa.field("source_file", pa.string()), pa.field("line_number", pa.int32()),
+    pa.field("line", pa.string()),
+])
+LINES_DDL = "dt date, source_file string, line_number int, line string"
+
+
+def landing_files(config: LakehouseConfig, domain: str, days: Sequence[dt.date],
+                  suffix: str = ".jsonl") -> dict[dt.date, list[str]]:
+    return {day: storage.list_files(config, config.landing_uri(domain, day), suffix=suffix) for day in days}
+
+
+def numbered_lines(day: dt.date, uri: str, text: str) -> pa.Table:
+    """One row per line of the file, numbered from 1; the text after the final newline is not a line."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return pa.table({
+        "dt": pa.array([day] * len(lines), pa.date32()),
+        "source_file": pa.array([uri] * len(lines), pa.string()),
+        "line_number": pa.array(range(1, len(lines) + 1), pa.int32()),
+        "line": pa.array([line.removesuffix("\r") for line in lines], pa.string()),
+    }, schema=LINES_SCHEMA)
+
+
+@contextmanager
+def staged_lines(config: LakehouseConfig, domain: str, files: dict[dt.date, list[str]]) -> Iterator[str | None]:
+    """Stage the files' numbered lines as Parquet under `<root>/_staging/`; yields the folder (None if no files).
+
+    The folder is removed afterwards, whether the write succeeded or not.
+    """
+    folder = f"{config.root}/_staging/{domain}/{uuid.uuid4().hex}"
+    filesystem = storage.filesystem(config)
+    staged = 0
+    try:
+        for day, uris in files.items():
+            for uri in uris:
+                table = numbered_lines(day, uri, storage.read_text(config, uri))
+                path = storage.fs_path(f"{folder}/part-{staged:05d}.parquet")
+                if not config.is_s3:
+                    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+                pq.write_table(table, path, filesystem=filesystem)
+                staged += 1
+        yield folder if staged else None
+    finally:
+        storage.delete_dir(config, folder)
