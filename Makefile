@@ -1,0 +1,70 @@
+# The two commands: `make demo` (set up, run the main job on the embedded lake) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := $(CURDIR)/.lakehouse
+export DAGSTER_HOME ?= $(STATE)/dagster
+export LAKEHOUSE_STATE_DIR ?= $(STATE)
+DEMO_START ?= 2024-01-01
+DEMO_END ?= 2024-01-07
+DEMO_DAYS ?= 7
+BENCH_ROWS ?= 1000000
+BENCH_RUNS ?= 3
+
+.PHONY: help install up down env demo dev test test-fast bench clean
+
+help:
+	@echo "make demo   set up, start the embedded S3, build 7 days of every asset, print a summary"
+	@echo "make test   run the test suite (starts its own S3 and engine)"
+	@echo "make dev    the Dagster UI on http://127.0.0.1:3000"
+	@echo "make up / make down   start / stop the embedded S3 (and the UI if running)"
+	@echo "make env    exports for your shell: eval \"\$$(make -s env)\""
+	@echo "make bench  one events partition of BENCH_ROWS rows, landing -> curated"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.9,<0.14"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: infra/dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp infra/dagster.yaml $@
+
+up: install $(DAGSTER_HOME)/dagster.yaml
+	@$(BIN)/python -m infra.local_s3 start
+
+down:
+	@$(BIN)/python -m infra.dagster_ui stop || true
+	@$(BIN)/python -m infra.local_s3 stop
+
+env: install
+	@$(BIN)/python -m infra.local_s3 env
+	@echo "export DAGSTER_HOME=$(DAGSTER_HOME)"
+
+demo: up
+	$(BIN)/lakehouse generate --start $(DEMO_START) --days $(DEMO_DAYS)
+	@echo "materializing every asset for $(DEMO_START)...$(DEMO_END) in one run (log: $(STATE)/demo-run.log)"
+	@$(BIN)/dagster asset materialize -m orchestration.definitions --select '*' \
+	    --partition-range $(DEMO_START)...$(DEMO_END) > $(STATE)/demo-run.log 2>&1 \
+	    || { grep -vE " (DEBUG|INFO) " $(STATE)/demo-run.log | tail -40; exit 1; }
+	@grep -oE "RUN_SUCCESS.*" $(STATE)/demo-run.log
+	$(BIN)/lakehouse summary
+	@echo
+	@echo "The embedded S3 is still running. Open the UI with: make dev  (http://127.0.0.1:3000)"
+	@echo "Use the lake from your shell with: eval \"\$$(make -s env)\"   Stop everything with: make down"
+
+dev: up
+	$(BIN)/python -m infra.dagster_ui run
+
+test: install
+	$(BIN)/python -m pytest tests
+
+bench: up
+	$(BIN)/python -m benchmarks.events_pipeline --rows $(BENCH_ROWS) --runs $(BENCH_RUNS)
+
+clean: down
+	rm -rf $(STATE)
