@@ -23,6 +23,9 @@ from pathlib import Path
 DEFAULT_PORT = 8333
 DEFAULT_BUCKET = "lakehouse"
 REGION = "us-east-1"
+# Every listening port but S3's is picked free, so that a user's lake and a test session coexist.
+_SERVICE_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+                       "filer.port.grpc", "s3.port.grpc", "iam.port", "debug.port", "mq.agent.port", "mq.broker.port")
 
 
 def state_dir() -> Path:
@@ -121,8 +124,8 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
     # Internal ports are chosen free so that two checkouts (or a test session) can coexist.
     command = [
         _weed_binary(), f"-logdir={directory / 'log'}", "server", f"-dir={directory / 'data'}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={_free_port()}", f"-volume.port={_free_port()}",
-        f"-filer.port={_free_port()}", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *(f"-{flag}={_free_port()}" for flag in _SERVICE_PORT_FLAGS),
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
         "-master.telemetry=false", "-volume.preStopSeconds=1", "-master.resumeState=false",
         f"-filer.localSocket={directory / 'run' / 'filer.sock'}", "-s3", f"-s3.port={port}",
         f"-s3.config={config}", f"-s3.localSocket={directory / 'run' / 's3.sock'}",

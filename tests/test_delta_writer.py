@@ -1,0 +1,171 @@
+"""The Delta writer's promises, on the real S3 server and the real engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from lakehouse.delta import DeltaWriteError, SchemaChangeError, SchemaPolicy, partition_predicate, write_partitions
+from lakehouse.maintenance import TableMaintenance
+
+D1, D2, D3, D4 = (dt.date(2024, 1, day) for day in (1, 2, 3, 4))
+
+
+def frame(spark, days, rows_per_day=3, value="v1", extra=None):
+    """`rows_per_day` rows for each day: id, value, amount DECIMAL(10,2), dt (all non-null in the DataFrame)."""
+    data = [(f"{day}-{i}", value, i, day) for day in days for i in range(rows_per_day)]
+    df = spark.createDataFrame(data, "id string, value string, n int, dt date")
+    df = df.select("id", "value", F.col("n").cast("decimal(10,2)").alias("amount"), "dt")
+    if extra:
+        df = df.withColumn(extra, F.lit("x"))
+    return df
+
+
+def table_rows(spark, uri):
+    return sorted(tuple(row) for row in spark.read.format("delta").load(uri).collect())
+
+
+@pytest.fixture()
+def uri(lake):
+    return lake.table_uri("processed", "test", "items")
+
+
+@pytest.fixture()
+def seeded(spark, lake, uri):
+    """A table with partitions D1..D4."""
+    write_partitions(frame(spark, [D1, D2, D3, D4]), uri, [D1, D2, D3, D4], lake.storage_options)
+    return TableMaintenance(uri, lake.storage_options)
+
+
+def test_partition_write_replaces_exactly_that_partition(spark, lake, uri, seeded):
+    before = seeded.active_files()
+    result = write_partitions(frame(spark, [D2], rows_per_day=5, value="v2"), uri, [D2], lake.storage_options)
+    after = seeded.active_files()
+
+    untouched = {path: day for path, day in before.items() if day != D2.isoformat()}
+    assert {path: day for path, day in after.items() if day != D2.isoformat()} == untouched
+    assert set(untouched) <= set(after)
+    assert not {p for p, day in before.items() if day == D2.isoformat()} & set(after)  # D2's files replaced
+    assert result.rows_per_partition == {D2: 5}
+    counts = {r["dt"]: (r["count"], r["values"]) for r in spark.read.format("delta").load(uri)
+              .groupBy("dt").agg(F.count("*").alias("count"), F.collect_set("value").alias("values")).collect()}
+    assert counts == {D1: (3, ["v1"]), D2: (5, ["v2"]), D3: (3, ["v1"]), D4: (3, ["v1"])}
+
+
+def test_range_write_replaces_exactly_the_range(spark, lake, uri, seeded):
+    before = seeded.active_files()
+    write_partitions(frame(spark, [D2, D3], rows_per_day=1, value="v2"), uri, [D2, D3], lake.storage_options)
+    after = seeded.active_files()
+    outside = {D1.isoformat(), D4.isoformat()}
+    assert {p: d for p, d in after.items() if d in outside} == {p: d for p, d in before.items() if d in outside}
+    values = {(r["dt"], r["value"]) for r in spark.read.format("delta").load(uri).collect()}
+    assert values == {(D1, "v1"), (D2, "v2"), (D3, "v2"), (D4, "v1")}
+
+
+def test_rerun_gives_an_identical_table(spark, lake, uri, seeded):
+    first = table_rows(spark, uri)
+    write_partitions(frame(spark, [D1, D2, D3, D4]), uri, [D1, D2, D3, D4], lake.storage_options)
+    write_partitions(frame(spark, [D3]), uri, [D3], lake.storage_options)
+    assert table_rows(spark, uri) == first
+    assert len(first) == 12
+
+
+def test_rows_outside_target_partitions_are_refused_before_commit(spark, lake, uri, seeded):
+    version = seeded.version()
+    with pytest.raises(DeltaWriteError, match=r"rows outside the target partitions .*2024-01-03: 3 rows"):
+        write_partitions(frame(spark, [D2, D3]), uri, [D2], lake.storage_options)
+    nulls = frame(spark, [D2]).withColumn("dt", F.lit(None).cast("date"))
+    with pytest.raises(DeltaWriteError, match=r"None: 3 rows"):
+        write_partitions(nulls, uri, [D2], lake.storage_options)
+    assert seeded.version() == version
+    assert len(table_rows(spark, uri)) == 12
+
+
+def test_partition_column_of_wrong_type_is_refused(spark, lake, uri, seeded):
+    version = seeded.version()
+    as_string = frame(spark, [D2]).withColumn("dt", F.col("dt").cast("string"))
+    with pytest.raises(DeltaWriteError, match="partition column 'dt' has type string; expected date"):
+        write_partitions(as_string, uri, [D2], lake.storage_options)
+    assert seeded.version() == version
+
+
+@pytest.mark.parametrize("change, message", [
+    ("added", r"added: extra \(schema policy is strict\)"),
+    ("removed", r"removed: value"),
+    ("retyped", r"retyped: amount \(.*decimal\(10,2\).* -> .*double.*\)"),
+])
+def test_schema_changes_are_refused_naming_the_columns(spark, lake, uri, seeded, change, message):
+    version = seeded.version()
+    df = frame(spark, [D2])
+    df = {"added": df.withColumn("extra", F.lit("x")), "removed": df.drop("value"),
+          "retyped": df.withColumn("amount", F.col("amount").cast("double"))}[change]
+    with pytest.raises(SchemaChangeError, match=message):
+        write_partitions(df, uri, [D2], lake.storage_options)
+    assert seeded.version() == version
+    assert [f.name for f in DeltaTable(uri, storage_options=lake.storage_options).schema().fields] == [
+        "id", "value", "amount", "dt"]
+
+
+def test_additive_policy_really_adds_the_column(spark, lake, uri, seeded):
+    result = write_partitions(frame(spark, [D2], extra="extra"), uri, [D2], lake.storage_options,
+                              schema_policy=SchemaPolicy.ADDITIVE)
+    assert result.added_columns == ("extra",)
+    table = spark.read.format("delta").load(uri)
+    assert table.columns == ["id", "value", "amount", "dt", "extra"]
+    by_day = {r["dt"]: r["extra"] for r in table.select("dt", "extra").distinct().collect()}
+    assert by_day == {D1: None, D2: "x", D3: None, D4: None}
+    # Removing a column is still refused under the additive policy.
+    with pytest.raises(SchemaChangeError, match="removed: extra"):
+        write_partitions(frame(spark, [D2]), uri, [D2], lake.storage_options, schema_policy=SchemaPolicy.ADDITIVE)
+
+
+def test_tables_are_created_nullable_with_the_dataframe_schema(spark, lake, uri, seeded):
+    fields = DeltaTable(uri, storage_options=lake.storage_options).schema().fields
+    assert [(f.name, str(f.type), f.nullable) for f in fields] == [
+        ("id", 'PrimitiveType("string")', True), ("value", 'PrimitiveType("string")', True),
+        ("amount", 'PrimitiveType("decimal(10,2)")', True), ("dt", 'PrimitiveType("date")', True)]
+    with_nulls = frame(spark, [D2]).withColumn("value", F.lit(None).cast("string"))
+    write_partitions(with_nulls, uri, [D2], lake.storage_options)
+    assert spark.read.format("delta").load(uri).where("value IS NULL").count() == 3
+
+
+def test_an_empty_partition_is_a_valid_result(spark, lake, uri, seeded):
+    empty = frame(spark, [D2]).where("false")
+    result = write_partitions(empty, uri, [D2], lake.storage_options)
+    assert result.rows_per_partition == {D2: 0}
+    counts = dict(spark.read.format("delta").load(uri).groupBy("dt").count().collect())
+    assert counts == {D1: 3, D3: 3, D4: 3}
+    fresh = lake.table_uri("curated", "test", "empty_from_start")
+    assert write_partitions(empty, fresh, [D1], lake.storage_options).row_count == 0
+    assert spark.read.format("delta").load(fresh).columns == ["id", "value", "amount", "dt"]
+
+
+def test_predicate_is_a_range_when_contiguous_and_a_list_otherwise():
+    assert partition_predicate([D2, D1]) == "dt >= DATE'2024-01-01' AND dt <= DATE'2024-01-02'"
+    assert partition_predicate([D1, D3]) == "dt IN (DATE'2024-01-01', DATE'2024-01-03')"
+    with pytest.raises(DeltaWriteError, match="no target partitions"):
+        partition_predicate([])
+
+
+def test_maintenance_history_vacuum_and_optimize(spark, lake, uri, seeded):
+    replaced = {p for p, day in seeded.active_files().items() if day == D1.isoformat()}
+    write_partitions(frame(spark, [D1], value="v2"), uri, [D1], lake.storage_options)
+    operations = [entry["operation"] for entry in seeded.history()]
+    assert operations[-1] == "CREATE TABLE" and operations.count("WRITE") == 2
+    # Replaced files are only candidates once older than the retention window.
+    assert seeded.vacuum(retention_hours=168, dry_run=True) == []
+    candidates = seeded.vacuum(retention_hours=0, dry_run=True)
+    assert {c.rsplit("/", 1)[-1] for c in candidates} == {p.rsplit("/", 1)[-1] for p in replaced}
+    rows = table_rows(spark, uri)
+    seeded.optimize()
+    assert table_rows(spark, uri) == rows
+
+
+def test_a_local_path_root_works(spark, tmp_path):
+    uri = str(tmp_path / "processed" / "test" / "items")
+    write_partitions(frame(spark, [D1, D2]), uri, [D1, D2], {})
+    write_partitions(frame(spark, [D2], rows_per_day=1), uri, [D2], {})
+    assert dict(spark.read.format("delta").load(uri).groupBy("dt").count().collect()) == {D1: 3, D2: 1}
