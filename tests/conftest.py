@@ -35,7 +35,9 @@ def spark(s3_server):
     """The in-process Sail engine, started after the S3 settings are in the environment."""
     from lakehouse.engine import spark_session
 
-    return spark_session(LakehouseConfig.from_env())
+    session = spark_session(LakehouseConfig.from_env())
+    yield session
+    session.stop()
 
 
 @pytest.fixture()
