@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 
@@ -33,5 +34,7 @@ def spark_session(config: LakehouseConfig) -> SparkSession:
     """A Spark Connect session on the configured engine, in UTC."""
     url = config.spark_remote or _sail_url(config)
     spark = SparkSession.builder.remote(url).getOrCreate()
+    # pyspark asks the server to drop its ML cache at exit; Sail answers "ml command" with an error log.
+    atexit.unregister(spark.client._cleanup_ml_cache)
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     return spark

@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lakehouse import storage
@@ -23,7 +25,7 @@ from lakehouse.config import LakehouseConfig
 
 LINES_SCHEMA = pa.schema([
     pa.field("dt", pa.date32()), pa.field("source_file", pa.string()), pa.field("line_number", pa.int32()),
-    pa.field("line", pa.string()),
+    pa.field("line", pa.large_string()),
 ])
 LINES_DDL = "dt date, source_file string, line_number int, line string"
 
@@ -33,17 +35,23 @@ def landing_files(config: LakehouseConfig, domain: str, days: Sequence[dt.date],
     return {day: storage.list_files(config, config.landing_uri(domain, day), suffix=suffix) for day in days}
 
 
-def numbered_lines(day: dt.date, uri: str, text: str) -> pa.Table:
-    """One row per line of the file, numbered from 1; the text after the final newline is not a line."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return pa.table({
-        "dt": pa.array([day] * len(lines), pa.date32()),
-        "source_file": pa.array([uri] * len(lines), pa.string()),
-        "line_number": pa.array(range(1, len(lines) + 1), pa.int32()),
-        "line": pa.array([line.removesuffix("\r") for line in lines], pa.string()),
-    }, schema=LINES_SCHEMA)
+def numbered_lines(day: dt.date, uri: str, content: bytes) -> pa.Table:
+    """One row per line of the file, numbered from 1; the text after the final newline is not a line.
+
+    Split by Arrow compute: building the array from Python strings is ten times slower.
+    """
+    lines = pc.split_pattern(pa.array([content], pa.large_binary()), b"\n")[0].values
+    if len(lines) and len(lines[-1].as_py()) == 0:
+        lines = lines.slice(0, len(lines) - 1)
+    if b"\r" in content:
+        lines = pc.replace_substring_regex(lines, "\r$", "")
+    count = len(lines)
+    return pa.table([
+        pa.repeat(pa.scalar(day, pa.date32()), count),
+        pa.repeat(pa.scalar(uri, pa.string()), count),
+        pa.array(np.arange(1, count + 1, dtype=np.int32)),
+        lines.cast(pa.large_string()),
+    ], schema=LINES_SCHEMA)
 
 
 @contextmanager
@@ -58,7 +66,7 @@ def staged_lines(config: LakehouseConfig, domain: str, files: dict[dt.date, list
     try:
         for day, uris in files.items():
             for uri in uris:
-                table = numbered_lines(day, uri, storage.read_text(config, uri))
+                table = numbered_lines(day, uri, storage.read_bytes(config, uri))
                 path = storage.fs_path(f"{folder}/part-{staged:05d}.parquet")
                 if not config.is_s3:
                     filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)

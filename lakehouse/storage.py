@@ -50,9 +50,13 @@ def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
         out.write(text.encode())
 
 
-def read_text(config: LakehouseConfig, uri: str) -> str:
+def read_bytes(config: LakehouseConfig, uri: str) -> bytes:
     with filesystem(config).open_input_stream(fs_path(uri)) as stream:
-        return stream.read().decode()
+        return stream.read()
+
+
+def read_text(config: LakehouseConfig, uri: str) -> str:
+    return read_bytes(config, uri).decode()
 
 
 def delete_dir(config: LakehouseConfig, uri: str) -> None:

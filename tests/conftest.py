@@ -46,3 +46,9 @@ def lake(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequ
     name = request.node.name.replace("[", "-").replace("]", "")[:40]
     monkeypatch.setenv("LAKEHOUSE_ROOT", f"s3://lakehouse/tests/{name}-{uuid.uuid4().hex[:8]}")
     return LakehouseConfig.from_env()
+
+
+@pytest.fixture(scope="session", params=["sail"])
+def engine(request: pytest.FixtureRequest):
+    """The engines pure transforms must agree on."""
+    return request.getfixturevalue("spark")
