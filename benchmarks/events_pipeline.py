@@ -74,7 +74,7 @@ def _baseline_run(config) -> float:
 
     started = time.perf_counter()
     files = landing.landing_files(config, "events", [DAY])
-    tables = [landing.numbered_lines(DAY, uri, storage.read_text(config, uri)) for uri in files[DAY]]
+    tables = [landing.numbered_lines(DAY, uri, storage.read_bytes(config, uri)) for uri in files[DAY]]
     write_deltalake(f"{config.root}/baseline/events", pa.concat_tables(tables), partition_by=["dt"],
                     mode="overwrite", storage_options=config.storage_options)
     return time.perf_counter() - started
