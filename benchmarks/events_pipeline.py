@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 DAY = dt.date(2024, 1, 1)
-LAYERS = {"raw": "raw_events", "processed + quarantine": "processed_events",
+LAYERS = {"raw": "raw__events__", "processed + quarantine": "processed__events__",
           "curated (3 tables)": "curated__events__"}
 
 
@@ -73,7 +73,7 @@ def _baseline_run(config) -> float:
     from lakehouse import landing, storage
 
     started = time.perf_counter()
-    files = landing.landing_files(config, "events", [DAY])
+    files = landing.landing_files(config, "events", [DAY], "events")
     tables = [landing.numbered_lines(DAY, uri, storage.read_bytes(config, uri)) for uri in files[DAY]]
     write_deltalake(f"{config.root}/baseline/events", pa.concat_tables(tables), partition_by=["dt"],
                     mode="overwrite", storage_options=config.storage_options)
@@ -90,7 +90,6 @@ def main() -> None:
 
     from lakehouse import storage
     from lakehouse.config import LakehouseConfig
-    from lakehouse.synthetic import write_landing
     from lakehouse.synthetic.events import generate_day
 
     base = os.environ.get("LAKEHOUSE_ROOT", "s3://lakehouse").rstrip("/") + f"/_bench/{uuid.uuid4().hex[:8]}"
@@ -98,7 +97,7 @@ def main() -> None:
     source = LakehouseConfig.from_env()
     started = time.perf_counter()
     generated = generate_day(DAY, args.rows)
-    write_landing(source, "events", DAY, generated.files, generated.record)
+    generated.write(source, "events")
     print(f"generated {args.rows:,} landing lines in {time.perf_counter() - started:.1f} s "
           f"({generated.record['files']} files); lake {base}")
 

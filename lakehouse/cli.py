@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import os
 import sys
 
 from lakehouse.config import LakehouseConfig
 
+GENERATORS = {"events": "lakehouse.synthetic.events"}
 DEFAULT_ROWS = {"events": 5_000}
 
 
@@ -18,16 +20,15 @@ def _days(start: str, count: int) -> list[dt.date]:
 
 
 def generate(args: argparse.Namespace) -> int:
-    from lakehouse.synthetic import write_landing
-    from lakehouse.synthetic.events import generate_day
-
     config = LakehouseConfig.from_env()
-    rows = args.rows or int(os.environ.get("LAKEHOUSE_EVENTS_PER_DAY", DEFAULT_ROWS["events"]))
-    for day in _days(args.start, args.days):
-        generated = generate_day(day, rows, seed=args.seed)
-        files = write_landing(config, "events", day, generated.files, generated.record)
-        bad = ", ".join(f"{kind} {count}" for kind, count in generated.record["bad"].items())
-        print(f"events {day}: {generated.record['lines']} lines in {len(files)} file(s); bad: {bad}")
+    for domain in args.domain or list(GENERATORS):
+        generate_day = importlib.import_module(GENERATORS[domain]).generate_day
+        rows = args.rows or int(os.environ.get(f"LAKEHOUSE_{domain.upper()}_PER_DAY", DEFAULT_ROWS[domain]))
+        for day in _days(args.start, args.days):
+            generated = generate_day(day, rows, seed=args.seed)
+            files = generated.write(config, domain)
+            bad = ", ".join(f"{kind} {count}" for kind, count in generated.record["bad"].items())
+            print(f"{domain} {day}: {generated.record['lines']} lines in {len(files)} file(s); bad: {bad}")
     return 0
 
 
@@ -36,19 +37,22 @@ def summary(args: argparse.Namespace) -> int:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    from orchestration.definitions import DOMAIN_DATASETS
+    from orchestration.definitions import DATASETS
 
     config = LakehouseConfig.from_env()
     rows = []
-    for dataset in DOMAIN_DATASETS:
-        uri = config.table_uri(dataset.layer, dataset.domain, dataset.name)
+    tables = [(d.domain, d.name, d.layer) for d in DATASETS]
+    tables += [(d.domain, d.name, "quarantine") for d in DATASETS if d.has_quarantine]
+    order = ("raw", "processed", "quarantine", "curated")
+    for domain, name, layer in sorted(tables, key=lambda table: (table[0], order.index(table[2]), table[1])):
+        uri = config.table_uri(layer, domain, name)
         if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
-            rows.append((f"{dataset.domain}.{dataset.name}", dataset.layer, "-", "missing"))
+            rows.append((f"{domain}.{name}", layer, "-", "missing"))
             continue
         actions = pa.table(DeltaTable(uri, storage_options=config.storage_options).get_add_actions(flatten=True))
         partitions = sorted({str(day) for day in actions.column("partition.dt").to_pylist()})
         span = f"{len(partitions)} ({partitions[0]}..{partitions[-1]})" if partitions else "0"
-        rows.append((f"{dataset.domain}.{dataset.name}", dataset.layer, span,
+        rows.append((f"{domain}.{name}", layer, span,
                      str(sum(n or 0 for n in actions.column("num_records").to_pylist()))))
     print_table(("dataset", "layer", "partitions", "rows"), rows)
     return 0
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write synthetic landing files for some days")
+    gen.add_argument("--domain", action="append", choices=sorted(GENERATORS),
+                     help="a domain to generate (repeatable; default: all)")
     gen.add_argument("--start", default=os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
     gen.add_argument("--days", type=int, default=7)
     gen.add_argument("--rows", type=int, default=None, help="lines per day (default LAKEHOUSE_EVENTS_PER_DAY or 5000)")

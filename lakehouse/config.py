@@ -6,6 +6,7 @@
 | LAKEHOUSE_SPARK_REMOTE | unset = in-process Sail | a Spark Connect URL, e.g. sc://spark:15002 |
 | LAKEHOUSE_START_DATE | 2024-01-01 | first daily partition |
 | LAKEHOUSE_STATE_DIR | .lakehouse | local state: embedded S3 data, credentials, Dagster home |
+| LAKEHOUSE_TOKEN_KEY | generated into the state dir | key of the deterministic tokenization of personal data |
 | AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP | embedded S3 | S3 access |
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +58,17 @@ class LakehouseConfig:
     def storage_options(self) -> dict[str, str]:
         """delta-rs storage options (the same names as the environment)."""
         return dict(self.storage_env)
+
+    def token_key(self) -> str:
+        """The tokenization key: from the environment, else generated once for this machine (never printed)."""
+        if os.environ.get("LAKEHOUSE_TOKEN_KEY"):
+            return os.environ["LAKEHOUSE_TOKEN_KEY"]
+        path = self.state_dir / "token.key"
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def table_uri(self, layer: str, domain: str, dataset: str) -> str:
         if layer not in LAYERS:

@@ -1,22 +1,48 @@
-"""The declaration of a dataset: what a data engineer writes to add one to the lake."""
+"""The declaration of a dataset: what a data engineer writes to add one to the lake.
+
+Everything else follows from it: the Dagster asset, the Delta table at
+`<root>/<layer>/<domain>/<name>`, its quarantine table, the protection of its
+personal data, its residency rule and the metadata shown in the UI.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
 from pyspark.sql import DataFrame
 
 from lakehouse.delta import SchemaPolicy
 
+LAYERS = ("raw", "processed", "curated")
+QUARANTINE_REASON = "quarantine_reason"
+
+
+class Classification(str, Enum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+
+class Protection(str, Enum):
+    TOKENIZE = "tokenize"  # keyed deterministic hash: joins still work
+    MASK = "mask"  # partly hidden, for display; not joinable
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """A daily-partitioned Delta table at `<root>/<layer>/<domain>/<name>`.
+    """A daily-partitioned Delta table.
 
-    `transform` receives the upstream tables' rows for the partitions being built,
-    as keyword arguments named after the upstream datasets, and returns the rows
-    to write (with a DATE column `dt`).
+    Raw datasets name the `landing` source whose files they ingest (file names
+    `<landing>-NNNNN.<ext>` under `landing/<domain>/dt=YYYY-MM-DD/`). Other
+    datasets name a `transform` that receives the upstream tables' rows for the
+    partitions being built (one upstream: as its argument; several: as keyword
+    arguments named after the upstream datasets), and returns the rows to write with a DATE column `dt`. When
+    `quarantine` is set the transform may add a `quarantine_reason` column: rows
+    with a reason go to `quarantine/<domain>/<name>` instead, and columns whose
+    names start with `_` are carried into the quarantine record only.
     """
 
     name: str
@@ -26,19 +52,56 @@ class Dataset:
     owner: str
     transform: Callable[..., DataFrame] | None = None
     upstream: tuple[str, ...] = ()  # "layer/domain/name"
+    landing: str | None = None
+    landing_format: str = "jsonl"
     primary_key: tuple[str, ...] = ()
+    deduplicate_on: tuple[str, ...] = ()  # keep the first row per key and partition (by source line)
     schema_policy: SchemaPolicy = SchemaPolicy.STRICT
+    quarantine: bool = False
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
+    classification: dict[str, Classification] = field(default_factory=dict)  # unlisted columns: internal
+    personal_data: dict[str, Protection] = field(default_factory=dict)
+    subject_columns: tuple[str, ...] = ()  # who a row is about, for erasure
+    tenant_column: str | None = None
+    region_column: str | None = None
+    allowed_regions: tuple[str, ...] = ()  # empty: any region
+    retention_days: int = 365
+    partitioning: str = "daily"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.layer not in LAYERS:
+            problems.append(f"layer must be one of {LAYERS}")
+        if self.partitioning != "daily":
+            problems.append("only daily partitioning (by dt) is supported")
+        if self.layer == "raw" and not self.landing:
+            problems.append("a raw dataset names the landing source it ingests")
+        if self.layer != "raw" and self.transform is None:
+            problems.append("a processed or curated dataset needs a transform")
+        if self.layer != "raw" and not self.upstream:
+            problems.append("a processed or curated dataset needs upstream datasets")
+        if self.allowed_regions and not self.region_column:
+            problems.append("allowed_regions needs a region_column")
+        if problems:
+            raise ValueError(f"dataset {self.path}: " + "; ".join(problems))
 
     @property
     def path(self) -> str:
         return f"{self.layer}/{self.domain}/{self.name}"
 
     @property
+    def quarantine_path(self) -> str:
+        return f"quarantine/{self.domain}/{self.name}"
+
+    @property
+    def has_quarantine(self) -> bool:
+        return self.quarantine or bool(self.allowed_regions)
+
+    @property
     def key_path(self) -> list[str]:
         return [self.layer, self.domain, self.name]
 
-
-def split_path(path: str) -> tuple[str, str, str]:
-    layer, domain, name = path.split("/")
-    return layer, domain, name
+    def classification_of(self, column: str) -> Classification:
+        if column in self.personal_data:
+            return self.classification.get(column, Classification.RESTRICTED)
+        return self.classification.get(column, Classification.INTERNAL)

@@ -155,7 +155,10 @@ def write_partitions(
     else:
         DeltaTable.create(uri, schema=incoming, partition_by=[PARTITION_COLUMN], storage_options=storage_options)
         columns = incoming.names
-    (df.select(*columns).write.format("delta").mode("overwrite")
+    # Casting to the declared types is a no-op on Spark; on Sail it turns string views (which
+    # e.g. substring_index yields) back into the strings its partition overwrite expects.
+    declared = {f.name: f.dataType for f in df.schema.fields}
+    (df.select(*[F.col(name).cast(declared[name]) for name in columns]).write.format("delta").mode("overwrite")
        .option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN).save(uri))
     table = DeltaTable(uri, storage_options=storage_options)
     return WriteResult(uri=uri, version=table.version(), partitions=partitions,

@@ -30,9 +30,14 @@ LINES_SCHEMA = pa.schema([
 LINES_DDL = "dt date, source_file string, line_number int, line string"
 
 
-def landing_files(config: LakehouseConfig, domain: str, days: Sequence[dt.date],
-                  suffix: str = ".jsonl") -> dict[dt.date, list[str]]:
-    return {day: storage.list_files(config, config.landing_uri(domain, day), suffix=suffix) for day in days}
+def landing_files(config: LakehouseConfig, domain: str, days: Sequence[dt.date], source: str,
+                  extension: str = "jsonl") -> dict[dt.date, list[str]]:
+    """The `<source>-*.<extension>` files of each day's landing folder."""
+    found = {}
+    for day in days:
+        uris = storage.list_files(config, config.landing_uri(domain, day), suffix=f".{extension}")
+        found[day] = [uri for uri in uris if uri.rsplit("/", 1)[-1].startswith(f"{source}-")]
+    return found
 
 
 def numbered_lines(day: dt.date, uri: str, content: bytes) -> pa.Table:

@@ -1,17 +1,15 @@
 """The Dagster code location: every domain's assets, the lake resource, jobs and schedules."""
 
-from __future__ import annotations
-
 import dagster as dg
 
-from assets.events import EVENTS_ASSETS, EVENTS_DATASETS
+from assets import events
 from orchestration.resources import LakeResource
 
-DOMAINS = {"events": EVENTS_ASSETS}
-DOMAIN_DATASETS = [*EVENTS_DATASETS]
+DOMAINS = {"events": events}
+DATASETS = [dataset for module in DOMAINS.values() for dataset in module.DATASETS]
 
 
-def domain_job(domain: str) -> dg.UnresolvedAssetJobDefinition:
+def domain_job(domain: str):
     return dg.define_asset_job(f"{domain}_daily", selection=dg.AssetSelection.groups(domain),
                                description=f"Every {domain} asset for one daily partition (or a range).")
 
@@ -19,7 +17,7 @@ def domain_job(domain: str) -> dg.UnresolvedAssetJobDefinition:
 JOBS = [domain_job(domain) for domain in DOMAINS]
 
 defs = dg.Definitions(
-    assets=[asset for assets in DOMAINS.values() for asset in assets],
+    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS],
     jobs=JOBS,
     # Each day's partition is built once the day has ended.
     schedules=[dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS],

@@ -1,15 +1,18 @@
-"""Turns dataset declarations into Dagster assets; the shared mechanics every domain uses."""
-
+"""Turns dataset declarations into Dagster assets: the mechanics every domain shares, written once."""
 
 import datetime as dt
 import os
+from collections.abc import Iterable
 
 import dagster as dg
+from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from lakehouse.datasets import Dataset
+from lakehouse import landing
+from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
 from orchestration.resources import LakeResource
+from transforms import common
 
 DAILY = dg.DailyPartitionsDefinition(start_date=os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
 SINGLE_RUN = dg.BackfillPolicy.single_run()
@@ -21,23 +24,31 @@ def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
 
 
 def pool_for(path: str) -> str:
-    """One pool per table: writers to one table never run at once (limit set in dagster.yaml)."""
+    """One pool per writing step; `infra/dagster.yaml` limits every pool to one at a time."""
     return "delta-" + path.replace("/", "-")
 
 
-def column_schema(schema: T.StructType, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
-    descriptions = descriptions or {}
+def column_schema(schema: T.StructType, dataset: Dataset | None = None) -> dg.TableSchema:
+    def tags(name: str) -> dict[str, str]:
+        if dataset is None:
+            return {}
+        found = {"classification": dataset.classification_of(name).value}
+        if name in dataset.personal_data:
+            found["protection"] = dataset.personal_data[name].value
+        return found
+
     return dg.TableSchema(columns=[
-        dg.TableColumn(name=f.name, type=f.dataType.simpleString(), description=descriptions.get(f.name))
+        dg.TableColumn(name=f.name, type=f.dataType.simpleString(),
+                       description=dataset.columns.get(f.name) if dataset else None, tags=tags(f.name))
         for f in schema.fields
     ])
 
 
-def write_metadata(result: WriteResult, schema: T.StructType, descriptions: dict[str, str] | None = None) -> dict:
+def write_metadata(result: WriteResult, schema: T.StructType, dataset: Dataset | None = None) -> dict:
     return {
         "dagster/row_count": result.row_count,
         "dagster/uri": result.uri,
-        "dagster/column_schema": column_schema(schema, descriptions),
+        "dagster/column_schema": column_schema(schema, dataset),
         "delta_version": result.version,
         "partitions_written": ", ".join(day.isoformat() for day in result.partitions),
         "rows_per_partition": {day.isoformat(): rows for day, rows in result.rows_per_partition.items()},
@@ -45,37 +56,113 @@ def write_metadata(result: WriteResult, schema: T.StructType, descriptions: dict
     }
 
 
-def dataset_spec(dataset: Dataset, deps: list | None = None) -> dg.AssetSpec:
-    """The asset's identity in the UI: key = layer/domain/name, grouped by domain, tagged by layer."""
+def landing_spec(domain: str, source: str, owner: str) -> dg.AssetSpec:
     return dg.AssetSpec(
-        key=dataset.key_path,
-        deps=deps if deps is not None else [dg.AssetKey(path.split("/")) for path in dataset.upstream],
-        description=dataset.description,
-        group_name=dataset.domain,
-        owners=[dataset.owner],
-        tags={"layer": dataset.layer, "domain": dataset.domain},
-        kinds={"delta", "spark"},
-        partitions_def=DAILY,
+        key=["landing", domain, source], group_name=domain, owners=[owner], kinds={"s3"}, partitions_def=DAILY,
+        tags={"layer": "landing", "domain": domain},
+        description=f"Files `{source}-*` dropped by upstream systems (or the synthetic generator) "
+                    f"under landing/{domain}/dt=YYYY-MM-DD/.",
     )
 
 
-def run_attributes(dataset: Dataset) -> dict:
-    """How the dataset's step runs: whole partition ranges in one run, one writer per table at a time."""
-    return dict(partitions_def=DAILY, backfill_policy=SINGLE_RUN, pool=pool_for(dataset.path))
+def _declared_metadata(dataset: Dataset) -> dict:
+    return {
+        "layer": dataset.layer,
+        "primary_key": list(dataset.primary_key),
+        "schema_policy": dataset.schema_policy.value,
+        "retention_days": dataset.retention_days,
+        "classification": {c: v.value for c, v in dataset.classification.items()},
+        "personal_data": {c: v.value for c, v in dataset.personal_data.items()},
+        "subject_columns": list(dataset.subject_columns),
+        "tenant_column": dataset.tenant_column or "",
+        "region_column": dataset.region_column or "",
+        "allowed_regions": list(dataset.allowed_regions),
+    }
+
+
+def _spec(dataset: Dataset, key: list[str], layer: str, description: str, deps: list) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=key, deps=deps, description=description, group_name=dataset.domain, owners=[dataset.owner],
+        tags={"layer": layer, "domain": dataset.domain}, kinds={"delta", "spark"}, partitions_def=DAILY,
+        metadata=_declared_metadata(dataset),
+    )
+
+
+def dataset_specs(dataset: Dataset) -> list[dg.AssetSpec]:
+    """The dataset's asset, and its quarantine table's when it has one."""
+    deps = ([dg.AssetKey(["landing", dataset.domain, dataset.landing])] if dataset.layer == "raw"
+            else [dg.AssetKey(path.split("/")) for path in dataset.upstream])
+    specs = [_spec(dataset, dataset.key_path, dataset.layer, dataset.description, deps)]
+    if dataset.has_quarantine:
+        specs.append(_spec(dataset, dataset.quarantine_path.split("/"), "quarantine",
+                           f"Rows of {dataset.path} refused by its rules, with the reason and the run.", deps))
+    return specs
+
+
+def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset, days: list[dt.date]):
+    files = landing.landing_files(lake.config, dataset.domain, days, dataset.landing, dataset.landing_format)
+    file_count = sum(map(len, files.values()))
+    context.log.info(f"{file_count} landing files of {dataset.landing} for {len(days)} partition(s)")
+    with landing.staged_lines(lake.config, dataset.domain, files) as folder:
+        lines = lake.spark.read.parquet(folder) if folder else lake.spark.createDataFrame([], landing.LINES_DDL)
+        raw = common.raw_lines(lines, context.run_id, dt.datetime.now(dt.timezone.utc))
+        result = lake.write(dataset.path, raw, days, dataset.schema_policy)
+    yield dg.MaterializeResult(asset_key=dataset.key_path, metadata={
+        **write_metadata(result, raw.schema, dataset), "landing_files": file_count})
+
+
+def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
+    declared = [c for c in (dataset.tenant_column, dataset.region_column, *dataset.subject_columns,
+                            *dataset.primary_key) if c]
+    missing = [c for c in declared if c not in df.columns]
+    if missing:
+        raise ValueError(f"{dataset.path} declares columns its transform does not produce: {missing}")
+
+
+def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset, days: list[dt.date]):
+    inputs = {path.split("/")[-1]: lake.read(path, days) for path in dataset.upstream}
+    output = dataset.transform(*inputs.values()) if len(inputs) == 1 else dataset.transform(**inputs)
+    if dataset.allowed_regions:
+        output = common.require_region(output, dataset.region_column, dataset.allowed_regions)
+    if QUARANTINE_REASON in output.columns and not dataset.has_quarantine:
+        raise ValueError(f"{dataset.path} produces {QUARANTINE_REASON} but declares no quarantine")
+    accepted = common.accepted_rows(output)
+    _check_declared_columns(dataset, accepted)
+    extra: dict = {}
+    if dataset.deduplicate_on:
+        before = accepted.count()
+        accepted = common.deduplicate(accepted, dataset.deduplicate_on)
+    if dataset.personal_data:
+        accepted = common.protect(accepted, dataset.personal_data, lake.config.token_key())
+    written = lake.write(dataset.path, accepted, days, dataset.schema_policy)
+    if dataset.deduplicate_on:
+        extra["duplicates_removed"] = before - written.row_count
+    results = []
+    if dataset.has_quarantine:
+        rejected = common.quarantine_records(output, context.run_id, dt.datetime.now(dt.timezone.utc))
+        held = lake.write(dataset.quarantine_path, rejected, days)
+        extra["quarantined_rows"] = held.row_count
+        results.append(dg.MaterializeResult(asset_key=dataset.quarantine_path.split("/"),
+                                            metadata=write_metadata(held, rejected.schema)))
+    yield dg.MaterializeResult(asset_key=dataset.key_path,
+                               metadata={**write_metadata(written, accepted.schema, dataset), **extra})
+    yield from results
 
 
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:
-    """An asset that reads its upstream tables for the run's partitions, transforms and writes them."""
-    if dataset.transform is None:
-        raise ValueError(f"{dataset.path} declares no transform")
-    upstream = {path.split("/")[-1]: path for path in dataset.upstream}
+    """The asset that builds the dataset's partitions (and its quarantine's) in one step."""
+    build = _ingest if dataset.layer == "raw" else _derive
 
-    @dg.multi_asset(specs=[dataset_spec(dataset)], name=dataset.path.replace("/", "__"), **run_attributes(dataset))
-    def _materialize(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        days = partition_days(context)
-        inputs = {name: lake.read(path, days) for name, path in upstream.items()}
-        output = dataset.transform(**inputs)
-        result = lake.write(dataset.path, output, days, dataset.schema_policy)
-        return dg.MaterializeResult(metadata=write_metadata(result, output.schema, dataset.columns))
+    @dg.multi_asset(specs=dataset_specs(dataset), name=dataset.path.replace("/", "__"), partitions_def=DAILY,
+                    backfill_policy=SINGLE_RUN, pool=pool_for(dataset.path))
+    def _materialize(context: dg.AssetExecutionContext, lake: LakeResource):
+        yield from build(context, lake, dataset, partition_days(context))
 
     return _materialize
+
+
+def domain_assets(datasets: Iterable[Dataset]) -> list:
+    """A domain's assets: one per dataset, plus the landing sources its raw datasets read."""
+    datasets = list(datasets)
+    sources = {(d.domain, d.landing, d.owner) for d in datasets if d.layer == "raw"}
+    return [*(landing_spec(*source) for source in sorted(sources)), *(dataset_asset(d) for d in datasets)]

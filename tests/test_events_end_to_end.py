@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.synthetic import read_record, write_landing
+from lakehouse.synthetic import read_record
 from lakehouse.synthetic.events import generate_day
 
 DAYS = [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
@@ -32,7 +32,7 @@ def instance(tmp_path):
 def landed(lake):
     for day in DAYS:
         generated = generate_day(day, ROWS)
-        write_landing(lake, "events", day, generated.files, generated.record)
+        generated.write(lake, "events")
     return {day: read_record(lake, "events", day) for day in DAYS}
 
 

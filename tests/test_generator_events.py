@@ -39,7 +39,7 @@ def classify(lines: list[str]) -> Counter:
 
 def test_the_record_matches_the_lines_written():
     generated = generate_day(DAY, 10_000)
-    lines = [line for file in generated.files for line in file]
+    lines = [line for file in generated.sources["events"] for line in file]
     kinds = classify(lines)
     record = generated.record
     assert record["lines"] == len(lines) == 10_000
@@ -50,13 +50,13 @@ def test_the_record_matches_the_lines_written():
 
 
 def test_generation_is_deterministic_per_day_and_seed():
-    assert generate_day(DAY, 500).files == generate_day(DAY, 500).files
-    assert generate_day(DAY, 500).files != generate_day(DAY + dt.timedelta(days=1), 500).files
-    assert generate_day(DAY, 500, seed=1).files != generate_day(DAY, 500, seed=2).files
+    assert generate_day(DAY, 500).sources == generate_day(DAY, 500).sources
+    assert generate_day(DAY, 500).sources != generate_day(DAY + dt.timedelta(days=1), 500).sources
+    assert generate_day(DAY, 500, seed=1).sources != generate_day(DAY, 500, seed=2).sources
 
 
 def test_distributions_look_like_a_real_platform():
-    events = [json.loads(line) for line in generate_day(DAY, 20_000, bad_share=0).files[0]]
+    events = [json.loads(line) for line in generate_day(DAY, 20_000, bad_share=0).sources["events"][0]]
     types = Counter(e["eventType"] for e in events)
     assert set(types) == set(EVENT_TYPES)
     assert types["system.health.check"] > types["user.registered"] * 3
@@ -71,5 +71,5 @@ def test_distributions_look_like_a_real_platform():
 def test_large_days_are_split_into_several_files(monkeypatch):
     monkeypatch.setattr("lakehouse.synthetic.events.LINES_PER_FILE", 1_000)
     generated = generate_day(DAY, 2_500)
-    assert [len(f) for f in generated.files] == [1_000, 1_000, 500]
+    assert [len(f) for f in generated.sources["events"]] == [1_000, 1_000, 500]
     assert generated.record["files"] == 3

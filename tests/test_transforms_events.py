@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from transforms import common
 from transforms import events as t
 
 DAY = dt.date(2024, 1, 2)
@@ -28,7 +29,8 @@ LINES = [
     event(),                                                            # 1 valid
     event(),                                                            # 2 duplicate of line 1
     event(UUIDS[1], "user.registered", "2024-01-01T23:59:59.500Z",      # 3 valid, late (previous day)
-          data={"payload": {"email": "a@example.com"}, "metadata": {}}),
+          data={"payload": {"email": "a@example.com", "firstName": "Ada", "source": "web"},
+                "metadata": {"ipAddress": "10.1.2.3", "userAgent": "curl"}}),
     '{"eventId":"' + UUIDS[2] + '","eventType":"order.cr',              # 4 malformed
     event(UUIDS[2], timestamp=None),                                    # 5 missing timestamp
     event(UUIDS[2], ts="2024-13-45T25:61:00Z"),                         # 6 invalid timestamp
@@ -53,44 +55,55 @@ def test_parse_assigns_the_first_broken_rule(raw):
                        6: "invalid_timestamp", 7: "invalid_event_id", 8: "unknown_event_type", 9: None}
 
 
+def processed(raw):
+    return common.deduplicate(common.accepted_rows(t.parse_events(raw)), ["event_id"])
+
+
 def test_processed_deduplicates_types_and_flags_late_events(raw):
-    rows = {r["line_number"]: r for r in t.processed_events(t.parse_events(raw)).collect()}
+    rows = {r["line_number"]: r for r in processed(raw).collect()}
     assert sorted(rows) == [1, 3, 9]  # line 2 repeats line 1's eventId; the first line wins
+    assert "_line" not in processed(raw).columns and "quarantine_reason" not in processed(raw).columns
     assert rows[1]["event_ts"] == dt.datetime(2024, 1, 2, 10, 15)
     assert rows[9]["event_ts"] == dt.datetime(2024, 1, 2, 10, 0)  # +02:00 normalized to UTC
     assert [rows[n]["is_late"] for n in (1, 3, 9)] == [False, True, False]
     assert rows[3]["event_date"] == dt.date(2024, 1, 1) and rows[3]["dt"] == DAY
-    assert json.loads(rows[3]["payload"]) == {"email": "a@example.com"}
     assert rows[1]["tenant_id"] == "tenant-acme" and rows[1]["region"] == "eu-west-1"
+
+
+def test_personal_fields_are_lifted_out_of_the_json(raw):
+    row = processed(raw).where("line_number = 3").first()
+    assert (row["email"], row["first_name"], row["ip_address"]) == ("a@example.com", "Ada", "10.1.2.3")
+    assert json.loads(row["payload"]) == {"email": None, "firstName": None, "source": "web"}
+    assert json.loads(row["metadata"]) == {"ipAddress": None, "userAgent": "curl"}
 
 
 def test_quarantine_keeps_the_line_and_reason(raw):
     stamp = dt.datetime(2024, 1, 3, 0, 0)
-    rows = t.quarantined_events(t.parse_events(raw), "run-1", stamp).orderBy("line_number").collect()
+    rows = common.quarantine_records(t.parse_events(raw), "run-1", stamp).orderBy("line_number").collect()
     assert [(r["line_number"], r["reason"]) for r in rows] == [
         (4, "malformed_json"), (5, "missing_required_field:timestamp"), (6, "invalid_timestamp"),
         (7, "invalid_event_id"), (8, "unknown_event_type")]
-    assert rows[0]["line"] == LINES[3] and {r["run_id"] for r in rows} == {"run-1"}
+    assert json.loads(rows[0]["record"])["line"] == LINES[3] and {r["run_id"] for r in rows} == {"run-1"}
     # every input line is accounted for: processed + duplicates + quarantined
     assert 3 + 1 + len(rows) == len(LINES)
 
 
 def test_raw_keeps_every_line_with_ingestion_metadata(raw):
     stamp = dt.datetime(2024, 1, 3, 1, 2, 3)
-    rows = t.raw_events(raw, "run-7", stamp).collect()
+    rows = common.raw_lines(raw, "run-7", stamp).collect()
     assert len(rows) == len(LINES)
     assert {(r["run_id"], r["ingested_at"]) for r in rows} == {("run-7", stamp)}
     assert [r["line"] for r in sorted(rows, key=lambda r: r["line_number"])] == LINES
 
 
 def test_curated_aggregates(raw):
-    processed = t.processed_events(t.parse_events(raw))
+    events = processed(raw)
     hourly = {(r["event_hour"], r["event_type"]): (r["event_count"], r["unique_users"])
-              for r in t.hourly_event_counts(processed).collect()}
+              for r in t.hourly_event_counts(events).collect()}
     assert hourly == {(dt.datetime(2024, 1, 2, 10), "order.created"): (2, 1),
                       (dt.datetime(2024, 1, 1, 23), "user.registered"): (1, 1)}
-    dau = [tuple(r) for r in t.daily_active_users(processed).collect()]
+    dau = [tuple(r) for r in t.daily_active_users(events).collect()]
     assert dau == [(DAY, 1, 1, 3, 1)]
     revenue = {r["currency"]: (r["orders"], r["revenue"], r["orders_without_amount"])
-               for r in t.daily_order_revenue(processed).collect()}
+               for r in t.daily_order_revenue(events).collect()}
     assert revenue == {"EUR": (1, Decimal("12.50"), 0), "USD": (1, Decimal("7.25"), 0)}

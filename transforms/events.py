@@ -8,26 +8,20 @@ partition they arrived in and are flagged `is_late`.
 
 from __future__ import annotations
 
-import datetime as dt
-
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 EVENT_TYPES = ("user.registered", "order.created", "system.health.check", "integration.webhook.received",
                "ml.model.inference")
 REQUIRED_FIELDS = ("eventId", "eventType", "timestamp", "data")
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+PAYLOAD_PERSONAL = ("email", "firstName", "lastName")
+METADATA_PERSONAL = ("ipAddress",)
 ENVELOPE = {  # processed column: envelope field
     "event_id": "eventId", "event_type": "eventType", "event_source": "eventSource", "version": "version",
     "correlation_id": "correlationId", "user_id": "userId", "session_id": "sessionId",
     "environment": "environment", "region": "region", "tenant_id": "tenantId",
 }
-
-
-def raw_events(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFrame:
-    """Every landing line, unparsed, with ingestion metadata."""
-    return lines.select("dt", "source_file", "line_number", "line",
-                        F.lit(ingested_at).cast("timestamp").alias("ingested_at"), F.lit(run_id).alias("run_id"))
 
 
 def _reason(envelope: Column, timestamp: Column) -> Column:
@@ -43,37 +37,40 @@ def _reason(envelope: Column, timestamp: Column) -> Column:
     )
 
 
+def _without(json_text: Column, fields: tuple[str, ...]) -> Column:
+    """The JSON text with the string values of `fields` replaced by null (no back-references: portable)."""
+    for name in fields:
+        json_text = F.regexp_replace(json_text, f'"{name}":"(?:[^"\\\\]|\\\\.)*"', f'"{name}":null')
+    return json_text
+
+
 def parse_events(raw: DataFrame) -> DataFrame:
-    """Typed event columns plus `quarantine_reason` (null when the line is a valid event)."""
+    """Typed events plus `quarantine_reason` (null for a valid event); `_line` keeps the line for quarantine.
+
+    Personal fields of the payload and metadata are lifted into their own columns
+    (so that their declared protection applies) and nulled inside the JSON.
+    """
     envelope = F.from_json("line", "map<string,string>")
     parsed = raw.select("dt", "source_file", "line_number", "line", envelope.alias("envelope"))
     timestamp = F.expr("try_to_timestamp(envelope['timestamp'])")
+    data = F.col("envelope").getItem("data")
+    payload, metadata = F.get_json_object(data, "$.payload"), F.get_json_object(data, "$.metadata")
     return parsed.select(
         "dt",
         *[F.col("envelope").getItem(field).alias(column) for column, field in ENVELOPE.items()],
         timestamp.alias("event_ts"),
-        F.get_json_object(F.col("envelope").getItem("data"), "$.payload").alias("payload"),
-        F.get_json_object(F.col("envelope").getItem("data"), "$.metadata").alias("metadata"),
-        "source_file", "line_number", "line",
+        F.to_date(timestamp).alias("event_date"),
+        (F.to_date(timestamp) < F.col("dt")).alias("is_late"),
+        _without(payload, PAYLOAD_PERSONAL).alias("payload"),
+        _without(metadata, METADATA_PERSONAL).alias("metadata"),
+        F.get_json_object(payload, "$.email").alias("email"),
+        F.get_json_object(payload, "$.firstName").alias("first_name"),
+        F.get_json_object(payload, "$.lastName").alias("last_name"),
+        F.get_json_object(metadata, "$.ipAddress").alias("ip_address"),
+        "source_file", "line_number",
+        F.col("line").alias("_line"),
         _reason(F.col("envelope"), timestamp).alias("quarantine_reason"),
     )
-
-
-def processed_events(parsed: DataFrame) -> DataFrame:
-    """Valid events, one per eventId per partition (the first line that carried it wins)."""
-    first = Window.partitionBy("dt", "event_id").orderBy("source_file", "line_number")
-    valid = parsed.where(F.col("quarantine_reason").isNull())
-    return (valid.withColumn("occurrence", F.row_number().over(first)).where("occurrence = 1")
-            .select("dt", *ENVELOPE, "event_ts", F.to_date("event_ts").alias("event_date"),
-                    (F.to_date("event_ts") < F.col("dt")).alias("is_late"),
-                    "payload", "metadata", "source_file", "line_number"))
-
-
-def quarantined_events(parsed: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
-    """Lines that cannot become a valid event, with the reason."""
-    return (parsed.where(F.col("quarantine_reason").isNotNull())
-            .select("dt", "source_file", "line_number", "line", F.col("quarantine_reason").alias("reason"),
-                    F.lit(run_id).alias("run_id"), F.lit(quarantined_at).cast("timestamp").alias("quarantined_at")))
 
 
 def hourly_event_counts(events: DataFrame) -> DataFrame:

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+from dataclasses import dataclass, field
 
 from lakehouse import storage
 from lakehouse.config import LakehouseConfig
+
+
+@dataclass
+class GeneratedDay:
+    """One day of one domain's landing data: lines per file per source, and what was written."""
+
+    day: dt.date
+    sources: dict[str, list[list[str]]]
+    record: dict = field(default_factory=dict)
+    extension: str = "jsonl"
+
+    def write(self, config: LakehouseConfig, domain: str) -> list[str]:
+        return write_landing(config, domain, self.day, self.sources, self.record, self.extension)
 
 
 def record_uri(config: LakehouseConfig, domain: str, day: dt.date) -> str:
@@ -15,16 +30,17 @@ def record_uri(config: LakehouseConfig, domain: str, day: dt.date) -> str:
     return f"{config.root}/landing/_generator/{domain}/dt={day.isoformat()}.json"
 
 
-def write_landing(config: LakehouseConfig, domain: str, day: dt.date, files: Sequence[Sequence[str]],
+def write_landing(config: LakehouseConfig, domain: str, day: dt.date, sources: Mapping[str, Sequence[Sequence[str]]],
                   record: dict, extension: str = "jsonl") -> list[str]:
-    """Replace the day's landing folder with `files` (idempotent) and store the record."""
+    """Replace the day's landing folder with each source's files, `<source>-NNNNN.<ext>` (idempotent)."""
     folder = config.landing_uri(domain, day)
     storage.delete_dir(config, folder)
     written = []
-    for index, lines in enumerate(files):
-        uri = f"{folder}/part-{index:05d}.{extension}"
-        storage.write_text(config, uri, "".join(line + "\n" for line in lines))
-        written.append(uri)
+    for source, files in sources.items():
+        for index, lines in enumerate(files):
+            uri = f"{folder}/{source}-{index:05d}.{extension}"
+            storage.write_text(config, uri, "".join(line + "\n" for line in lines))
+            written.append(uri)
     storage.write_text(config, record_uri(config, domain, day), json.dumps(record, indent=2))
     return written
 

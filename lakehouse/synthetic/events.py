@@ -13,7 +13,8 @@ import json
 import math
 import random
 import uuid
-from dataclasses import dataclass, field
+
+from lakehouse.synthetic import GeneratedDay
 
 EVENT_TYPES = {  # type: (source, share)
     "user.registered": ("user-service", 0.05),
@@ -35,13 +36,6 @@ REQUIRED_FIELDS = ("eventId", "eventType", "timestamp", "data")
 # Hour-of-day weights (UTC): quiet nights, a business-hours peak.
 HOUR_WEIGHTS = [0.3 + math.exp(-((hour - 15) ** 2) / 18) for hour in range(24)]
 LINES_PER_FILE = 250_000
-
-
-@dataclass
-class EventsDay:
-    day: dt.date
-    files: list[list[str]]
-    record: dict = field(default_factory=dict)
 
 
 def _uuid(rng: random.Random) -> str:
@@ -136,7 +130,7 @@ def _event(rng: random.Random, population: _Population, day: dt.date, ts: dt.dat
     }
 
 
-def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> EventsDay:
+def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
     """`rows` landing lines for `day`; the record counts each kind of bad line written."""
     rng = random.Random(f"events-{seed}-{day.isoformat()}")
     population = _Population(seed, size=max(50, rows // 20))
@@ -179,4 +173,4 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
                                  "processed": len(lines) - invalid - bad["duplicate_event_id"],
                                  "late": bad["late_event"]},
     }
-    return EventsDay(day=day, files=files, record=record)
+    return GeneratedDay(day=day, sources={"events": files}, record=record)
