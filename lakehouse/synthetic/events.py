@@ -8,13 +8,13 @@ each kind it wrote, so tests can reconcile every layer against it.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import math
 import random
-import uuid
 
 from lakehouse.synthetic import GeneratedDay
+from lakehouse.synthetic.population import REGIONS, Population, User, new_uuid
+from lakehouse.synthetic.population import population as synthetic_population
 
 EVENT_TYPES = {  # type: (source, share)
     "user.registered": ("user-service", 0.05),
@@ -23,12 +23,7 @@ EVENT_TYPES = {  # type: (source, share)
     "integration.webhook.received": ("integration-gateway", 0.20),
     "ml.model.inference": ("ml-platform", 0.30),
 }
-REGIONS = {"us-east-1": 0.45, "eu-west-1": 0.35, "ap-southeast-1": 0.20}
-TENANTS = {"tenant-acme": 0.40, "tenant-globex": 0.25, "tenant-initech": 0.15, "tenant-umbrella": 0.12,
-           "tenant-hooli": 0.08}
 CURRENCIES = {"USD": 0.55, "EUR": 0.30, "GBP": 0.15}
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
-LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Lee"]
 SERVICES = ["checkout", "catalog", "search", "auth", "payments"]
 MODELS = [("fraud-detector", "xgboost"), ("recommender", "two-tower"), ("churn", "logreg")]
 BAD_KINDS = ("malformed_json", "missing_required_field", "invalid_timestamp", "duplicate_event_id", "late_event")
@@ -36,10 +31,6 @@ REQUIRED_FIELDS = ("eventId", "eventType", "timestamp", "data")
 # Hour-of-day weights (UTC): quiet nights, a business-hours peak.
 HOUR_WEIGHTS = [0.3 + math.exp(-((hour - 15) ** 2) / 18) for hour in range(24)]
 LINES_PER_FILE = 250_000
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
@@ -50,21 +41,11 @@ def _iso(ts: dt.datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-class _Population:
-    """Users with a home region and tenant; a few heavy users generate most events."""
-
-    def __init__(self, seed: int, size: int):
-        rng = random.Random(f"users-{seed}")
-        self.users = [(_uuid(rng), _pick(rng, REGIONS), _pick(rng, TENANTS)) for _ in range(size)]
-        self.cum_weights = list(itertools.accumulate(1.0 / (rank + 1) ** 0.8 for rank in range(size)))
-
-
-def _payload(rng: random.Random, event_type: str, user_id: str) -> dict:
+def _payload(rng: random.Random, event_type: str, user: User) -> dict:
+    user_id = user.user_id
     if event_type == "user.registered":
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         return {
-            "payload": {"userId": user_id, "email": f"{first}.{last}.{user_id[:8]}@example.com".lower(),
-                        "firstName": first, "lastName": last,
+            "payload": {"userId": user_id, "email": user.email, "firstName": user.first_name, "lastName": user.last_name,
                         "registrationSource": rng.choice(["web", "ios", "android", "partner"])},
             "metadata": {"ipAddress": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
                          "userAgent": rng.choice(["Mozilla/5.0", "okhttp/4.12", "curl/8.5"]),
@@ -75,7 +56,7 @@ def _payload(rng: random.Random, event_type: str, user_id: str) -> dict:
                   "price": round(rng.lognormvariate(3.0, 0.8), 2)} for _ in range(rng.randint(1, 4))]
         total = round(sum(i["quantity"] * i["price"] for i in items), 2)
         return {
-            "payload": {"orderId": _uuid(rng), "userId": user_id, "items": items, "totalAmount": total,
+            "payload": {"orderId": new_uuid(rng), "userId": user_id, "items": items, "totalAmount": total,
                         "currency": _pick(rng, CURRENCIES)},
             "metadata": {"paymentMethod": rng.choice(["card", "paypal", "bank_transfer"]),
                          "shippingAddress": {"country": rng.choice(["US", "DE", "GB", "SG"])}},
@@ -91,7 +72,7 @@ def _payload(rng: random.Random, event_type: str, user_id: str) -> dict:
         }
     if event_type == "integration.webhook.received":
         return {
-            "payload": {"webhookId": _uuid(rng), "source": rng.choice(["stripe", "github", "slack"]),
+            "payload": {"webhookId": new_uuid(rng), "source": rng.choice(["stripe", "github", "slack"]),
                         "payload": {"kind": rng.choice(["created", "updated", "deleted"])}},
             "metadata": {"headers": {"content-type": "application/json"}, "signature": f"{rng.getrandbits(64):016x}",
                          "processingTime": round(rng.uniform(1, 200), 1)},
@@ -111,29 +92,29 @@ def _timestamp(rng: random.Random, day: dt.date) -> dt.datetime:
         seconds=rng.randrange(3600), microseconds=rng.randrange(1000) * 1000)
 
 
-def _event(rng: random.Random, population: _Population, day: dt.date, ts: dt.datetime | None = None) -> dict:
-    user_id, region, tenant = rng.choices(population.users, cum_weights=population.cum_weights)[0]
+def _event(rng: random.Random, population: Population, day: dt.date, ts: dt.datetime | None = None) -> dict:
+    user = population.pick_user(rng)
     event_type = rng.choices(list(EVENT_TYPES), weights=[share for _, share in EVENT_TYPES.values()])[0]
     return {
-        "eventId": _uuid(rng),
+        "eventId": new_uuid(rng),
         "eventType": event_type,
         "eventSource": EVENT_TYPES[event_type][0],
         "timestamp": _iso(ts or _timestamp(rng, day)),
         "version": rng.choice(["1.0", "1.1"]),
-        "data": _payload(rng, event_type, user_id),
-        "correlationId": _uuid(rng),
-        "userId": user_id,
-        "sessionId": f"{user_id[:8]}-{day:%Y%m%d}-{rng.randrange(3)}",
+        "data": _payload(rng, event_type, user),
+        "correlationId": new_uuid(rng),
+        "userId": user.user_id,
+        "sessionId": f"{user.user_id[:8]}-{day:%Y%m%d}-{rng.randrange(3)}",
         "environment": "production" if rng.random() < 0.9 else "staging",
-        "region": region,
-        "tenantId": tenant,
+        "region": user.region,
+        "tenantId": user.tenant_id,
     }
 
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
     """`rows` landing lines for `day`; the record counts each kind of bad line written."""
     rng = random.Random(f"events-{seed}-{day.isoformat()}")
-    population = _Population(seed, size=max(50, rows // 20))
+    population = synthetic_population(seed)
     bad = {kind: 0 for kind in BAD_KINDS}
     n_bad = round(rows * bad_share)
     kinds = [BAD_KINDS[i % len(BAD_KINDS)] for i in range(n_bad)]
