@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+import dagster as dg
+
 from lakehouse.config import LakehouseConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +58,13 @@ def lake(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequ
 def engine(request: pytest.FixtureRequest):
     """The engines pure transforms must agree on."""
     return request.getfixturevalue("spark")
+
+
+@pytest.fixture()
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance (SQLite storage) with the project's dagster.yaml."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "infra" / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance

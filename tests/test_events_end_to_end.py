@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from collections import Counter
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -13,19 +11,10 @@ from pyspark.sql import functions as F
 
 from lakehouse.synthetic import read_record
 from lakehouse.synthetic.events import generate_day
+from tests.helpers import counts_by_day
 
 DAYS = [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
 ROWS = 2_000
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def instance(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "infra" / "dagster.yaml", home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        yield instance
 
 
 @pytest.fixture()
@@ -39,15 +28,10 @@ def landed(lake):
 def run_range(instance, first: dt.date, last: dt.date):
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def("events_daily")
-    return job.execute_in_process(instance=instance, tags={
+    return defs.resolve_job_def("events_daily").execute_in_process(instance=instance, tags={
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     })
-
-
-def counts_by_day(spark, uri):
-    return {row["dt"]: row["count"] for row in spark.read.format("delta").load(uri).groupBy("dt").count().collect()}
 
 
 def test_two_partitions_reconcile_with_the_generator_in_every_layer(spark, lake, landed, instance):
