@@ -81,7 +81,7 @@ TRANSACTION_LINES = [
     txn(17, ACC3),                                                                      # 17 account not allowed
     txn(18, kind="chargeback"),                                                         # 18 unknown type
     txn(19, ACC2, 1000000, "2024-01-02T23:00:00.000Z", kind="deposit"),                 # 19 valid, the limit
-    txn(20, ACC2, "7.25", "2024-01-02T12:00:00+02:00", kind="fee"),                     # 20 valid, text, offset
+    txn(20, ACC2, "-7.25", "2024-01-02T12:00:00+02:00", kind="fee"),                    # 20 valid, text, offset
 ]
 
 
