@@ -10,8 +10,8 @@ import sys
 
 from lakehouse.config import LakehouseConfig
 
-GENERATORS = {"events": "lakehouse.synthetic.events"}
-DEFAULT_ROWS = {"events": 5_000}
+GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "finance")}
+DEFAULT_ROWS = {"events": 5_000, "finance": 3_000}
 
 
 def _days(start: str, count: int) -> list[dt.date]:

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from assets import events
+from assets import events, finance
 from orchestration.resources import LakeResource
 
-DOMAINS = {"events": events}
+DOMAINS = {"events": events, "finance": finance}
 DATASETS = [dataset for module in DOMAINS.values() for dataset in module.DATASETS]
 
 

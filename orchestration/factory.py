@@ -105,7 +105,7 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     context.log.info(f"{file_count} landing files of {dataset.landing} for {len(days)} partition(s)")
     with landing.staged_lines(lake.config, dataset.domain, files) as folder:
         lines = lake.spark.read.parquet(folder) if folder else lake.spark.createDataFrame([], landing.LINES_DDL)
-        raw = common.raw_lines(lines, context.run_id, dt.datetime.now(dt.timezone.utc))
+        raw = common.raw_lines(lines, context.run.run_id, dt.datetime.now(dt.timezone.utc))
         result = lake.write(dataset.path, raw, days, dataset.schema_policy)
     yield dg.MaterializeResult(asset_key=dataset.key_path, metadata={
         **write_metadata(result, raw.schema, dataset), "landing_files": file_count})
@@ -139,7 +139,7 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         extra["duplicates_removed"] = before - written.row_count
     results = []
     if dataset.has_quarantine:
-        rejected = common.quarantine_records(output, context.run_id, dt.datetime.now(dt.timezone.utc))
+        rejected = common.quarantine_records(output, context.run.run_id, dt.datetime.now(dt.timezone.utc))
         held = lake.write(dataset.quarantine_path, rejected, days)
         extra["quarantined_rows"] = held.row_count
         results.append(dg.MaterializeResult(asset_key=dataset.quarantine_path.split("/"),
