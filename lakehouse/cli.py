@@ -19,6 +19,11 @@ def _days(start: str, count: int) -> list[dt.date]:
     return [first + dt.timedelta(days=offset) for offset in range(count)]
 
 
+def _total(counts: int | dict) -> int:
+    """A count, or the sum of a (nested) dict of counts: generators record per source and kind."""
+    return sum(map(_total, counts.values())) if isinstance(counts, dict) else counts
+
+
 def generate(args: argparse.Namespace) -> int:
     config = LakehouseConfig.from_env()
     for domain in args.domain or list(GENERATORS):
@@ -27,8 +32,8 @@ def generate(args: argparse.Namespace) -> int:
         for day in _days(args.start, args.days):
             generated = generate_day(day, rows, seed=args.seed)
             files = generated.write(config, domain)
-            bad = ", ".join(f"{kind} {count}" for kind, count in generated.record["bad"].items())
-            print(f"{domain} {day}: {generated.record['lines']} lines in {len(files)} file(s); bad: {bad}")
+            print(f"{domain} {day}: {_total(generated.record['lines'])} lines in {len(files)} file(s), "
+                  f"{_total(generated.record['bad'])} bad on purpose")
     return 0
 
 

@@ -35,20 +35,21 @@ from lakehouse.synthetic.population import TENANT_WEIGHTS, new_uuid
 from lakehouse.synthetic.population import population as synthetic_population
 
 DOMAIN = "ai_ops"
-# model: (provider, USD per 1K input tokens, USD per 1K output tokens, median latency ms, share of runs)
+# model: (provider, USD per 1K input tokens, USD per 1K output tokens, base latency ms, ms per output token,
+#         share of runs). Latency = (base + output tokens x ms per token + input tokens / 20) x lognormal(0, 0.35).
 MODELS = {
-    "gpt-4o": ("openai", 0.0025, 0.01, 2400, 0.22),
-    "gpt-4o-mini": ("openai", 0.00015, 0.0006, 1100, 0.25),
-    "claude-3-5-sonnet": ("anthropic", 0.003, 0.015, 2900, 0.18),
-    "claude-3-haiku": ("anthropic", 0.00025, 0.00125, 800, 0.15),
-    "gemini-1.5-pro": ("google", 0.00125, 0.005, 2600, 0.10),
-    "gemini-1.5-flash": ("google", 0.000075, 0.0003, 650, 0.10),
+    "gpt-4o": ("openai", 0.0025, 0.01, 600, 12, 0.22),
+    "gpt-4o-mini": ("openai", 0.00015, 0.0006, 400, 8, 0.25),
+    "claude-3-5-sonnet": ("anthropic", 0.003, 0.015, 800, 14, 0.18),
+    "claude-3-haiku": ("anthropic", 0.00025, 0.00125, 350, 7, 0.15),
+    "gemini-1.5-pro": ("google", 0.00125, 0.005, 700, 13, 0.10),
+    "gemini-1.5-flash": ("google", 0.000075, 0.0003, 300, 5, 0.10),
 }
 # Price per token in nano-dollars (integers), so that cost is exact: 0.0025 USD / 1K = 2500 nUSD per token.
-NANO_PRICES = {m: (round(p_in * 1e6), round(p_out * 1e6)) for m, (_, p_in, p_out, _, _) in MODELS.items()}
+NANO_PRICES = {m: (round(spec[1] * 1e6), round(spec[2] * 1e6)) for m, spec in MODELS.items()}
 STATUSES = {"success": 0.94, "error": 0.04, "timeout": 0.02}
 TOOL_STATUSES = {"success": 0.95, "error": 0.04, "timeout": 0.01}
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 300_000  # an agent run is stopped after 5 minutes
 WORKFLOWS = {  # workflow: (share, tools it uses, prompt templates; {who} = the user, when there is one)
     "support_triage": (0.30, ("crm_lookup", "vector_search", "create_ticket"),
                        ("Triage the ticket from {who}: the export to CSV fails since this morning.",
@@ -89,7 +90,7 @@ DUPLICATE_KINDS = {"agent_runs": "duplicate_run_id", "tool_calls": "duplicate_ca
 INVALID_TIMESTAMPS = ("2024-13-45T25:61:00Z", "yesterday", "01/02/2024 10:00", "")
 
 _MODEL_NAMES = list(MODELS)
-_MODEL_CUM = list(itertools.accumulate(m[4] for m in MODELS.values()))
+_MODEL_CUM = list(itertools.accumulate(m[5] for m in MODELS.values()))
 _WORKFLOW_NAMES = list(WORKFLOWS)
 _WORKFLOW_CUM = list(itertools.accumulate(w[0] for w in WORKFLOWS.values()))
 _STATUS_NAMES = list(STATUSES)
@@ -172,11 +173,12 @@ def _draw(rng: random.Random) -> tuple[int, int, int, int, int]:
 
 def _run(rng: random.Random, day: dt.date, tenant, users: _Users, model: str, status: str, tokens_in: int,
          tokens_out: int) -> dict:
-    provider, _, _, median_ms, _ = MODELS[model]
+    provider, _, _, base_ms, ms_per_token, _ = MODELS[model]
     if status == "timeout":
         latency = TIMEOUT_MS + rng.randrange(1, 2000)
     else:
-        latency = max(1, round(rng.lognormvariate(math.log(median_ms + tokens_out * 8), 0.45)))
+        expected = base_ms + tokens_out * ms_per_token + tokens_in / 20
+        latency = min(TIMEOUT_MS - 1, max(1, round(expected * rng.lognormvariate(0.0, 0.35))))
         if status == "error":
             latency = max(1, latency // 4)
     workflow = _choose(rng, _WORKFLOW_NAMES, _WORKFLOW_CUM)
