@@ -55,7 +55,7 @@ ORDERS = Dataset(
     columns={"order_id": "order UUID", "user_id": TOKEN, "total_amount": "order total, DECIMAL(10,2)",
              "currency": "USD, EUR or GBP", "status": "created, paid, shipped or cancelled",
              "created_at": "order time (UTC)"},
-    personal_data={},
+    personal_data={"user_id": USER_ID},
     classification={"total_amount": C.CONFIDENTIAL},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
 )

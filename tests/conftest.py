@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +18,9 @@ import dagster as dg
 from lakehouse.config import LakehouseConfig
 
 REPO = Path(__file__).resolve().parents[1]
+# Collected timestamps come back naive in the process's local zone, on both engines.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 
 @pytest.fixture(scope="session")
@@ -54,10 +60,46 @@ def lake(s3_server, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequ
     return LakehouseConfig.from_env()
 
 
-@pytest.fixture(scope="session", params=["sail"])
+@pytest.fixture(scope="session")
+def jvm_spark():
+    """Apache Spark's own Spark Connect server (JVM, local[2]) on a free port: the portability check.
+
+    Started as pyspark's `remote("local[2]")` does, but on port 0 and with `create()`, so that it
+    and the Sail session are independent in one process (see the closing note of the foundation issue).
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = SparkConf().setMaster("local[2]").setAll([
+        ("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin"),
+        ("spark.connect.grpc.binding.port", "0"), ("spark.sql.session.timeZone", "UTC"),
+        ("spark.sql.shuffle.partitions", "2"), ("spark.ui.enabled", "false")])
+    hidden = {k: os.environ.pop(k) for k in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE") if k in os.environ}
+    try:
+        classic = SparkSession(SparkContext.getOrCreate(conf))
+    finally:
+        os.environ.update(hidden)
+    service = getattr(classic._jvm, "org.apache.spark.sql.connect.service.SparkConnectService$")
+    port = getattr(service, "MODULE$").localPort()
+    session = SparkSession.builder.remote(f"sc://localhost:{port}").create()
+    gateway = SparkContext._gateway
+    yield session
+    session.stop()
+    classic.stop()
+    gateway.shutdown()
+    gateway.proc.stdin.close()
+    try:
+        gateway.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        gateway.proc.kill()
+    SparkContext._gateway = SparkContext._jvm = None
+
+
+@pytest.fixture(scope="session", params=["sail", pytest.param("spark-jvm", marks=pytest.mark.jvm)])
 def engine(request: pytest.FixtureRequest):
-    """The engines pure transforms must agree on."""
-    return request.getfixturevalue("spark")
+    """The engines pure transforms must agree on: Sail, and Apache Spark's own Spark Connect server."""
+    return request.getfixturevalue("spark" if request.param == "sail" else "jvm_spark")
 
 
 @pytest.fixture()
