@@ -10,8 +10,9 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import LakehouseConfig
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _sail_server = None
+_sessions: dict[str, SparkSession] = {}
 
 
 def _sail_url(config: LakehouseConfig) -> str:
@@ -31,10 +32,18 @@ def _sail_url(config: LakehouseConfig) -> str:
 
 
 def spark_session(config: LakehouseConfig) -> SparkSession:
-    """A Spark Connect session on the configured engine, in UTC."""
+    """The process's Spark Connect session on the configured engine, in UTC.
+
+    Created with `create()` and kept here rather than by `getOrCreate()`, which
+    returns whatever session is active (or refuses when a classic one runs).
+    """
     url = config.spark_remote or _sail_url(config)
-    spark = SparkSession.builder.remote(url).getOrCreate()
-    # pyspark asks the server to drop its ML cache at exit; Sail answers "ml command" with an error log.
-    atexit.unregister(spark.client._cleanup_ml_cache)
-    spark.conf.set("spark.sql.session.timeZone", "UTC")
-    return spark
+    with _lock:
+        spark = _sessions.get(url)
+        if spark is None or spark.is_stopped:
+            spark = SparkSession.builder.remote(url).create()
+            spark.conf.set("spark.sql.session.timeZone", "UTC")
+            # pyspark asks the server to drop its ML cache at exit; Sail answers "ml command" with an error log.
+            atexit.unregister(spark.client._cleanup_ml_cache)
+            _sessions[url] = spark
+        return spark

@@ -18,6 +18,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from assets.ai_ops import AGENT_RUNS
+from lakehouse.datasets import Protection
 from lakehouse.config import LakehouseConfig
 from lakehouse.synthetic import read_record
 from lakehouse.synthetic.ai_ops import MODELS, NANO_PRICES, TIMEOUT_MS, generate_day
@@ -45,6 +46,134 @@ def raw_df(engine, lines, day=DAY, source="landing"):
 
 def dumps(obj: dict) -> str:
     return json.dumps({k: v for k, v in obj.items() if v is not None}, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+E2E_DAYS = [dt.date(2024, 1, 31), dt.date(2024, 2, 1)]  # a month boundary: 31 then 29 days, two periods
+E2E_ROWS = 1_500
+PROCESSED = ("agent_runs", "tool_calls", "tenant_budgets")
+DUPLICATE_KIND = {"agent_runs": "duplicate_run_id", "tool_calls": "duplicate_call_id",
+                  "tenant_budgets": "duplicate_tenant_budget"}
+
+
+@pytest.fixture(scope="module")
+def pipeline(s3_server, spark, tmp_path_factory):
+    """Two days landed by the generator and built once through a real Dagster instance."""
+    from assets.ai_ops import ASSETS
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LAKEHOUSE_ROOT", f"s3://lakehouse/tests/ai_ops-{uuid.uuid4().hex[:8]}")
+        lake = LakehouseConfig.from_env()
+        landed = {}
+        for day in E2E_DAYS:
+            generated = generate_day(day, E2E_ROWS)
+            generated.write(lake, "ai_ops")
+            landed[day] = generated.sources
+        home = tmp_path_factory.mktemp("ai_ops_dagster")
+        shutil.copy(REPO / "infra" / "dagster.yaml", home / "dagster.yaml")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            result = run_assets(instance, ASSETS, E2E_DAYS[0], E2E_DAYS[-1])
+            yield {"lake": lake, "instance": instance, "result": result, "sources": landed,
+                   "records": {day: read_record(lake, "ai_ops", day) for day in E2E_DAYS}}
+
+
+def table(spark, lake, layer, name):
+    return spark.read.format("delta").load(lake.table_uri(layer, "ai_ops", name))
+
+
+def test_two_partitions_reconcile_with_the_generator(spark, pipeline):
+    lake, records = pipeline["lake"], pipeline["records"]
+    assert pipeline["result"].success
+    assert len(pipeline["instance"].get_runs()) == 1
+    for name in PROCESSED:
+        expected = {day: records[day]["expected"][name] for day in E2E_DAYS}
+        raw = counts_by_day(spark, lake.table_uri("raw", "ai_ops", name))
+        accepted = counts_by_day(spark, lake.table_uri("processed", "ai_ops", name))
+        held = counts_by_day(spark, lake.table_uri("quarantine", "ai_ops", name))
+        for day, e in expected.items():
+            assert raw[day] == e["input"] == records[day]["lines"][name], name
+            assert accepted[day] == e["accepted"] and held.get(day, 0) == e["quarantined"], name
+            assert e["input"] == e["accepted"] + e["quarantined"] + e["duplicates"]
+        reasons = Counter((r["dt"], r["reason"]) for r in table(spark, lake, "quarantine", name).collect())
+        for day in E2E_DAYS:
+            bad = {k: n for k, n in records[day]["bad"][name].items() if k != DUPLICATE_KIND[name] and n}
+            assert {reason: n for (d, reason), n in reasons.items() if d == day} == bad, name
+        metadata = pipeline["instance"].get_latest_materialization_event(
+            dg.AssetKey(["processed", "ai_ops", name])).asset_materialization.metadata
+        assert metadata["duplicates_removed"].value == sum(e["duplicates"] for e in expected.values()), name
+
+
+def test_curated_results_match_the_landing_lines_exactly(spark, pipeline):
+    lake = pipeline["lake"]
+    cost = table(spark, lake, "curated", "tenant_daily_cost_vs_budget").collect()
+    perf = table(spark, lake, "curated", "model_daily_performance").collect()
+    flags = Counter()
+    for day in E2E_DAYS:
+        found = classify_day(pipeline["sources"][day])
+        got = {r["tenant_id"]: (r["runs"], r["tokens_in"], r["tokens_out"], r["cost_usd"], r["daily_budget_usd"],
+                                r["budget_used_ratio"], r["is_warning"], r["is_critical"])
+               for r in cost if r["dt"] == day}
+        expected = expected_cost_vs_budget(day, found)
+        assert got == expected
+        flags.update((row[6], row[7]) for row in expected.values())
+        models = defaultdict(list)
+        for r in found["runs"].values():
+            models[(r["model"], r["provider"])].append(r)
+        rows = {(r["model"], r["provider"]): r for r in perf if r["dt"] == day}
+        assert set(rows) == set(models)
+        for key, runs in models.items():
+            row, failed = rows[key], sum(r["status"] != "success" for r in runs)
+            assert (row["runs"], row["failed_runs"], row["error_rate"]) == (len(runs), failed, failed / len(runs))
+            assert row["cost_usd"] == sum(r["cost_usd"] for r in runs)
+            latencies = sorted(r["latency_ms"] for r in runs)
+            for q, value in ((0.5, row["p50_latency_ms"]), (0.95, row["p95_latency_ms"])):
+                slack = max(2, math.ceil(0.03 * len(latencies)))
+                at = q * (len(latencies) - 1)
+                low = latencies[max(0, math.floor(at) - slack)]
+                high = latencies[min(len(latencies) - 1, math.ceil(at) + slack)]
+                assert low <= value <= high, (key, q)
+    assert flags[(True, True)] == 2 and flags[(True, False)] == 2 and flags[(False, False)] == 6
+
+
+EMAIL = re.compile(r"<([^<>@\s]+@[^<>\s]+)>")
+NAME = re.compile(r"\b([A-Z][a-z]+) ([A-Z][a-z]+) <")
+
+
+def test_no_raw_personal_data_leaves_raw(spark, pipeline):
+    lake = pipeline["lake"]
+    emails, names, user_ids, prompts = set(), set(), set(), set()
+    for sources in pipeline["sources"].values():
+        for file in sources["agent_runs"]:
+            for line in file:
+                emails.update(EMAIL.findall(line))
+                for first, last in NAME.findall(line):
+                    names.update((first, last))
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if record.get("user_id"):
+                    user_ids.add(record["user_id"])
+                if record.get("prompt_excerpt"):
+                    prompts.add(record["prompt_excerpt"])
+    assert len(emails) > 50 and len(names) > 10 and len(user_ids) > 100  # the check below is not vacuous
+    word = re.compile(r"\b(" + "|".join(sorted(names)) + r")\b")
+    tables = [("processed", name) for name in PROCESSED] + [
+        ("curated", "tenant_daily_cost_vs_budget"), ("curated", "model_daily_performance")]
+    for layer, name in tables:
+        df = table(spark, lake, layer, name)
+        strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+        assert not any(c.startswith("prompt") for c in strings)
+        for row in df.select(*strings).collect():
+            for column, value in zip(strings, row):
+                if value is None:
+                    continue
+                assert "@" not in value, (layer, name, column)
+                assert not word.search(value), (layer, name, column, value)
+                assert value not in user_ids and value not in prompts, (layer, name, column)
+    tokens = {r["user_id"] for r in table(spark, lake, "processed", "agent_runs").collect()} - {None}
+    assert tokens and all(re.fullmatch("[0-9a-f]{64}", token) for token in tokens)
 
 
 # --------------------------------------------------------------------------------------------- budgets
@@ -154,8 +283,7 @@ def test_processed_runs_are_typed_deduplicated_and_keep_no_prompt(engine):
     assert rows[14]["cost_usd"] == Decimal("0.000001800")  # 1.8e-06 in the JSON: exact, below a micro-dollar
     assert rows[14]["user_id"] is None and rows[14]["status"] == "error"
     assert rows[15]["started_at"] == dt.datetime(2024, 1, 2, 10, 0)  # +02:00 normalized to UTC
-    protected = {r["line_number"]: r["user_id"] for r in common.protect(df, AGENT_RUNS.personal_data, "k").collect()}
-    assert protected[14] is None and len(protected[1]) == 64 and protected[1] != "u-1"
+    assert AGENT_RUNS.personal_data == {"user_id": Protection.TOKENIZE}  # applied by the factory (checked end to end)
 
 
 def test_quarantined_runs_keep_the_line_and_reason(engine):
@@ -235,10 +363,10 @@ def test_tenant_cost_against_the_daily_budget_share_with_exact_flags(engine):
         (DAY, "tenant-initech", "gpt-4o", "openai", 10, 1, 700, "20.000000001", "success"),
         (FEB, "tenant-acme", "gpt-4o", "openai", 5, 5, 600, "99.999900000", "success"),
     ])
-    out = t.tenant_daily_cost_vs_budget(agent_runs=runs, tenant_budgets=typed_budgets(engine))
+    out = t.tenant_daily_cost_vs_budget(agent_runs=runs, tenant_budgets=typed_budgets(engine)).collect()
     got = {(r["dt"], r["tenant_id"]): (r["runs"], r["tokens_in"], r["tokens_out"], r["cost_usd"],
                                        r["daily_budget_usd"], r["budget_used_ratio"], r["is_warning"],
-                                       r["is_critical"]) for r in out.collect()}
+                                       r["is_critical"]) for r in out}
     d = Decimal
     assert got == {
         (DAY, "tenant-acme"): (2, 3000, 100, d("80.500000000"), d("100.000000"), d("0.805000"), True, False),
@@ -247,7 +375,7 @@ def test_tenant_cost_against_the_daily_budget_share_with_exact_flags(engine):
         (DAY, "tenant-globex"): (0, 0, 0, d("0E-9"), d("48.387097"), d("0E-6"), False, False),
         (FEB, "tenant-acme"): (1, 5, 5, d("99.999900000"), d("100.000000"), d("0.999999"), True, False),
     }
-    assert {r["region"] for r in out.collect()} == {"us-east-1", "eu-west-1"}
+    assert {r["region"] for r in out} == {"us-east-1", "eu-west-1"}
 
 
 def test_model_performance_has_exact_percentiles_error_rate_and_cost(engine):
@@ -402,131 +530,3 @@ def test_generator_is_deterministic_and_realistic():
     assert flash[len(flash) // 2] < 0.7 * gpt[len(gpt) // 2]  # fast models are faster
     assert all(r["latency_ms"] > TIMEOUT_MS for r in runs if r["status"] == "timeout")
     assert all(0 < r["latency_ms"] < TIMEOUT_MS for r in runs if r["status"] != "timeout")
-
-
-# --------------------------------------------------------------------------------------------- end to end
-
-E2E_DAYS = [dt.date(2024, 1, 31), dt.date(2024, 2, 1)]  # a month boundary: 31 then 29 days, two periods
-E2E_ROWS = 1_500
-PROCESSED = ("agent_runs", "tool_calls", "tenant_budgets")
-DUPLICATE_KIND = {"agent_runs": "duplicate_run_id", "tool_calls": "duplicate_call_id",
-                  "tenant_budgets": "duplicate_tenant_budget"}
-
-
-@pytest.fixture(scope="module")
-def pipeline(s3_server, spark, tmp_path_factory):
-    """Two days landed by the generator and built once through a real Dagster instance."""
-    from assets.ai_ops import ASSETS
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LAKEHOUSE_ROOT", f"s3://lakehouse/tests/ai_ops-{uuid.uuid4().hex[:8]}")
-        lake = LakehouseConfig.from_env()
-        landed = {}
-        for day in E2E_DAYS:
-            generated = generate_day(day, E2E_ROWS)
-            generated.write(lake, "ai_ops")
-            landed[day] = generated.sources
-        home = tmp_path_factory.mktemp("ai_ops_dagster")
-        shutil.copy(REPO / "infra" / "dagster.yaml", home / "dagster.yaml")
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            result = run_assets(instance, ASSETS, E2E_DAYS[0], E2E_DAYS[-1])
-            yield {"lake": lake, "instance": instance, "result": result, "sources": landed,
-                   "records": {day: read_record(lake, "ai_ops", day) for day in E2E_DAYS}}
-
-
-def table(spark, lake, layer, name):
-    return spark.read.format("delta").load(lake.table_uri(layer, "ai_ops", name))
-
-
-def test_two_partitions_reconcile_with_the_generator(spark, pipeline):
-    lake, records = pipeline["lake"], pipeline["records"]
-    assert pipeline["result"].success
-    assert len(pipeline["instance"].get_runs()) == 1
-    for name in PROCESSED:
-        expected = {day: records[day]["expected"][name] for day in E2E_DAYS}
-        raw = counts_by_day(spark, lake.table_uri("raw", "ai_ops", name))
-        accepted = counts_by_day(spark, lake.table_uri("processed", "ai_ops", name))
-        held = counts_by_day(spark, lake.table_uri("quarantine", "ai_ops", name))
-        for day, e in expected.items():
-            assert raw[day] == e["input"] == records[day]["lines"][name], name
-            assert accepted[day] == e["accepted"] and held.get(day, 0) == e["quarantined"], name
-            assert e["input"] == e["accepted"] + e["quarantined"] + e["duplicates"]
-        reasons = Counter((r["dt"], r["reason"]) for r in table(spark, lake, "quarantine", name).collect())
-        for day in E2E_DAYS:
-            bad = {k: n for k, n in records[day]["bad"][name].items() if k != DUPLICATE_KIND[name] and n}
-            assert {reason: n for (d, reason), n in reasons.items() if d == day} == bad, name
-        metadata = pipeline["instance"].get_latest_materialization_event(
-            dg.AssetKey(["processed", "ai_ops", name])).asset_materialization.metadata
-        assert metadata["duplicates_removed"].value == sum(e["duplicates"] for e in expected.values()), name
-
-
-def test_curated_results_match_the_landing_lines_exactly(spark, pipeline):
-    lake = pipeline["lake"]
-    cost = table(spark, lake, "curated", "tenant_daily_cost_vs_budget").collect()
-    perf = table(spark, lake, "curated", "model_daily_performance").collect()
-    flags = Counter()
-    for day in E2E_DAYS:
-        found = classify_day(pipeline["sources"][day])
-        got = {r["tenant_id"]: (r["runs"], r["tokens_in"], r["tokens_out"], r["cost_usd"], r["daily_budget_usd"],
-                                r["budget_used_ratio"], r["is_warning"], r["is_critical"])
-               for r in cost if r["dt"] == day}
-        expected = expected_cost_vs_budget(day, found)
-        assert got == expected
-        flags.update((row[6], row[7]) for row in expected.values())
-        models = defaultdict(list)
-        for r in found["runs"].values():
-            models[(r["model"], r["provider"])].append(r)
-        rows = {(r["model"], r["provider"]): r for r in perf if r["dt"] == day}
-        assert set(rows) == set(models)
-        for key, runs in models.items():
-            row, failed = rows[key], sum(r["status"] != "success" for r in runs)
-            assert (row["runs"], row["failed_runs"], row["error_rate"]) == (len(runs), failed, failed / len(runs))
-            assert row["cost_usd"] == sum(r["cost_usd"] for r in runs)
-            latencies = sorted(r["latency_ms"] for r in runs)
-            for q, value in ((0.5, row["p50_latency_ms"]), (0.95, row["p95_latency_ms"])):
-                slack = max(2, math.ceil(0.03 * len(latencies)))
-                at = q * (len(latencies) - 1)
-                low = latencies[max(0, math.floor(at) - slack)]
-                high = latencies[min(len(latencies) - 1, math.ceil(at) + slack)]
-                assert low <= value <= high, (key, q)
-    assert flags[(True, True)] == 2 and flags[(True, False)] == 2 and flags[(False, False)] == 6
-
-
-EMAIL = re.compile(r"<([^<>@\s]+@[^<>\s]+)>")
-NAME = re.compile(r"\b([A-Z][a-z]+) ([A-Z][a-z]+) <")
-
-
-def test_no_raw_personal_data_leaves_raw(spark, pipeline):
-    lake = pipeline["lake"]
-    emails, names, user_ids, prompts = set(), set(), set(), set()
-    for sources in pipeline["sources"].values():
-        for file in sources["agent_runs"]:
-            for line in file:
-                emails.update(EMAIL.findall(line))
-                for first, last in NAME.findall(line):
-                    names.update((first, last))
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if record.get("user_id"):
-                    user_ids.add(record["user_id"])
-                if record.get("prompt_excerpt"):
-                    prompts.add(record["prompt_excerpt"])
-    assert len(emails) > 50 and len(names) > 10 and len(user_ids) > 100  # the check below is not vacuous
-    word = re.compile(r"\b(" + "|".join(sorted(names)) + r")\b")
-    tables = [("processed", name) for name in PROCESSED] + [
-        ("curated", "tenant_daily_cost_vs_budget"), ("curated", "model_daily_performance")]
-    for layer, name in tables:
-        df = table(spark, lake, layer, name)
-        strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
-        assert not any(c.startswith("prompt") for c in strings)
-        for row in df.select(*strings).collect():
-            for column, value in zip(strings, row):
-                if value is None:
-                    continue
-                assert "@" not in value, (layer, name, column)
-                assert not word.search(value), (layer, name, column, value)
-                assert value not in user_ids and value not in prompts, (layer, name, column)
-    tokens = {r["user_id"] for r in table(spark, lake, "processed", "agent_runs").collect()} - {None}
-    assert tokens and all(re.fullmatch("[0-9a-f]{64}", token) for token in tokens)

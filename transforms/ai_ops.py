@@ -166,8 +166,10 @@ def tenant_daily_cost_vs_budget(agent_runs: DataFrame, tenant_budgets: DataFrame
 
     daily_budget_usd = monthly amount / days in the month (rounded to 6 decimals);
     budget_used_ratio = cost_usd / daily_budget_usd (rounded to 6 decimals); the flags
-    compare that ratio with the budget's thresholds (>=). Partition-exact: nothing
-    outside the day is needed.
+    compare that ratio with the budget's thresholds (>=); with a zero budget there is
+    no ratio and any spend raises both flags. Partition-exact: nothing outside the
+    day is needed (month-to-date spend would need earlier partitions, so the daily
+    share of the monthly budget is used instead).
     """
     spent = agent_runs.groupBy("dt", "tenant_id").agg(
         F.count(F.lit(1)).alias("runs"),
