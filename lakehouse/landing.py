@@ -60,15 +60,21 @@ def numbered_lines(day: dt.date, uri: str, content: bytes) -> pa.Table:
 
 
 @contextmanager
-def staged_lines(config: LakehouseConfig, domain: str, files: dict[dt.date, list[str]]) -> Iterator[str | None]:
-    """Stage the files' numbered lines as Parquet under `<root>/_staging/`; yields the folder (None if no files).
-
-    The folder is removed afterwards, whether the write succeeded or not.
-    """
+def staging_folder(config: LakehouseConfig, domain: str) -> Iterator[str]:
+    """A fresh folder under `<root>/_staging/` for intermediate files, removed afterwards whatever happens."""
     folder = f"{config.root}/_staging/{domain}/{uuid.uuid4().hex}"
-    filesystem = storage.filesystem(config)
-    staged = 0
     try:
+        yield folder
+    finally:
+        storage.delete_dir(config, folder)
+
+
+@contextmanager
+def staged_lines(config: LakehouseConfig, domain: str, files: dict[dt.date, list[str]]) -> Iterator[str | None]:
+    """Stage the files' numbered lines as Parquet; yields the folder (None if there are no files)."""
+    filesystem = storage.filesystem(config)
+    with staging_folder(config, domain) as folder:
+        staged = 0
         for day, uris in files.items():
             for uri in uris:
                 table = numbered_lines(day, uri, storage.read_bytes(config, uri))
@@ -78,5 +84,3 @@ def staged_lines(config: LakehouseConfig, domain: str, files: dict[dt.date, list
                 pq.write_table(table, path, filesystem=filesystem)
                 staged += 1
         yield folder if staged else None
-    finally:
-        storage.delete_dir(config, folder)

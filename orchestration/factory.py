@@ -126,27 +126,42 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         output = common.require_region(output, dataset.region_column, dataset.allowed_regions)
     if QUARANTINE_REASON in output.columns and not dataset.has_quarantine:
         raise ValueError(f"{dataset.path} produces {QUARANTINE_REASON} but declares no quarantine")
-    accepted = common.accepted_rows(output)
-    _check_declared_columns(dataset, accepted)
-    extra: dict = {}
-    if dataset.deduplicate_on:
-        before = accepted.count()
-        accepted = common.deduplicate(accepted, dataset.deduplicate_on)
-    if dataset.personal_data:
-        accepted = common.protect(accepted, dataset.personal_data, lake.config.token_key())
-    written = lake.write(dataset.path, accepted, days, dataset.schema_policy)
-    if dataset.deduplicate_on:
-        extra["duplicates_removed"] = before - written.row_count
-    results = []
-    if dataset.has_quarantine:
-        rejected = common.quarantine_records(output, context.run.run_id, dt.datetime.now(dt.timezone.utc))
-        held = lake.write(dataset.quarantine_path, rejected, days)
-        extra["quarantined_rows"] = held.row_count
-        results.append(dg.MaterializeResult(asset_key=dataset.quarantine_path.split("/"),
-                                            metadata=write_metadata(held, rejected.schema)))
-    yield dg.MaterializeResult(asset_key=dataset.key_path,
-                               metadata={**write_metadata(written, accepted.schema, dataset), **extra})
+    if not (dataset.has_quarantine or dataset.deduplicate_on):
+        yield _write(lake, dataset, output, days)
+        return
+    # The output feeds several writes and counts: compute it once (Spark Connect has no persist on Sail).
+    with landing.staging_folder(lake.config, dataset.domain) as folder:
+        output.write.parquet(folder)
+        output = lake.spark.read.schema(output.schema).parquet(folder)
+        accepted = common.accepted_rows(output)
+        results = []
+        if dataset.has_quarantine:
+            rejected = common.quarantine_records(output, context.run.run_id, dt.datetime.now(dt.timezone.utc))
+            held = lake.write(dataset.quarantine_path, rejected, days)
+            results.append(dg.MaterializeResult(asset_key=dataset.quarantine_path.split("/"),
+                                                metadata=write_metadata(held, rejected.schema)))
+        before = accepted.count() if dataset.deduplicate_on else None
+        if dataset.deduplicate_on:
+            accepted = common.deduplicate(accepted, dataset.deduplicate_on)
+        result = _write(lake, dataset, accepted, days, rows_before_deduplication=before,
+                        quarantined_rows=held.row_count if dataset.has_quarantine else None)
+    yield result
     yield from results
+
+
+def _write(lake: LakeResource, dataset: Dataset, rows: DataFrame, days: list[dt.date],
+           rows_before_deduplication: int | None = None, quarantined_rows: int | None = None):
+    """Check the declared columns, protect personal data, write the partitions, say what happened."""
+    _check_declared_columns(dataset, rows)
+    if dataset.personal_data:
+        rows = common.protect(rows, dataset.personal_data, lake.config.token_key())
+    written = lake.write(dataset.path, rows, days, dataset.schema_policy)
+    metadata = write_metadata(written, rows.schema, dataset)
+    if quarantined_rows is not None:
+        metadata["quarantined_rows"] = quarantined_rows
+    if rows_before_deduplication is not None:
+        metadata["duplicates_removed"] = rows_before_deduplication - written.row_count
+    return dg.MaterializeResult(asset_key=dataset.key_path, metadata=metadata)
 
 
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:
