@@ -24,7 +24,8 @@ RAW_DEVICES = Dataset(
 )
 RAW_READINGS = Dataset(
     name="readings", domain=DOMAIN, layer="raw", owner=OWNER, landing="readings", retention_days=90,
-    description="Every sensor reading line of the day, unparsed, with source file, line number, ingestion time and run.",
+    description="Every sensor reading line of the day, unparsed, with source file, line number, ingestion time "
+                "and run.",
     columns=RAW_COLUMNS, classification={"line": C.CONFIDENTIAL},
 )
 DEVICES = Dataset(

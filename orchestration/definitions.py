@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from assets import events, finance
+from assets import ai_ops, events, finance
 from orchestration.resources import LakeResource
 
-DOMAINS = {"events": events, "finance": finance}
+DOMAINS = {"events": events, "finance": finance, "ai_ops": ai_ops}
 DATASETS = [dataset for module in DOMAINS.values() for dataset in module.DATASETS]
 
 

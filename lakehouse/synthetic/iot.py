@@ -47,11 +47,14 @@ LINES_PER_FILE = 250_000
 DAY_MS = 86_400_000
 
 
+_CLOCK = [f"T{h:02d}:{m:02d}:{s:02d}." for h in range(24) for m in range(60) for s in range(60)]
+_MILLIS = [f"{ms:03d}Z" for ms in range(1000)]
+
+
 def _iso_ms(day_prefix: str, ms: int) -> str:
+    """`day_prefix` (YYYY-MM-DD) and the millisecond of the day as ISO-8601 UTC, from lookup tables (fast)."""
     seconds, millis = divmod(ms, 1000)
-    minutes, second = divmod(seconds, 60)
-    hour, minute = divmod(minutes, 60)
-    return f"{day_prefix}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    return day_prefix + _CLOCK[seconds] + _MILLIS[millis]
 
 
 class _Profile:
@@ -152,7 +155,7 @@ def _bad_kinds(count: int, kinds: tuple[str, ...]) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(count)]
 
 
-def _devices_source(rng: random.Random, registered: list[_Profile], day: dt.date, bad_share: float):
+def _devices_source(rng: random.Random, registered: list[_Profile], bad_share: float):
     lines = [json.dumps({"device_id": p.device.device_id, "tenant_id": p.device.tenant_id,
                          "region": p.device.region, "kind": p.device.kind,
                          "installed_at": p.installed_at.strftime("%Y-%m-%dT%H:%M:%SZ")}, separators=(",", ":"))
@@ -177,7 +180,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     rng = random.Random(f"iot-{seed}-{day.isoformat()}")
     end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
     registered = [p for p in registry(seed) if p.installed_at < end_of_day]
-    device_lines, device_bad, device_expected = _devices_source(rng, registered, day, bad_share)
+    device_lines, device_bad, device_expected = _devices_source(rng, registered, bad_share)
     prefix = day.isoformat()
 
     n_bad = round(rows * bad_share) if registered else rows
