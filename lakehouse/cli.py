@@ -10,8 +10,8 @@ import sys
 
 from lakehouse.config import LakehouseConfig
 
-GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "finance", "iot", "ai_ops")}
-DEFAULT_ROWS = {"events": 5_000, "finance": 3_000, "iot": 20_000, "ai_ops": 2_000}
+GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
+DEFAULT_ROWS = {"events": 5_000, "commerce": 3_000, "finance": 3_000, "iot": 20_000, "ai_ops": 2_000}
 
 
 def _days(start: str, count: int) -> list[dt.date]:

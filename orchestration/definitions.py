@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from assets import ai_ops, events, finance, iot
+from assets import ai_ops, commerce, events, finance, iot
 from orchestration.resources import LakeResource
 
-DOMAINS = {"events": events, "finance": finance, "iot": iot, "ai_ops": ai_ops}
+DOMAINS = {"events": events, "commerce": commerce, "finance": finance, "iot": iot, "ai_ops": ai_ops}
 DATASETS = [dataset for module in DOMAINS.values() for dataset in module.DATASETS]
 
 
