@@ -6,10 +6,42 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 
+import random
 from dataclasses import dataclass, field
 
 from lakehouse import storage
 from lakehouse.config import LakehouseConfig
+
+
+LINES_PER_FILE = 250_000
+
+
+def dumps(record: dict) -> str:
+    """One compact JSON line."""
+    return json.dumps(record, separators=(",", ":"))
+
+
+def iso_millis(ts: dt.datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and a Z, as upstream systems send it."""
+    return (f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}."
+            f"{ts.microsecond // 1000:03d}Z")
+
+
+def scatter(rng: random.Random, lines: list[str], extra: list[str]) -> list[str]:
+    """`extra` inserted at random positions of `lines` (the order of both kept)."""
+    positions = sorted(rng.randrange(len(lines) + 1) for _ in extra)
+    merged: list[str] = []
+    previous = 0
+    for position, line in zip(positions, extra):
+        merged.extend(lines[previous:position])
+        merged.append(line)
+        previous = position
+    return merged + lines[previous:]
+
+
+def split_files(lines: list[str]) -> list[list[str]]:
+    """A day's lines as landing files of at most LINES_PER_FILE lines (one empty file for no lines)."""
+    return [lines[i:i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
 
 
 @dataclass

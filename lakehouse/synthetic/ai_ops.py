@@ -26,11 +26,10 @@ import bisect
 import calendar
 import datetime as dt
 import itertools
-import json
 import math
 import random
 
-from lakehouse.synthetic import GeneratedDay
+from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
 from lakehouse.synthetic.population import TENANT_WEIGHTS, new_uuid
 from lakehouse.synthetic.population import population as synthetic_population
 
@@ -74,7 +73,6 @@ TOOL_CALLS_PER_RUN = (0.25, 0.35, 0.20, 0.12, 0.08)  # 0..4 calls
 USER_SHARE = 0.85  # runs started by a user (the rest are scheduled, without user_id)
 PII_PROMPT_SHARE = 0.5  # of prompts with a {who} slot that name the user (name and email)
 HOUR_WEIGHTS = [0.3 + math.exp(-((hour - 15) ** 2) / 18) for hour in range(24)]
-LINES_PER_FILE = 250_000
 WARNING, CRITICAL = 0.8, 1.0
 UNKNOWN_TENANT = "tenant-wayne"  # not in the population, so never in a budget snapshot
 FOREIGN_REGION = "sa-east-1"  # not one of the population's regions
@@ -102,13 +100,8 @@ _TOOLS_CUM = list(itertools.accumulate(TOOL_CALLS_PER_RUN))
 _TENANT_CUM = list(itertools.accumulate(TENANT_WEIGHTS))
 
 
-def _iso(ts: dt.datetime) -> str:
-    return (f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}."
-            f"{ts.microsecond // 1000:03d}Z")
 
 
-def _dumps(obj: dict) -> str:
-    return json.dumps(obj, separators=(",", ":"))
 
 
 def cost_nano_usd(model: str, tokens_in: int, tokens_out: int) -> int:
@@ -193,7 +186,7 @@ def _run(rng: random.Random, day: dt.date, tenant, users: _Users, model: str, st
         "user_id": user.user_id if user else None, "workflow": workflow, "model": model, "provider": provider,
         "tokens_in": tokens_in, "tokens_out": tokens_out, "latency_ms": latency,
         "cost_usd": cost_nano_usd(model, tokens_in, tokens_out) / 1e9, "status": status,
-        "started_at": _iso(_start(rng, day)), "prompt_excerpt": template.format(who=who)[:200],
+        "started_at": iso_millis(_start(rng, day)), "prompt_excerpt": template.format(who=who)[:200],
     }
 
 
@@ -230,21 +223,11 @@ def _tool_calls(rng: random.Random, run: dict) -> list[dict]:
                   else {"error": "timeout" if status == "timeout" else rng.choice(["rate_limited", "bad_request"])})
         calls.append({"call_id": new_uuid(rng), "run_id": run["run_id"], "tool_name": tool,
                       "input": _tool_input(rng, tool), "output": output, "status": status,
-                      "latency_ms": latency, "started_at": _iso(at)})
+                      "latency_ms": latency, "started_at": iso_millis(at)})
         at += dt.timedelta(milliseconds=latency)
     return calls
 
 
-def _scatter(rng: random.Random, lines: list[str], bad: list[str]) -> list[str]:
-    """`bad` lines inserted at random places among `lines` (order of `lines` kept)."""
-    positions = sorted(rng.randrange(len(lines) + 1) for _ in bad)
-    merged: list[str] = []
-    previous = 0
-    for position, line in zip(positions, bad):
-        merged.extend(lines[previous:position])
-        merged.append(line)
-        previous = position
-    return merged + lines[previous:]
 
 
 def _truncated(rng: random.Random, text: str) -> str:
@@ -253,7 +236,7 @@ def _truncated(rng: random.Random, text: str) -> str:
 
 def _bad_run(rng: random.Random, kind: str, run: dict) -> str:
     if kind == "malformed_json":
-        return _truncated(rng, _dumps(run))
+        return _truncated(rng, dumps(run))
     if kind.startswith("missing_required_field:"):
         del run[kind.split(":")[1]]
     elif kind == "unknown_tenant":
@@ -273,27 +256,25 @@ def _bad_run(rng: random.Random, kind: str, run: dict) -> str:
         run["region"] = kind.split(":")[1]
     else:
         raise ValueError(kind)
-    return _dumps(run)
+    return dumps(run)
 
 
 def _bad_tool_call(rng: random.Random, kind: str, call: dict) -> str:
     if kind == "malformed_json":
-        return _truncated(rng, _dumps(call))
+        return _truncated(rng, dumps(call))
     if kind.startswith("missing_required_field:"):
         del call[kind.split(":")[1]]
     elif kind == "unknown_run":
         call["run_id"] = new_uuid(rng)
     else:
         raise ValueError(kind)
-    return _dumps(call)
+    return dumps(call)
 
 
 def _kinds(kinds: tuple[str, ...], n: int) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(n)]
 
 
-def _files(lines: list[str]) -> list[list[str]]:
-    return [lines[i:i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
 
 
 def _expected(lines: int, bad: dict[str, int], duplicate_kind: str) -> dict[str, int]:
@@ -328,8 +309,8 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
         factor = scale[tenant]
         run = _run(rng, day, tenants[tenant], users, _MODEL_NAMES[model], _STATUS_NAMES[status],
                    max(1, round(tokens_in * factor)), max(1, round(tokens_out * factor)) if tokens_out else 0)
-        run_lines.append(_dumps(run))
-        tool_lines.extend(_dumps(call) for call in _tool_calls(rng, run))
+        run_lines.append(dumps(run))
+        tool_lines.extend(dumps(call) for call in _tool_calls(rng, run))
 
     bad = {"agent_runs": {kind: 0 for kind in RUN_BAD_KINDS}, "tool_calls": {kind: 0 for kind in TOOL_BAD_KINDS},
            "tenant_budgets": {kind: 0 for kind in BUDGET_BAD_KINDS}}
@@ -342,7 +323,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
                 duplicates.append(rng.choice(lines))
             else:
                 scattered.append(make_bad(kind))
-        return _scatter(rng, lines, scattered) + duplicates
+        return scatter(rng, lines, scattered) + duplicates
 
     def bad_run(kind: str) -> str:
         tenant, model, status, tokens_in, tokens_out = _draw(rng)
@@ -362,15 +343,15 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     tool_lines = spoil(tool_lines, _kinds(TOOL_BAD_KINDS, n_tool_bad), "tool_calls", bad_call) if tool_lines else tool_lines
 
     period = f"{day:%Y-%m}"
-    budget_lines = [_dumps({"tenant_id": t.tenant_id, "region": t.region, "period": period,
+    budget_lines = [dumps({"tenant_id": t.tenant_id, "region": t.region, "period": period,
                             "amount": t.monthly_budget_usd, "currency": "USD", "warning_threshold": WARNING,
                             "critical_threshold": CRITICAL, "snapshot_date": day.isoformat()}) for t in tenants]
     if bad_share > 0:
         budget_lines = spoil(budget_lines, list(BUDGET_BAD_KINDS), "tenant_budgets",
                              lambda kind: _truncated(rng, budget_lines[0]))
 
-    sources = {"agent_runs": _files(run_lines), "tool_calls": _files(tool_lines),
-               "tenant_budgets": _files(budget_lines)}
+    sources = {"agent_runs": split_files(run_lines), "tool_calls": split_files(tool_lines),
+               "tenant_budgets": split_files(budget_lines)}
     lines = {"agent_runs": len(run_lines), "tool_calls": len(tool_lines), "tenant_budgets": len(budget_lines)}
     record = {
         "domain": DOMAIN, "day": day.isoformat(), "seed": seed, "lines": lines,

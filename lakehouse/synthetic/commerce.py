@@ -20,19 +20,17 @@ import datetime as dt
 import bisect
 import dataclasses
 import itertools
-import json
 import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lakehouse.synthetic import GeneratedDay
-from lakehouse.synthetic.population import Population, User
+from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
+from lakehouse.synthetic.population import Population, User, new_uuid
 from lakehouse.synthetic.population import population as synthetic_population
 
 DOMAIN = "commerce"
 SOURCES = ("users", "orders", "order_items")
-LINES_PER_FILE = 250_000
 USER_STATUSES = {"active": 0.90, "suspended": 0.06, "closed": 0.04}
 ORDER_STATUSES = {"created": 0.12, "paid": 0.43, "shipped": 0.37, "cancelled": 0.08}
 CURRENCY_BY_REGION = {"us-east-1": {"USD": 0.97, "EUR": 0.02, "GBP": 0.01},
@@ -76,19 +74,10 @@ def _pick(rng: random.Random, values: list, cum: list[float]):
     return values[bisect.bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
 
 
-def _uuid(rng: random.Random) -> str:
-    """`population.new_uuid`, formatted without building a `uuid.UUID` (the same value)."""
-    bits = rng.getrandbits(128) & ~(0xC000 << 48) | (0x8000 << 48)
-    text = "%032x" % (bits & ~(0xF000 << 64) | (4 << 76))
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def _dumps(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"))
 
 
-def _iso(ts: dt.datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
 def _money(cents: int) -> float:
@@ -105,7 +94,7 @@ def user_statuses(seed: int) -> dict[str, str]:
 
 def _user_line(user: User, status: str) -> dict:
     return {"user_id": user.user_id, "email": user.email, "first_name": user.first_name,
-            "last_name": user.last_name, "status": status, "created_at": _iso(user.created_at),
+            "last_name": user.last_name, "status": status, "created_at": iso_millis(user.created_at),
             "region": user.region, "tenant_id": user.tenant_id}
 
 
@@ -121,7 +110,7 @@ class Item:
         return {"item_id": self.item_id, "order_id": self.order_id, "product_id": self.product_id,
                 "quantity": self.quantity, "price": _money(self.cents)}
 
-    def line(self) -> str:  # what `_dumps(self.record())` gives, ten times faster
+    def line(self) -> str:  # what `dumps(self.record())` gives, ten times faster
         return (f'{{"item_id":"{self.item_id}","order_id":"{self.order_id}","product_id":"{self.product_id}",'
                 f'"quantity":{self.quantity},"price":{_money(self.cents)!r}}}')
 
@@ -140,7 +129,7 @@ class Order:
                 "currency": self.currency, "status": self.status, "created_at": self.created_at,
                 "region": self.user.region, "tenant_id": self.user.tenant_id}
 
-    def line(self) -> str:  # what `_dumps(self.record())` gives
+    def line(self) -> str:  # what `dumps(self.record())` gives
         return (f'{{"order_id":"{self.order_id}","user_id":"{self.user.user_id}",'
                 f'"total_amount":{_money(self.cents)!r},"currency":"{self.currency}","status":"{self.status}",'
                 f'"created_at":"{self.created_at}","region":"{self.user.region}",'
@@ -176,13 +165,13 @@ class _Day:
         """A valid order of a customer, and its items (prices in cents add up to the total)."""
         rng = self.rng
         user = _pick(rng, self.customers, self.customer_cum)
-        order_id = _uuid(rng)
+        order_id = new_uuid(rng)
         items, total = [], 0
         for _ in range(_pick(rng, ITEM_COUNTS, ITEM_COUNT_CUM)):
             quantity = _pick(rng, QUANTITIES, QUANTITY_CUM)
             cents = min(int(rng.lognormvariate(7.6, 0.9)), 250_000)  # median ~20.00, capped at 2,500.00
             total += quantity * cents
-            items.append(Item(_uuid(rng), order_id, _pick(rng, PRODUCT_IDS, PRODUCT_CUM), quantity, cents))
+            items.append(Item(new_uuid(rng), order_id, _pick(rng, PRODUCT_IDS, PRODUCT_CUM), quantity, cents))
         currencies, cum = CURRENCY_CUM[user.region]
         order = Order(order_id, user, total, _pick(rng, currencies, cum), _pick(rng, STATUS_CHOICES, ORDER_STATUS_CUM),
                       self.timestamp())
@@ -192,7 +181,7 @@ class _Day:
 def _bad_user(rng: random.Random, kind: str, user: User, status: str) -> str:
     record = _user_line(user, status)
     if kind == "malformed_json":
-        text = _dumps(record)
+        text = dumps(record)
         return text[: rng.randrange(10, len(text) // 2)]
     if kind == "missing_required_field:user_id":
         if rng.random() < 0.5:
@@ -203,7 +192,7 @@ def _bad_user(rng: random.Random, kind: str, user: User, status: str) -> str:
         record["status"] = rng.choice(["deleted", "ACTIVE", "pending"])
     elif kind == "invalid_timestamp":
         record["created_at"] = rng.choice(["2023-02-30T10:00:00Z", "last tuesday", "13/01/2023 10:00"])
-    return _dumps(record)
+    return dumps(record)
 
 
 def _bad_order(state: _Day, kind: str) -> str:
@@ -211,7 +200,7 @@ def _bad_order(state: _Day, kind: str) -> str:
     order, _ = state.order()  # its items are dropped: a refused order has none
     record = order.record()
     if kind == "malformed_json":
-        text = _dumps(record)
+        text = dumps(record)
         return text[: rng.randrange(10, len(text) // 2)]
     if kind == "missing_required_field:order_id":
         del record["order_id"]
@@ -227,17 +216,17 @@ def _bad_order(state: _Day, kind: str) -> str:
     elif kind == "invalid_currency":
         record["currency"] = rng.choice(["usd", "JPY", "EURO", "$"])
     elif kind == "unknown_user_id":  # a user who registers only later: not in today's snapshot
-        record["user_id"] = rng.choice(state.future_users).user_id if state.future_users else _uuid(rng)
+        record["user_id"] = rng.choice(state.future_users).user_id if state.future_users else new_uuid(rng)
     elif kind.startswith("region_not_allowed:"):
         record["region"] = FOREIGN_REGION
-    return _dumps(record)
+    return dumps(record)
 
 
 def _bad_item(rng: random.Random, kind: str, item: dict) -> str:
     """`item` broken as `kind` (it replaces the good item line)."""
     record = dict(item)
     if kind == "malformed_json":
-        text = _dumps(record)
+        text = dumps(record)
         return text[: rng.randrange(10, len(text) // 2)]
     if kind == "missing_required_field:item_id":
         del record["item_id"]
@@ -249,7 +238,7 @@ def _bad_item(rng: random.Random, kind: str, item: dict) -> str:
         record["quantity"] = rng.choice([0, -1, -5])
     elif kind == "invalid_price":
         record["price"] = -record["price"] if record["price"] > 0 else -1.0
-    return _dumps(record)
+    return dumps(record)
 
 
 def _kinds(source: str, count: int) -> list[str]:
@@ -257,20 +246,8 @@ def _kinds(source: str, count: int) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(count)]
 
 
-def _scatter(rng: random.Random, lines: list[str], extra: list[str]) -> list[str]:
-    """`extra` inserted at random positions of `lines` (order of both kept)."""
-    positions = sorted(rng.randrange(len(lines) + 1) for _ in extra)
-    merged: list[str] = []
-    previous = 0
-    for position, line in zip(positions, extra):
-        merged.extend(lines[previous:position])
-        merged.append(line)
-        previous = position
-    return merged + lines[previous:]
 
 
-def _files(lines: list[str]) -> list[list[str]]:
-    return [lines[i:i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
 
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
@@ -281,7 +258,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     bad = {source: {kind: 0 for kind in kinds} for source, kinds in BAD_KINDS.items()}
 
     # users: one good line per user of the snapshot; bad lines are extra broken copies or duplicates
-    user_lines = [_dumps(_user_line(u, state.statuses[u.user_id])) for u in state.snapshot]
+    user_lines = [dumps(_user_line(u, state.statuses[u.user_id])) for u in state.snapshot]
     broken_users, duplicate_users = [], []
     for kind in _kinds("users", round(len(user_lines) * bad_share)):
         bad["users"][kind] += 1
@@ -290,7 +267,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
         else:
             user = rng.choice(state.snapshot)
             broken_users.append(_bad_user(rng, kind, user, state.statuses[user.user_id]))
-    users = _scatter(rng, user_lines, broken_users) + duplicate_users
+    users = scatter(rng, user_lines, broken_users) + duplicate_users
 
     # orders: good orders with their items; bad orders (no items) scattered; duplicates at the end
     order_kinds = _kinds("orders", min(round(rows * bad_share), rows - 1))
@@ -306,7 +283,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
             duplicate_orders.append(rng.choice(good_orders))
         else:
             broken_orders.append(_bad_order(state, kind))
-    orders = _scatter(rng, good_orders, broken_orders) + duplicate_orders
+    orders = scatter(rng, good_orders, broken_orders) + duplicate_orders
 
     # items: a bad item replaces a good one (orphans are extra); duplicates copy good lines, at the end
     item_lines = [item.line() for item in items]
@@ -321,7 +298,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     for kind in item_kinds:
         if kind == "unknown_order_id":
             bad["order_items"][kind] += 1
-            orphan = dataclasses.replace(rng.choice(items), item_id=_uuid(rng), order_id=_uuid(rng))
+            orphan = dataclasses.replace(rng.choice(items), item_id=new_uuid(rng), order_id=new_uuid(rng))
             orphans.append(orphan.line())
         elif kind == DUPLICATE["order_items"]:
             bad["order_items"][kind] += 1
@@ -329,7 +306,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
             while index in replaced:
                 index = rng.randrange(len(item_lines))
             duplicate_items.append(item_lines[index])
-    order_items = _scatter(rng, item_lines, orphans) + duplicate_items
+    order_items = scatter(rng, item_lines, orphans) + duplicate_items
 
     sources = {"users": users, "orders": orders, "order_items": order_items}
     expected = {}
@@ -340,7 +317,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
                             "quarantined": quarantined, "duplicates": duplicates}
     record = {"domain": DOMAIN, "day": day.isoformat(), "seed": seed,
               "lines": {source: len(lines) for source, lines in sources.items()},
-              "files": {source: len(_files(lines)) for source, lines in sources.items()},
+              "files": {source: len(split_files(lines)) for source, lines in sources.items()},
               "bad": bad, "expected": expected}
-    return GeneratedDay(day=day, sources={source: _files(lines) for source, lines in sources.items()},
+    return GeneratedDay(day=day, sources={source: split_files(lines) for source, lines in sources.items()},
                         record=record)

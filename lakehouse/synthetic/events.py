@@ -8,11 +8,10 @@ each kind it wrote, so tests can reconcile every layer against it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import random
 
-from lakehouse.synthetic import GeneratedDay
+from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
 from lakehouse.synthetic.population import REGIONS, Population, User, new_uuid
 from lakehouse.synthetic.population import population as synthetic_population
 
@@ -30,15 +29,12 @@ BAD_KINDS = ("malformed_json", "missing_required_field", "invalid_timestamp", "d
 REQUIRED_FIELDS = ("eventId", "eventType", "timestamp", "data")
 # Hour-of-day weights (UTC): quiet nights, a business-hours peak.
 HOUR_WEIGHTS = [0.3 + math.exp(-((hour - 15) ** 2) / 18) for hour in range(24)]
-LINES_PER_FILE = 250_000
 
 
 def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _iso(ts: dt.datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
 def _payload(rng: random.Random, event_type: str, user: User) -> dict:
@@ -99,7 +95,7 @@ def _event(rng: random.Random, population: Population, day: dt.date, ts: dt.date
         "eventId": new_uuid(rng),
         "eventType": event_type,
         "eventSource": EVENT_TYPES[event_type][0],
-        "timestamp": _iso(ts or _timestamp(rng, day)),
+        "timestamp": iso_millis(ts or _timestamp(rng, day)),
         "version": rng.choice(["1.0", "1.1"]),
         "data": _payload(rng, event_type, user),
         "correlationId": new_uuid(rng),
@@ -118,7 +114,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     bad = {kind: 0 for kind in BAD_KINDS}
     n_bad = round(rows * bad_share)
     kinds = [BAD_KINDS[i % len(BAD_KINDS)] for i in range(n_bad)]
-    lines = [json.dumps(_event(rng, population, day), separators=(",", ":")) for _ in range(rows - n_bad)]
+    lines = [dumps(_event(rng, population, day)) for _ in range(rows - n_bad)]
     scattered: list[str] = []
     duplicates: list[str] = []
     for kind in kinds:
@@ -128,7 +124,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
             continue
         event = _event(rng, population, day)
         if kind == "malformed_json":
-            text = json.dumps(event, separators=(",", ":"))
+            text = dumps(event)
             scattered.append(text[: rng.randrange(10, len(text) // 2)])
             continue
         if kind == "missing_required_field":
@@ -136,17 +132,10 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
         elif kind == "invalid_timestamp":
             event["timestamp"] = rng.choice(["2024-13-45T25:61:00Z", "yesterday", "01/02/2024 10:00", ""])
         else:  # late_event: a valid event dated the previous day, arriving today
-            event["timestamp"] = _iso(_timestamp(rng, day - dt.timedelta(days=1)))
-        scattered.append(json.dumps(event, separators=(",", ":")))
-    positions = sorted(rng.randrange(len(lines) + 1) for _ in scattered)
-    merged: list[str] = []
-    previous = 0
-    for position, line in zip(positions, scattered):
-        merged.extend(lines[previous:position])
-        merged.append(line)
-        previous = position
-    lines = merged + lines[previous:] + duplicates
-    files = [lines[i:i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
+            event["timestamp"] = iso_millis(_timestamp(rng, day - dt.timedelta(days=1)))
+        scattered.append(dumps(event))
+    lines = scatter(rng, lines, scattered) + duplicates
+    files = split_files(lines)
     invalid = bad["malformed_json"] + bad["missing_required_field"] + bad["invalid_timestamp"]
     record = {
         "domain": "events", "day": day.isoformat(), "seed": seed, "lines": len(lines), "files": len(files),

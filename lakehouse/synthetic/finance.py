@@ -20,12 +20,11 @@ import math
 import random
 from functools import lru_cache
 
-from lakehouse.synthetic import GeneratedDay
+from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, split_files
 from lakehouse.synthetic.population import Account, Population, new_uuid
 from lakehouse.synthetic.population import population as synthetic_population
 
 DOMAIN = "finance"
-LINES_PER_FILE = 250_000
 STATUSES = {"settled": 0.88, "pending": 0.07, "failed": 0.04, "reversed": 0.01}
 ACCOUNT_STATUSES = {"active": 0.93, "frozen": 0.03, "closed": 0.04}
 # type: (share, sign, channels)
@@ -75,12 +74,8 @@ def _pick(rng: random.Random, choices: tuple[list, list[float]]):
     return values[bisect.bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
 
 
-def _iso(ts: dt.datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-def _dumps(obj: dict) -> str:
-    return json.dumps(obj, separators=(",", ":"))
 
 
 @lru_cache(maxsize=4)
@@ -106,7 +101,7 @@ def account_line(account: Account, status: str, owners: dict) -> dict:
     """An accounts-snapshot row: the account, its status, and its owner's region and tenant."""
     owner = owners[account.customer_id]
     return {"account_id": account.account_id, "customer_id": account.customer_id, "currency": account.currency,
-            "opened_at": _iso(account.opened_at), "region": owner.region, "tenant_id": owner.tenant_id,
+            "opened_at": iso_millis(account.opened_at), "region": owner.region, "tenant_id": owner.tenant_id,
             "status": status}
 
 
@@ -167,14 +162,12 @@ def _kinds(kinds: tuple[str, ...], n: int) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(n)]
 
 
-def _files(lines: list[str]) -> list[list[str]]:
-    return [lines[i:i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
 
 
 def _accounts(rng: random.Random, world: Population, day: dt.date, seed: int, bad_share: float):
     _, statuses, _ = account_book(seed)
     owners = {u.user_id: u for u in world.users}
-    base = [_dumps(account_line(a, statuses[a.account_id], owners)) for a in accounts_as_of(day, seed)]
+    base = [dumps(account_line(a, statuses[a.account_id], owners)) for a in accounts_as_of(day, seed)]
     bad = {kind: 0 for kind in ACCOUNT_BAD_KINDS}
     extras: list[tuple[int | None, str]] = []
     for kind in _kinds(ACCOUNT_BAD_KINDS, round(len(base) * bad_share) if base else 0):
@@ -192,7 +185,7 @@ def _accounts(rng: random.Random, world: Population, day: dt.date, seed: int, ba
             del row["account_id"]
         else:
             row["region"] = rng.choice(FOREIGN_REGIONS)
-        extras.append((None, _dumps(row)))
+        extras.append((None, dumps(row)))
     lines = _merge(rng, base, extras)
     quarantined = bad["malformed_json"] + bad["missing_account_id"] + bad["region_not_allowed"]
     expected = {"input": len(lines), "accepted": len(base), "quarantined": quarantined,
@@ -213,7 +206,7 @@ def _transactions(rng: random.Random, world: Population, day: dt.date, rows: int
     pool = [accounts[i] for i in active]
     cum = list(itertools.accumulate(weights[i] for i in active))
     choices = (pool, cum)
-    base = [_dumps(_transaction(rng, world, day, _pick(rng, choices))) for _ in range(rows - n_bad)]
+    base = [dumps(_transaction(rng, world, day, _pick(rng, choices))) for _ in range(rows - n_bad)]
     extras: list[tuple[int | None, str]] = []
     for kind in _kinds(TRANSACTION_BAD_KINDS, n_bad):
         bad[kind] += 1
@@ -223,7 +216,7 @@ def _transactions(rng: random.Random, world: Population, day: dt.date, rows: int
             continue
         row = _transaction(rng, world, day, _pick(rng, choices))
         if kind == "malformed_json":
-            text = _dumps(row)
+            text = dumps(row)
             extras.append((None, text[: rng.randrange(10, len(text) // 2)]))
             continue
         if kind == "missing_id":
@@ -244,7 +237,7 @@ def _transactions(rng: random.Random, world: Population, day: dt.date, rows: int
             row["account_id"] = rng.choice(later).account_id if later and rng.random() < 0.5 else new_uuid(rng)
         else:
             row["status"] = rng.choice(BAD_STATUSES)
-        extras.append((None, _dumps(row)))
+        extras.append((None, dumps(row)))
     lines = _merge(rng, base, extras)
     duplicates = bad["duplicate_transaction_id"]
     quarantined = n_bad - duplicates
@@ -259,7 +252,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     world = synthetic_population(seed)
     account_lines, account_bad, account_expected = _accounts(rng, world, day, seed, bad_share)
     txn_lines, txn_bad, txn_expected = _transactions(rng, world, day, rows, seed, bad_share)
-    sources = {"accounts": _files(account_lines), "transactions": _files(txn_lines)}
+    sources = {"accounts": split_files(account_lines), "transactions": split_files(txn_lines)}
     record = {
         "domain": DOMAIN, "day": day.isoformat(), "seed": seed,
         "lines": {"accounts": len(account_lines), "transactions": len(txn_lines)},

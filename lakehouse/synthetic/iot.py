@@ -25,7 +25,7 @@ import json
 import math
 import random
 
-from lakehouse.synthetic import GeneratedDay
+from lakehouse.synthetic import GeneratedDay, dumps, split_files
 from lakehouse.synthetic.population import REGIONS, SENSOR_KINDS, TENANTS, Device, new_uuid
 from lakehouse.synthetic.population import population as synthetic_population
 
@@ -43,7 +43,6 @@ SPIKE_SHARE = 0.001
 MAX_EXCURSIONS = 5
 INSTALL_START = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
 INSTALL_SPAN_SECONDS = 380 * 86_400  # the last devices are installed in mid-January 2024
-LINES_PER_FILE = 250_000
 DAY_MS = 86_400_000
 
 
@@ -116,7 +115,7 @@ def _bad_reading(kind: str, rng: random.Random, profiles: list[_Profile], day_pr
     ms = rng.randrange(DAY_MS)
     reading = _reading(device, profile.firmware, _iso_ms(day_prefix, ms), round(profile.normal(rng, ms), 2))
     if kind == "malformed_json":
-        text = json.dumps(reading, separators=(",", ":"))
+        text = dumps(reading)
         return text[: rng.randrange(10, len(text) // 2)]
     if kind == "missing_device_id":
         if rng.random() < 0.5:
@@ -137,7 +136,7 @@ def _bad_reading(kind: str, rng: random.Random, profiles: list[_Profile], day_pr
     elif kind == "unknown_device":  # a device that is not in the registry (not in the population at all)
         tenant = rng.choice(TENANTS)
         reading.update(device_id=new_uuid(rng), tenant_id=tenant.tenant_id, region=tenant.region)
-    return json.dumps(reading, separators=(",", ":"))
+    return dumps(reading)
 
 
 def _scatter(rng: random.Random, lines: list[str], extra: list[tuple[int, str]]) -> list[str]:
@@ -246,7 +245,7 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
         bad[kind] += 1
         extra.append((rng.randrange(len(lines) + 1), _bad_reading(kind, rng, registered or registry(seed), prefix)))
     lines = _scatter(rng, lines, extra)
-    files = [lines[i:i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
+    files = split_files(lines)
     quarantined = sum(n for kind, n in bad.items() if kind != "duplicate")
     record = {
         "domain": "iot", "day": prefix, "seed": seed,
