@@ -1,0 +1,1 @@
+"""Expectation suites, asset checks and quarantine rules per dataset (the quality-gates issue)."""
