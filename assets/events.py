@@ -34,16 +34,21 @@ HOURLY_EVENT_COUNTS = Dataset(
     transform=t.hourly_event_counts, primary_key=("dt", "event_hour", "event_type", "region"),
     description="Events and distinct users per event hour, type and region, by arrival day.",
     region_column="region", retention_days=1095,
+    column_lineage={"event_hour": ("event_ts",), "event_count": ("event_id",), "unique_users": ("user_id",)},
 )
 DAILY_ACTIVE_USERS = Dataset(
     name="daily_active_users", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(PROCESSED.path,),
     transform=t.daily_active_users, primary_key=("dt",), retention_days=1095,
     description="Distinct users, sessions, events and registrations per day.",
+    column_lineage={"active_users": ("user_id",), "sessions": ("session_id",), "events": ("event_id",),
+                    "registrations": ("event_type",)},
 )
 DAILY_ORDER_REVENUE = Dataset(
     name="daily_order_revenue", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(PROCESSED.path,),
     transform=t.daily_order_revenue, primary_key=("dt", "currency"), retention_days=1095,
     description="Orders and revenue per day and currency, from order.created payloads.",
+    column_lineage={"currency": ("event_type", "payload"), "orders": ("event_type",),
+                    "revenue": ("event_type", "payload"), "orders_without_amount": ("event_type", "payload")},
 )
 
 DATASETS = (RAW, PROCESSED, HOURLY_EVENT_COUNTS, DAILY_ACTIVE_USERS, DAILY_ORDER_REVENUE)

@@ -1,4 +1,4 @@
-"""`lakehouse` command line: generate landing data, summarize the lake."""
+"""`lakehouse` command line: generate landing data, summarize the lake, browse the data catalog."""
 
 from __future__ import annotations
 
@@ -63,6 +63,63 @@ def summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join(values) -> str:
+    return ", ".join(str(v) for v in values or ()) or "-"
+
+
+def _classes(entry: dict) -> str:
+    return _join(sorted({c for c in entry["classification"].values() if c}))
+
+
+def _entries_table(entries: list[dict]) -> None:
+    print_table(("dataset", "layer", "owner", "rows", "latest partition", "quality", "classification", "tags"),
+                [(e["datasetId"], e["layer"], e["owner"], "-" if e["rowCount"] is None else str(e["rowCount"]),
+                  e["latestPartition"] or "-", e["qualityStatus"], _classes(e), _join(e["tags"])) for e in entries])
+
+
+def catalog_command(args: argparse.Namespace) -> int:
+    """list / show / lineage / search over the catalog tables (`lakehouse.catalog`)."""
+    from lakehouse import catalog
+
+    config = LakehouseConfig.from_env()
+    if args.action in ("list", "search"):
+        filters = {"text": args.text} if args.action == "search" else {
+            "domain": args.domain, "tag": args.tag, "classification": args.classification}
+        _entries_table(catalog.list_entries(config, **filters))
+        return 0
+    entry = catalog.get_entry(config, args.dataset)
+    if args.action == "lineage":
+        chain = catalog.lineage(config, args.dataset, args.direction)
+        if not chain and entry is None and not catalog.lineage(
+                config, args.dataset, "downstream" if args.direction == "upstream" else "upstream"):
+            print(f"lakehouse catalog: unknown dataset {args.dataset!r}", file=sys.stderr)
+            return 1
+        print(f"{args.direction} of {args.dataset}:")
+        print_table(("dataset", "via", "run", "code version", "partitions"),
+                    [(s["datasetId"], s["via"], s["runId"], s["codeVersion"] or "-", _join(s["partitions"]))
+                     for s in chain])
+        return 0
+    if entry is None:
+        print(f"lakehouse catalog: unknown dataset {args.dataset!r}", file=sys.stderr)
+        return 1
+    keys = ("datasetId", "domain", "name", "layer", "description", "owner", "tags", "location", "retentionDays",
+            "regions", "subjectColumns", "tenantColumn", "regionColumn", "latestPartition", "rowCount",
+            "deltaVersion", "lastRunId", "qualityStatus", "createdAt", "updatedAt")
+    width = max(map(len, keys))
+    for key in keys:
+        value = entry[key]
+        shown = _join(value) if isinstance(value, list) else "-" if value in (None, "") else value
+        print(f"{key + ':':<{width + 1}}  {shown}")
+    print()
+    print_table(("column", "type", "classification", "description"),
+                [(f["name"], f["type"], f.get("classification") or "-", f.get("description") or "-")
+                 for f in entry["schema"]["fields"]])
+    print()
+    print_table(("column", "upstream"), [(column, _join(f"{s['datasetId']}.{s['column']}" for s in sources))
+                                         for column, sources in sorted(entry["columnLineage"].items())])
+    return 0
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(value)) for value in column) for column in zip(header, *rows)]
     for line in (header, tuple("-" * w for w in widths), *rows):
@@ -82,6 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     gen.set_defaults(handler=generate)
     summ = commands.add_parser("summary", help="print every table's partitions and rows")
     summ.set_defaults(handler=summary)
+    cat = commands.add_parser("catalog", help="browse the data catalog: datasets, schemas, lineage")
+    actions = cat.add_subparsers(dest="action", required=True)
+    cat_list = actions.add_parser("list", help="catalogued datasets, filtered")
+    for flag in ("--domain", "--tag", "--classification"):
+        cat_list.add_argument(flag)
+    actions.add_parser("show", help="one dataset: fields, schema, column lineage").add_argument("dataset")
+    cat_lineage = actions.add_parser("lineage", help="the datasets upstream (default) or downstream of one")
+    cat_lineage.add_argument("dataset")
+    way = cat_lineage.add_mutually_exclusive_group()
+    way.add_argument("--upstream", dest="direction", action="store_const", const="upstream", default="upstream")
+    way.add_argument("--downstream", dest="direction", action="store_const", const="downstream")
+    actions.add_parser("search", help="datasets whose id, description, owner, tags or columns contain TEXT"
+                       ).add_argument("text")
+    cat.set_defaults(handler=catalog_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

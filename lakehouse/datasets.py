@@ -59,6 +59,9 @@ class Dataset:
     schema_policy: SchemaPolicy = SchemaPolicy.STRICT
     quarantine: bool = False
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
+    # column -> upstream columns ("column" or "upstream_name.column") it is computed from; undeclared
+    # columns take the upstream columns of the same name, and values parsed from raw lines the line
+    column_lineage: dict[str, tuple[str, ...]] = field(default_factory=dict)
     classification: dict[str, Classification] = field(default_factory=dict)  # unlisted columns: internal
     personal_data: dict[str, Protection] = field(default_factory=dict)
     subject_columns: tuple[str, ...] = ()  # who a row is about, for erasure

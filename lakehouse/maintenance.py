@@ -11,6 +11,12 @@ from deltalake import DeltaTable
 
 
 @dataclass(frozen=True)
+class TableStats:
+    row_count: int
+    latest_partition: str | None
+
+
+@dataclass(frozen=True)
 class TableMaintenance:
     uri: str
     storage_options: dict[str, str]
@@ -32,6 +38,13 @@ class TableMaintenance:
         actions = pa.table(self._table().get_add_actions(flatten=True))
         return {path: str(day) for path, day in zip(actions.column("path").to_pylist(),
                                                      actions.column("partition.dt").to_pylist())}
+
+    def stats(self) -> TableStats:
+        """Rows and newest partition, from the log's file statistics (no scan)."""
+        actions = pa.table(self._table().get_add_actions(flatten=True))
+        days = [str(day) for day in actions.column("partition.dt").to_pylist() if day is not None]
+        return TableStats(row_count=sum(n or 0 for n in actions.column("num_records").to_pylist()),
+                          latest_partition=max(days) if days else None)
 
     def vacuum(self, retention_hours: int = 168, dry_run: bool = True) -> list[str]:
         """Remove files no longer referenced and older than the retention; returns them."""

@@ -11,6 +11,7 @@ from pyspark.sql import types as T
 from lakehouse import landing
 from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
+from orchestration import lineage
 from orchestration.resources import LakeResource
 from transforms import common
 
@@ -84,7 +85,7 @@ def _spec(dataset: Dataset, key: list[str], layer: str, description: str, deps: 
     return dg.AssetSpec(
         key=key, deps=deps, description=description, group_name=dataset.domain, owners=[dataset.owner],
         tags={"layer": layer, "domain": dataset.domain}, kinds={"delta", "spark"}, partitions_def=DAILY,
-        metadata=_declared_metadata(dataset),
+        metadata=_declared_metadata(dataset), code_version=lineage.code_version(dataset),
     )
 
 
@@ -107,8 +108,15 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         lines = lake.spark.read.parquet(folder) if folder else lake.spark.createDataFrame([], landing.LINES_DDL)
         raw = common.raw_lines(lines, context.run.run_id, dt.datetime.now(dt.timezone.utc))
         result = lake.write(dataset.path, raw, days, dataset.schema_policy)
+    columns = lineage.column_lineage(dataset, raw.schema, {})
+    lineage.record(lake, context.run.run_id, dataset, days, [
+        (lineage.landing_entry(lake, dataset), file_count, (), {}),
+        (lineage.catalog_entry(lake, dataset.path, dataset, raw.schema, result), result.row_count,
+         [(lineage.landing_path(dataset), None)], columns),
+    ])
     yield dg.MaterializeResult(asset_key=dataset.key_path, metadata={
-        **write_metadata(result, raw.schema, dataset), "landing_files": file_count})
+        **write_metadata(result, raw.schema, dataset), "landing_files": file_count,
+        "dagster/column_lineage": lineage.dagster_column_lineage(columns)})
 
 
 def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
@@ -120,48 +128,58 @@ def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
 
 
 def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset, days: list[dt.date]):
-    inputs = {path.split("/")[-1]: lake.read(path, days) for path in dataset.upstream}
+    reads = {path: lake.read(path, days) for path in dataset.upstream}
+    upstream = [(path, version) for path, (_, version) in reads.items()]
+    inputs = {path.split("/")[-1]: rows for path, (rows, _) in reads.items()}
     output = dataset.transform(*inputs.values()) if len(inputs) == 1 else dataset.transform(**inputs)
     if dataset.allowed_regions:
         output = common.require_region(output, dataset.region_column, dataset.allowed_regions)
     if QUARANTINE_REASON in output.columns and not dataset.has_quarantine:
         raise ValueError(f"{dataset.path} produces {QUARANTINE_REASON} but declares no quarantine")
+    upstream_schemas = {path: rows.schema for path, (rows, _) in reads.items()}
     if not (dataset.has_quarantine or dataset.deduplicate_on):
-        yield _write(lake, dataset, output, days)
-        return
-    # The output feeds several writes and counts: compute it once (Spark Connect has no persist on Sail).
-    with landing.staging_folder(lake.config, dataset.domain) as folder:
-        output.write.parquet(folder)
-        output = lake.spark.read.schema(output.schema).parquet(folder)
-        accepted = common.accepted_rows(output)
-        results = []
+        written, schema, metadata = _write(lake, dataset, output, days)
+        outputs = [(dataset.path, written, schema)]
+        results = [(dataset.key_path, metadata)]
+    else:
+        # The output feeds several writes and counts: compute it once (Spark Connect has no persist on Sail).
+        with landing.staging_folder(lake.config, dataset.domain) as folder:
+            output.write.parquet(folder)
+            output = lake.spark.read.schema(output.schema).parquet(folder)
+            accepted = common.accepted_rows(output)
+            outputs, results = [], []
+            if dataset.has_quarantine:
+                rejected = common.quarantine_records(output, context.run.run_id, dt.datetime.now(dt.timezone.utc))
+                held = lake.write(dataset.quarantine_path, rejected, days)
+                outputs.append((dataset.quarantine_path, held, rejected.schema))
+                results.append((dataset.quarantine_path.split("/"), write_metadata(held, rejected.schema)))
+            before = accepted.count() if dataset.deduplicate_on else None
+            if dataset.deduplicate_on:
+                accepted = common.deduplicate(accepted, dataset.deduplicate_on)
+            written, schema, metadata = _write(lake, dataset, accepted, days)
         if dataset.has_quarantine:
-            rejected = common.quarantine_records(output, context.run.run_id, dt.datetime.now(dt.timezone.utc))
-            held = lake.write(dataset.quarantine_path, rejected, days)
-            results.append(dg.MaterializeResult(asset_key=dataset.quarantine_path.split("/"),
-                                                metadata=write_metadata(held, rejected.schema)))
-        before = accepted.count() if dataset.deduplicate_on else None
+            metadata["quarantined_rows"] = held.row_count
         if dataset.deduplicate_on:
-            accepted = common.deduplicate(accepted, dataset.deduplicate_on)
-        result = _write(lake, dataset, accepted, days, rows_before_deduplication=before,
-                        quarantined_rows=held.row_count if dataset.has_quarantine else None)
-    yield result
-    yield from results
+            metadata["duplicates_removed"] = before - written.row_count
+        outputs.insert(0, (dataset.path, written, schema))
+        results.insert(0, (dataset.key_path, metadata))
+    columns = lineage.column_lineage(dataset, schema, upstream_schemas)
+    results[0][1]["dagster/column_lineage"] = lineage.dagster_column_lineage(columns)
+    lineage.record(lake, context.run.run_id, dataset, days, [
+        (lineage.catalog_entry(lake, path, dataset, table_schema, result), result.row_count, upstream,
+         columns if path == dataset.path else {})
+        for path, result, table_schema in outputs])
+    for key, metadata in results:
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-def _write(lake: LakeResource, dataset: Dataset, rows: DataFrame, days: list[dt.date],
-           rows_before_deduplication: int | None = None, quarantined_rows: int | None = None):
-    """Check the declared columns, protect personal data, write the partitions, say what happened."""
+def _write(lake: LakeResource, dataset: Dataset, rows: DataFrame, days: list[dt.date]):
+    """Check the declared columns, protect personal data, write the partitions."""
     _check_declared_columns(dataset, rows)
     if dataset.personal_data:
         rows = common.protect(rows, dataset.personal_data, lake.config.token_key())
     written = lake.write(dataset.path, rows, days, dataset.schema_policy)
-    metadata = write_metadata(written, rows.schema, dataset)
-    if quarantined_rows is not None:
-        metadata["quarantined_rows"] = quarantined_rows
-    if rows_before_deduplication is not None:
-        metadata["duplicates_removed"] = rows_before_deduplication - written.row_count
-    return dg.MaterializeResult(asset_key=dataset.key_path, metadata=metadata)
+    return written, rows.schema, write_metadata(written, rows.schema, dataset)
 
 
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:

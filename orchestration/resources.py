@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import dagster as dg
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import delta
@@ -28,9 +29,13 @@ class LakeResource(dg.ConfigurableResource):
         layer, domain, name = path.split("/")
         return self.config.table_uri(layer, domain, name)
 
-    def read(self, path: str, days: Sequence[dt.date]) -> DataFrame:
-        """The rows of `days` of the table at `path` (layer/domain/name)."""
-        return self.spark.read.format("delta").load(self.uri(path)).where(delta.partition_predicate(days))
+    def read(self, path: str, days: Sequence[dt.date]) -> tuple[DataFrame, int]:
+        """The rows of `days` of the table at `path` (layer/domain/name), pinned to its current version
+        (returned too, for lineage): every read of the run sees the same snapshot."""
+        version = DeltaTable(self.uri(path), storage_options=self.config.storage_options).version()
+        rows = (self.spark.read.format("delta").option("versionAsOf", version).load(self.uri(path))
+                .where(delta.partition_predicate(days)))
+        return rows, version
 
     def write(self, path: str, df: DataFrame, days: Sequence[dt.date],
               schema_policy: delta.SchemaPolicy = delta.SchemaPolicy.STRICT) -> delta.WriteResult:

@@ -1,0 +1,242 @@
+"""The data-mesh catalog in the lake: the one module that writes (and reads) `<root>/catalog/`.
+
+Three Delta tables, each upserted by key so that re-running a partition updates
+rather than duplicates:
+- `catalog/datasets` (dataset_id): the AIC catalog entry (datasetId, domain, name,
+  schema fields, owner, tags, location, createdAt, updatedAt) plus layer,
+  classification, retention, regions, subject columns, latest partition, row
+  count, last run and quality status;
+- `catalog/lineage` (run_id, dataset_id): one materialization: the upstream
+  datasets' Delta versions -> the output's version, partitions, code version, rows;
+- `catalog/column_lineage` (dataset_id, column): which upstream columns feed each column.
+Writes go through delta-rs merges (small tables, no engine needed); a commit that
+loses a race with another run's is retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from lakehouse.config import LakehouseConfig
+
+DATASETS = pa.schema([
+    ("dataset_id", pa.string()), ("domain", pa.string()), ("name", pa.string()), ("layer", pa.string()),
+    ("description", pa.string()), ("owner", pa.string()), ("tags", pa.list_(pa.string())),
+    ("location", pa.string()), ("schema_json", pa.string()), ("retention_days", pa.int64()),
+    ("regions", pa.list_(pa.string())), ("subject_columns", pa.list_(pa.string())),
+    ("tenant_column", pa.string()), ("region_column", pa.string()), ("latest_partition", pa.string()),
+    ("row_count", pa.int64()), ("delta_version", pa.int64()), ("last_run_id", pa.string()),
+    ("quality_status", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+    ("updated_at", pa.timestamp("us", tz="UTC")),
+])
+LINEAGE = pa.schema([
+    ("run_id", pa.string()), ("dataset_id", pa.string()), ("dataset_version", pa.int64()),
+    ("partitions", pa.list_(pa.string())), ("upstream_json", pa.string()), ("code_version", pa.string()),
+    ("row_count", pa.int64()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+])
+COLUMN_LINEAGE = pa.schema([
+    ("dataset_id", pa.string()), ("column", pa.string()), ("upstream_json", pa.string()),
+    ("updated_at", pa.timestamp("us", tz="UTC")),
+])
+KEYS = {"datasets": ("dataset_id",), "lineage": ("run_id", "dataset_id"), "column_lineage": ("dataset_id", "column")}
+SCHEMAS = {"datasets": DATASETS, "lineage": LINEAGE, "column_lineage": COLUMN_LINEAGE}
+
+
+def dataset_id(path: str) -> str:
+    """`layer/domain/name` -> `layer.domain.name`: the catalog's stable identifier."""
+    return path.replace("/", ".")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    description: str | None = None
+    classification: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one materialization says about one dataset."""
+
+    path: str  # layer/domain/name
+    owner: str
+    description: str
+    location: str
+    fields: Sequence[Field]
+    tags: Sequence[str] = ()
+    retention_days: int | None = None
+    regions: Sequence[str] = ()
+    subject_columns: Sequence[str] = ()
+    tenant_column: str | None = None
+    region_column: str | None = None
+    latest_partition: str | None = None
+    row_count: int | None = None
+    delta_version: int | None = None
+    quality_status: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Materialization:
+    run_id: str
+    entry: Entry
+    partitions: Sequence[str]
+    rows_written: int
+    code_version: str
+    upstream: Sequence[tuple[str, int | None]] = ()  # (path, Delta version)
+    column_lineage: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # column -> (path, column)
+
+
+def _uri(config: LakehouseConfig, table: str) -> str:
+    return f"{config.root}/catalog/{table}"
+
+
+def _upsert(config: LakehouseConfig, table: str, rows: list[dict[str, Any]], keep: Sequence[str] = (),
+            combine: dict[str, str] | None = None, replace_within: str | None = None) -> None:
+    """Insert or update `rows` by the table's key (the last row per key wins).
+
+    `keep`: columns never overwritten once set; `combine`: column -> SQL over t./s. for the updated
+    value; `replace_within`: a key column whose values in `rows` own their target rows, so target rows
+    with those values that `rows` no longer has are deleted.
+    """
+    if not rows:
+        return
+    uri, schema, keys = _uri(config, table), SCHEMAS[table], KEYS[table]
+    data = pa.Table.from_pylist(list({tuple(r[k] for k in keys): r for r in rows}.values()), schema=schema)
+    updates = {f"`{c}`": f"s.`{c}`" for c in schema.names if c not in keep}
+    updates.update({f"`{c}`": expression for c, expression in (combine or {}).items()})
+    for attempt in range(5):
+        try:
+            if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
+                write_deltalake(uri, data.slice(0, 0), mode="append", storage_options=config.storage_options)
+            predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+            merge = (DeltaTable(uri, storage_options=config.storage_options)
+                     .merge(data, predicate, source_alias="s", target_alias="t")
+                     .when_matched_update(updates).when_not_matched_insert_all())
+            if replace_within:
+                owned = ", ".join("'" + str(v).replace("'", "''") + "'" for v in set(data.column(replace_within).to_pylist()))
+                merge = merge.when_not_matched_by_source_delete(f"t.`{replace_within}` IN ({owned})")
+            merge.execute()
+            return
+        except CommitFailedError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def record(config: LakehouseConfig, materializations: Sequence[Materialization]) -> None:
+    """Register each output and its lineage; idempotent per (run, dataset)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    entries, lineage, columns = [], [], []
+    for m in materializations:
+        e = m.entry
+        entries.append({
+            "dataset_id": dataset_id(e.path), "domain": e.path.split("/")[1], "name": e.path.split("/")[2],
+            "layer": e.path.split("/")[0], "description": e.description, "owner": e.owner, "tags": list(e.tags),
+            "location": e.location,
+            "schema_json": json.dumps({"fields": [f.__dict__ for f in e.fields]}),
+            "retention_days": e.retention_days, "regions": list(e.regions),
+            "subject_columns": list(e.subject_columns), "tenant_column": e.tenant_column,
+            "region_column": e.region_column, "latest_partition": e.latest_partition, "row_count": e.row_count,
+            "delta_version": e.delta_version, "last_run_id": m.run_id, "quality_status": e.quality_status,
+            "created_at": now, "updated_at": now,
+        })
+        lineage.append({
+            "run_id": m.run_id, "dataset_id": dataset_id(e.path), "dataset_version": e.delta_version,
+            "partitions": list(m.partitions), "code_version": m.code_version, "row_count": m.rows_written,
+            "upstream_json": json.dumps([{"dataset_id": dataset_id(p), "version": v} for p, v in m.upstream]),
+            "recorded_at": now,
+        })
+        columns += [{"dataset_id": dataset_id(e.path), "column": column, "updated_at": now,
+                     "upstream_json": json.dumps([{"dataset_id": dataset_id(p), "column": c} for p, c in sources])}
+                    for column, sources in m.column_lineage.items()]
+    # A backfill of older partitions must not move the latest partition back.
+    _upsert(config, "datasets", entries, keep=("created_at",),
+            combine={"latest_partition": "CASE WHEN t.latest_partition IS NULL OR s.latest_partition > "
+                                         "t.latest_partition THEN s.latest_partition ELSE t.latest_partition END"})
+    _upsert(config, "lineage", lineage)
+    _upsert(config, "column_lineage", columns, replace_within="dataset_id")
+
+
+def _rows(config: LakehouseConfig, table: str) -> list[dict[str, Any]]:
+    uri = _uri(config, table)
+    if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
+        return []
+    return pa.table(DeltaTable(uri, storage_options=config.storage_options).to_pyarrow_table()).to_pylist()
+
+
+def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """A catalog row in the AIC catalog shape (camelCase), with the lakehouse's extra fields."""
+    schema = json.loads(row["schema_json"])
+    lineage = {c["column"]: [{"datasetId": u["dataset_id"], "column": u["column"]} for u in json.loads(c["upstream_json"])]
+               for c in columns if c["dataset_id"] == row["dataset_id"]}
+    return {
+        "datasetId": row["dataset_id"], "domain": row["domain"], "name": row["name"], "layer": row["layer"],
+        "description": row["description"], "schema": schema, "owner": row["owner"], "tags": row["tags"],
+        "location": row["location"], "createdAt": row["created_at"].isoformat(),
+        "updatedAt": row["updated_at"].isoformat(),
+        "classification": {f["name"]: f.get("classification") for f in schema["fields"]},
+        "retentionDays": row["retention_days"], "regions": row["regions"],
+        "subjectColumns": row["subject_columns"], "tenantColumn": row["tenant_column"],
+        "regionColumn": row["region_column"], "latestPartition": row["latest_partition"],
+        "rowCount": row["row_count"], "deltaVersion": row["delta_version"], "lastRunId": row["last_run_id"],
+        "qualityStatus": row["quality_status"], "columnLineage": lineage,
+    }
+
+
+def list_entries(config: LakehouseConfig, domain: str | None = None, tag: str | None = None,
+                 classification: str | None = None, text: str | None = None) -> list[dict[str, Any]]:
+    """Catalog entries, filtered; `text` matches id, description, owner, tags and column names."""
+    columns = _rows(config, "column_lineage")
+    found = []
+    for row in sorted(_rows(config, "datasets"), key=lambda r: r["dataset_id"]):
+        entry = _entry(row, columns)
+        if domain and entry["domain"] != domain:
+            continue
+        if tag and tag not in entry["tags"]:
+            continue
+        if classification and classification not in entry["classification"].values():
+            continue
+        if text:
+            haystack = " ".join([entry["datasetId"], entry["description"] or "", entry["owner"], *entry["tags"],
+                                 *(f["name"] for f in entry["schema"]["fields"])]).lower()
+            if text.lower() not in haystack:
+                continue
+        found.append(entry)
+    return found
+
+
+def get_entry(config: LakehouseConfig, dataset: str) -> dict[str, Any] | None:
+    matches = [e for e in list_entries(config) if e["datasetId"] == dataset]
+    return matches[0] if matches else None
+
+
+def lineage(config: LakehouseConfig, dataset: str, direction: str = "upstream") -> list[dict[str, Any]]:
+    """The chain of datasets feeding (upstream) or fed by (downstream) `dataset`, nearest first,
+    from the latest materialization of each dataset."""
+    if direction not in ("upstream", "downstream"):
+        raise ValueError(f"direction must be upstream or downstream, not {direction!r}")
+    latest: dict[str, dict[str, Any]] = {}
+    for row in sorted(_rows(config, "lineage"), key=lambda r: r["recorded_at"]):
+        latest[row["dataset_id"]] = row
+    edges = [(up["dataset_id"], out, row) for out, row in latest.items() for up in json.loads(row["upstream_json"])]
+    seen, frontier, chain = {dataset}, [dataset], []
+    while frontier:
+        current, frontier = frontier, []
+        for source, target, row in edges:
+            node, other = (source, target) if direction == "upstream" else (target, source)
+            if other in current and node not in seen:
+                seen.add(node)
+                frontier.append(node)
+                chain.append({"datasetId": node, "via": other, "runId": row["run_id"],
+                              "codeVersion": row["code_version"], "partitions": row["partitions"]})
+    return chain

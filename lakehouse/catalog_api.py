@@ -1,0 +1,141 @@
+"""Read-only HTTP API over the lake's data catalog (`<root>/catalog/`, see `lakehouse.catalog`).
+
+- `GET /v1/data/catalog?domain=&tag=&classification=`: the entries, filtered;
+- `GET /v1/data/catalog/{datasetId}`: one entry in the AIC catalog shape (404 if unknown);
+- `GET /v1/data/catalog/{datasetId}/lineage?direction=upstream|downstream`: the chain, nearest first.
+
+`python -m lakehouse.catalog_api` serves it on 127.0.0.1:$LAKEHOUSE_CATALOG_PORT (default 8090).
+"""
+
+import os
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from lakehouse import catalog
+from lakehouse.config import LakehouseConfig
+
+DEFAULT_PORT = 8090
+TITLE = "Lakehouse data catalog"
+
+
+class SchemaField(BaseModel):
+    name: str
+    type: str
+    description: str | None = None
+    classification: str | None = None
+
+
+class DatasetSchema(BaseModel):
+    fields: list[SchemaField]
+
+
+class ColumnSource(BaseModel):
+    datasetId: str
+    column: str
+
+
+class CatalogEntry(BaseModel):
+    """A dataset in the AIC catalog shape, with the lakehouse's extra fields."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    datasetId: str = Field(examples=["curated.events.daily_active_users"])
+    domain: str
+    name: str
+    layer: str
+    description: str | None = None
+    schema_: DatasetSchema = Field(alias="schema")
+    owner: str
+    tags: list[str]
+    location: str
+    createdAt: str = Field(json_schema_extra={"format": "date-time"})
+    updatedAt: str = Field(json_schema_extra={"format": "date-time"})
+    classification: dict[str, str | None] = Field(description="column -> classification")
+    retentionDays: int | None = None
+    regions: list[str]
+    subjectColumns: list[str]
+    tenantColumn: str | None = None
+    regionColumn: str | None = None
+    latestPartition: str | None = None
+    rowCount: int | None = None
+    deltaVersion: int | None = None
+    lastRunId: str | None = None
+    qualityStatus: str
+    columnLineage: dict[str, list[ColumnSource]] = Field(description="column -> the upstream columns feeding it")
+
+
+class CatalogList(BaseModel):
+    count: int
+    datasets: list[CatalogEntry]
+
+
+class LineageStep(BaseModel):
+    datasetId: str
+    via: str = Field(description="the dataset this one feeds (upstream) or is fed by (downstream)")
+    runId: str
+    codeVersion: str | None = None
+    partitions: list[str]
+
+
+class Lineage(BaseModel):
+    datasetId: str
+    direction: Literal["upstream", "downstream"]
+    lineage: list[LineageStep]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def known(config: LakehouseConfig, dataset: str) -> bool:
+    """Catalogued, or at least named in some lineage (a landing source is upstream only)."""
+    return (catalog.get_entry(config, dataset) is not None
+            or any(catalog.lineage(config, dataset, d) for d in ("upstream", "downstream")))
+
+
+def create_app(config_factory: Callable[[], LakehouseConfig] = LakehouseConfig.from_env) -> FastAPI:
+    app = FastAPI(title=TITLE, version="1.0.0", description=__doc__)
+
+    def config() -> LakehouseConfig:
+        return config_factory()
+
+    Config = Annotated[LakehouseConfig, Depends(config)]
+    not_found = {404: {"model": Problem, "description": "unknown datasetId"}}
+
+    @app.get("/v1/data/catalog", response_model=CatalogList, tags=["catalog"])
+    def list_datasets(cfg: Config, domain: str | None = None, tag: str | None = None,
+                      classification: str | None = None) -> CatalogList:
+        entries = catalog.list_entries(cfg, domain=domain, tag=tag, classification=classification)
+        return CatalogList(count=len(entries), datasets=[CatalogEntry.model_validate(e) for e in entries])
+
+    @app.get("/v1/data/catalog/{datasetId}", response_model=CatalogEntry, responses=not_found, tags=["catalog"])
+    def get_dataset(datasetId: str, cfg: Config) -> CatalogEntry:
+        entry = catalog.get_entry(cfg, datasetId)
+        if entry is None:
+            raise HTTPException(404, detail=f"unknown dataset {datasetId!r}")
+        return CatalogEntry.model_validate(entry)
+
+    @app.get("/v1/data/catalog/{datasetId}/lineage", response_model=Lineage, responses=not_found, tags=["catalog"])
+    def get_lineage(datasetId: str, cfg: Config,
+                    direction: Annotated[Literal["upstream", "downstream"], Query()] = "upstream") -> Lineage:
+        chain = catalog.lineage(cfg, datasetId, direction)
+        if not chain and not known(cfg, datasetId):
+            raise HTTPException(404, detail=f"unknown dataset {datasetId!r}")
+        return Lineage(datasetId=datasetId, direction=direction, lineage=chain)
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    port = int(os.environ.get("LAKEHOUSE_CATALOG_PORT", DEFAULT_PORT))
+    print(f"{TITLE}: http://127.0.0.1:{port}/v1/data/catalog (OpenAPI at /docs)", flush=True)
+    uvicorn.run(create_app(), host="127.0.0.1", port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""What a materialization tells the catalog and Dagster about lineage: code versions, column
+lineage (declared, else derived), catalog entries. The factory calls this after each write."""
+
+import functools
+import hashlib
+import inspect
+from collections.abc import Sequence
+
+import dagster as dg
+from pyspark.sql import types as T
+
+from lakehouse import catalog
+from lakehouse.datasets import Dataset
+from lakehouse.delta import WriteResult
+from lakehouse.maintenance import TableMaintenance
+from orchestration.resources import LakeResource
+from transforms import common
+
+
+def code_version(dataset: Dataset) -> str:
+    """Changes when the transform's source or the declaration changes (shown by Dagster as a code change)."""
+    function = dataset.transform or common.raw_lines
+    while isinstance(function, functools.partial):
+        function = function.func
+    source = inspect.getsource(function)
+    return hashlib.sha1(f"{source}\n{dataset!r}".encode()).hexdigest()[:12]
+
+
+def landing_path(dataset: Dataset) -> str:
+    return f"landing/{dataset.domain}/{dataset.landing}"
+
+
+def column_lineage(dataset: Dataset, schema: T.StructType,
+                   upstream: dict[str, T.StructType]) -> dict[str, list[tuple[str, str]]]:
+    """Output column -> upstream (path, column): as declared, else the upstream columns of the same
+    name, else (for data parsed out of raw lines) the raw line."""
+    if dataset.layer == "raw":
+        return {f.name: [(landing_path(dataset), "line" if f.name not in ("dt", "source_file", "line_number")
+                          else f.name)] for f in schema.fields}
+    by_name = {path.split("/")[-1]: path for path in upstream}
+    lineage = {}
+    for f in schema.fields:
+        if f.name in dataset.column_lineage:
+            sources = []
+            for ref in dataset.column_lineage[f.name]:
+                name, _, column = ref.rpartition(".")
+                sources += [(by_name[name], column)] if name else [(p, column) for p in upstream]
+        else:
+            sources = [(path, f.name) for path, s in upstream.items() if f.name in s.names]
+            sources = sources or [(path, "line") for path, s in upstream.items()
+                                  if path.startswith("raw/") and "line" in s.names]
+        if sources:
+            lineage[f.name] = sources
+    return lineage
+
+
+def dagster_column_lineage(lineage: dict[str, list[tuple[str, str]]]) -> dg.TableColumnLineage:
+    return dg.TableColumnLineage(deps_by_column={
+        column: [dg.TableColumnDep(asset_key=dg.AssetKey(path.split("/")), column_name=name) for path, name in deps]
+        for column, deps in lineage.items()})
+
+
+def _tags(dataset: Dataset, layer: str) -> list[str]:
+    tags = {layer, dataset.domain, *(dataset.classification_of(c).value for c in dataset.classification)}
+    if dataset.personal_data or layer in ("raw", "quarantine") and dataset.subject_columns:
+        tags.add("personal-data")
+    if dataset.subject_columns:
+        tags.add("gdpr")
+    return sorted(tags)
+
+
+def catalog_entry(lake: LakeResource, path: str, dataset: Dataset, schema: T.StructType,
+                  written: WriteResult) -> catalog.Entry:
+    layer = path.split("/")[0]
+    stats = TableMaintenance(written.uri, lake.config.storage_options).stats()
+    return catalog.Entry(
+        path=path, owner=dataset.owner, location=written.uri,
+        description=dataset.description if path == dataset.path else f"Rows of {dataset.path} refused by its rules.",
+        fields=[catalog.Field(f.name, f.dataType.simpleString(), dataset.columns.get(f.name),
+                              dataset.classification_of(f.name).value if layer != "quarantine" else "restricted")
+                for f in schema.fields],
+        tags=_tags(dataset, layer), retention_days=dataset.retention_days, regions=dataset.allowed_regions,
+        subject_columns=dataset.subject_columns, tenant_column=dataset.tenant_column,
+        region_column=dataset.region_column, row_count=stats.row_count,
+        # an empty partition has no files, yet it is materialized
+        latest_partition=max(filter(None, [stats.latest_partition, *(d.isoformat() for d in written.partitions)])),
+        delta_version=written.version,
+    )
+
+
+def landing_entry(lake: LakeResource, dataset: Dataset) -> catalog.Entry:
+    return catalog.Entry(
+        path=landing_path(dataset), owner=dataset.owner, location=lake.config.landing_uri(dataset.domain),
+        description=f"Landing files {dataset.landing}-* of the {dataset.domain} domain, as received.",
+        fields=[catalog.Field("line", "string", "one line of a landing file", "restricted")],
+        tags=["landing", dataset.domain], retention_days=7, subject_columns=dataset.subject_columns,
+    )
+
+
+def record(lake: LakeResource, run_id: str, dataset: Dataset, days: Sequence,
+           outputs: Sequence[tuple[catalog.Entry, int, Sequence[tuple[str, int | None]],
+                                   dict[str, list[tuple[str, str]]]]]) -> None:
+    """One catalog record per table the step wrote: (entry, rows written, upstream versions, column lineage)."""
+    version = code_version(dataset)
+    catalog.record(lake.config, [
+        catalog.Materialization(run_id=run_id, entry=entry, partitions=[d.isoformat() for d in days],
+                                rows_written=rows, code_version=version, upstream=upstream, column_lineage=columns)
+        for entry, rows, upstream, columns in outputs])
