@@ -8,7 +8,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from lakehouse import landing
+from lakehouse import landing, openlineage
 from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
@@ -109,7 +109,7 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         raw = common.raw_lines(lines, context.run.run_id, dt.datetime.now(dt.timezone.utc))
         result = lake.write(dataset.path, raw, days, dataset.schema_policy)
     columns = lineage.column_lineage(dataset, raw.schema, {})
-    lineage.record(lake, context.run.run_id, dataset, days, [
+    reported = lineage.record(lake, context.run.run_id, dataset, days, [
         (lineage.landing_entry(lake, dataset), file_count, (), {}),
         (lineage.catalog_entry(lake, dataset.path, dataset, raw.schema, result), result.row_count,
          [(lineage.landing_path(dataset), None)], columns),
@@ -117,6 +117,7 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     yield dg.MaterializeResult(asset_key=dataset.key_path, metadata={
         **write_metadata(result, raw.schema, dataset), "landing_files": file_count,
         "dagster/column_lineage": lineage.dagster_column_lineage(columns)})
+    return reported
 
 
 def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
@@ -165,12 +166,13 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         results.insert(0, (dataset.key_path, metadata))
     columns = lineage.column_lineage(dataset, schema, upstream_schemas)
     results[0][1]["dagster/column_lineage"] = lineage.dagster_column_lineage(columns)
-    lineage.record(lake, context.run.run_id, dataset, days, [
+    reported = lineage.record(lake, context.run.run_id, dataset, days, [
         (lineage.catalog_entry(lake, path, dataset, table_schema, result), result.row_count, upstream,
          columns if path == dataset.path else {})
         for path, result, table_schema in outputs])
     for key, metadata in results:
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    return reported
 
 
 def _write(lake: LakeResource, dataset: Dataset, rows: DataFrame, days: list[dt.date]):
@@ -183,13 +185,23 @@ def _write(lake: LakeResource, dataset: Dataset, rows: DataFrame, days: list[dt.
 
 
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:
-    """The asset that builds the dataset's partitions (and its quarantine's) in one step."""
+    """The asset that builds the dataset's partitions (and its quarantine's) in one step, reporting the
+    step to the catalog and as an OpenLineage run (START, then COMPLETE or FAIL)."""
     build = _ingest if dataset.layer == "raw" else _derive
+    name = dataset.path.replace("/", "__")
 
-    @dg.multi_asset(specs=dataset_specs(dataset), name=dataset.path.replace("/", "__"), partitions_def=DAILY,
+    @dg.multi_asset(specs=dataset_specs(dataset), name=name, partitions_def=DAILY,
                     backfill_policy=SINGLE_RUN, pool=pool_for(dataset.path))
     def _materialize(context: dg.AssetExecutionContext, lake: LakeResource):
-        yield from build(context, lake, dataset, partition_days(context))
+        run_id = context.run.run_id
+        inputs, outputs = lineage.planned(lake, dataset)
+        openlineage.emit_run_event("START", run_id, name, inputs, outputs)
+        try:
+            inputs, outputs = yield from build(context, lake, dataset, partition_days(context))
+        except Exception as error:
+            openlineage.emit_run_event("FAIL", run_id, name, inputs, outputs, error=f"{type(error).__name__}: {error}")
+            raise
+        openlineage.emit_run_event("COMPLETE", run_id, name, inputs, outputs)
 
     return _materialize
 

@@ -13,6 +13,7 @@ from lakehouse import catalog
 from lakehouse.datasets import Dataset
 from lakehouse.delta import WriteResult
 from lakehouse.maintenance import TableMaintenance
+from lakehouse.openlineage import DatasetInfo
 from orchestration.resources import LakeResource
 from transforms import common
 
@@ -97,12 +98,33 @@ def landing_entry(lake: LakeResource, dataset: Dataset) -> catalog.Entry:
     )
 
 
+def planned(lake: LakeResource, dataset: Dataset) -> tuple[list[DatasetInfo], list[DatasetInfo]]:
+    """The step's inputs and outputs as known before it runs (for START and FAIL events)."""
+    if dataset.layer == "raw":
+        inputs = [DatasetInfo(landing_path(dataset), lake.config.landing_uri(dataset.domain))]
+    else:
+        inputs = [DatasetInfo(path, lake.uri(path)) for path in dataset.upstream]
+    paths = [dataset.path, *([dataset.quarantine_path] if dataset.has_quarantine else [])]
+    return inputs, [DatasetInfo(path, lake.uri(path), owner=dataset.owner) for path in paths]
+
+
 def record(lake: LakeResource, run_id: str, dataset: Dataset, days: Sequence,
            outputs: Sequence[tuple[catalog.Entry, int, Sequence[tuple[str, int | None]],
-                                   dict[str, list[tuple[str, str]]]]]) -> None:
-    """One catalog record per table the step wrote: (entry, rows written, upstream versions, column lineage)."""
+                                   dict[str, list[tuple[str, str]]]]]) -> tuple[list[DatasetInfo], list[DatasetInfo]]:
+    """One catalog record per table the step wrote: (entry, rows written, upstream versions, column lineage).
+
+    Returns the step's inputs and outputs as OpenLineage datasets, for its COMPLETE event.
+    """
     version = code_version(dataset)
     catalog.record(lake.config, [
         catalog.Materialization(run_id=run_id, entry=entry, partitions=[d.isoformat() for d in days],
                                 rows_written=rows, code_version=version, upstream=upstream, column_lineage=columns)
         for entry, rows, upstream, columns in outputs])
+    inputs = {path: DatasetInfo(path, lake.config.landing_uri(dataset.domain) if path.startswith("landing/")
+                                else lake.uri(path), version=upstream_version)
+              for _, _, upstream, _ in outputs for path, upstream_version in upstream}
+    written = [DatasetInfo(entry.path, entry.location, [(f.name, f.type, f.description) for f in entry.fields],
+                           owner=entry.owner, version=entry.delta_version, row_count=rows,
+                           column_lineage=columns)
+               for entry, rows, _, columns in outputs if not entry.path.startswith("landing/")]
+    return list(inputs.values()), written

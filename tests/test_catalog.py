@@ -15,7 +15,9 @@ from lakehouse.cli import GENERATORS
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import Dataset
 from orchestration.factory import domain_assets
+from lakehouse.openlineage import default_log_path, openlineage_run_id
 from tests.helpers import run_assets
+from tests.test_openlineage import _rebuild, _validate, registry  # noqa: F401  (registry is a fixture)
 
 DAYS = [dt.date(2024, 1, 4), dt.date(2024, 1, 5)]
 ROWS = 400
@@ -131,6 +133,49 @@ def test_a_failed_run_leaves_the_catalog_as_it_was(built):
         lineage_rows = len(catalog._rows(config, "lineage"))
         fail["now"] = True
         result = run_assets(instance, assets, DAYS[0], raise_on_error=False)
+        assert result.run_id
         assert not result.success
     assert catalog.get_entry(config, "curated.events.flaky_counts") == before
     assert len(catalog._rows(config, "lineage")) == lineage_rows
+    failed = [e for e in emitted_events() if e["run"]["runId"] == openlineage_run_id(result.run_id, STEP)]
+    assert [e["eventType"] for e in failed] == ["START", "FAIL"]
+    assert "RuntimeError: transform broke on purpose" in failed[1]["run"]["facets"]["errorMessage"]["message"]
+
+
+STEP = "curated__events__flaky_counts"
+
+
+def emitted_events() -> list[dict]:
+    return [json.loads(line) for line in default_log_path().read_text().splitlines()]
+
+
+def test_every_step_emits_valid_openlineage_start_then_complete(built, registry):  # noqa: F811
+    from orchestration.definitions import DATASETS
+
+    config, _, _, last_run, _ = built
+    events = emitted_events()
+    for dataset in DATASETS:
+        step = dataset.path.replace("/", "__")
+        run = [e for e in events if e["run"]["runId"] == openlineage_run_id(last_run, step)]
+        assert [e["eventType"] for e in run] == ["START", "COMPLETE"], step
+        start, complete = run
+        for event in run:
+            _validate(event, registry)
+            _rebuild(event)
+        assert start["job"] == complete["job"] and complete["job"]["name"] == step
+        outputs = {o["name"]: o for o in complete["outputs"]}
+        assert [o["name"] for o in start["outputs"]] == list(outputs)
+        output = outputs[dataset.path]
+        entry = catalog.get_entry(config, dataset_id(dataset.path))
+        assert output["facets"]["version"]["datasetVersion"] == str(entry["deltaVersion"])
+        assert [f["name"] for f in output["facets"]["schema"]["fields"]] == [
+            f["name"] for f in entry["schema"]["fields"]]
+        assert output["facets"]["ownership"]["owners"][0]["name"] == dataset.owner
+        expected_inputs = {f"landing/{dataset.domain}/{dataset.landing}"} if dataset.layer == "raw" \
+            else set(dataset.upstream)
+        assert {i["name"] for i in complete["inputs"]} == expected_inputs
+    revenue = [e for e in events if e["eventType"] == "COMPLETE"
+               and e["run"]["runId"] == openlineage_run_id(last_run, "curated__events__daily_order_revenue")][0]
+    fields = revenue["outputs"][0]["facets"]["columnLineage"]["fields"]["revenue"]["inputFields"]
+    assert [(f["name"], f["field"]) for f in fields] == [("processed/events/events", "event_type"),
+                                                         ("processed/events/events", "payload")]
