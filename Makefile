@@ -12,7 +12,7 @@ DEMO_DAYS ?= 7
 BENCH_ROWS ?= 1000000
 BENCH_RUNS ?= 3
 
-.PHONY: help install up down env demo dev test test-fast bench clean
+.PHONY: help install up down env demo dev catalog-api test bench clean
 
 help:
 	@echo "make demo   set up, start the embedded S3, build 7 days of every asset, print a summary"
@@ -21,6 +21,7 @@ help:
 	@echo "make up / make down   start / stop the embedded S3 (and the UI if running)"
 	@echo "make env    exports for your shell: eval \"\$$(make -s env)\""
 	@echo "make bench  one events partition of BENCH_ROWS rows, landing -> curated"
+	@echo "make catalog-api   the read-only catalog API on http://127.0.0.1:8090/v1/data/catalog"
 
 install: $(VENV)/.installed
 
@@ -59,6 +60,9 @@ demo: up
 
 dev: up
 	$(BIN)/python -m infra.dagster_ui run
+
+catalog-api: up
+	$(BIN)/python -m lakehouse.catalog_api
 
 test: install
 	$(BIN)/python -m pytest tests
