@@ -3,7 +3,9 @@
 import dagster as dg
 
 from assets import ai_ops, commerce, events, finance, iot
+from orchestration.factory import DAILY
 from orchestration.resources import LakeResource
+from orchestration.sensors import landing_sensor
 
 DOMAINS = {"events": events, "commerce": commerce, "finance": finance, "iot": iot, "ai_ops": ai_ops}
 DATASETS = [dataset for module in DOMAINS.values() for dataset in module.DATASETS]
@@ -21,6 +23,7 @@ defs = dg.Definitions(
     jobs=JOBS,
     # Each day's partition is built once the day has ended.
     schedules=[dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS],
+    sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)],
     resources={"lake": LakeResource()},
     # One engine per run process: steps share the in-process Sail server instead of each starting one.
     executor=dg.in_process_executor,
