@@ -102,7 +102,7 @@ def test_definitions_expose_partitions_schedule_and_pools():
     assert {"raw/events/events", "processed/events/events", "quarantine/events/events",
             "curated/events/hourly_event_counts", "curated/events/daily_active_users",
             "curated/events/daily_order_revenue"} <= keys
-    schedule = defs.get_schedule_def("events_daily_schedule")
+    schedule = defs.resolve_schedule_def("events_daily_schedule")
     assert schedule.cron_schedule == "0 1 * * *"
     node = graph.get(dg.AssetKey(["processed", "events", "events"]))
     assert node.partitions_def.get_first_partition_key() == "2024-01-01"

@@ -14,7 +14,7 @@ DAYS = [dt.date(2024, 1, 2), dt.date(2024, 1, 3)]
 def tick(instance, cursor):
     from orchestration.definitions import defs
 
-    sensor = defs.get_sensor_def("events_landing_sensor")
+    sensor = defs.resolve_sensor_def("events_landing_sensor")
     result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
     assert sensor.job_name == "events_daily"
     return [r.partition_key for r in result.run_requests], result.cursor
