@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse import landing, openlineage
@@ -145,7 +146,10 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     else:
         # The output feeds several writes and counts: compute it once (Spark Connect has no persist on Sail).
         with landing.staging_folder(lake.config, dataset.domain) as folder:
-            output.write.parquet(folder)
+            # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
+            (output.withColumns({c: F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(c))
+                                 for c in output.columns if c.startswith("_")})
+             if QUARANTINE_REASON in output.columns else output).write.parquet(folder)
             output = lake.spark.read.schema(output.schema).parquet(folder)
             accepted = common.accepted_rows(output)
             outputs, results = [], []
