@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets import ai_ops, commerce, events, finance, iot
+from orchestration import governance
 from orchestration.factory import DAILY
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
@@ -20,9 +21,9 @@ JOBS = [domain_job(domain) for domain in DOMAINS]
 
 defs = dg.Definitions(
     assets=[asset for module in DOMAINS.values() for asset in module.ASSETS],
-    jobs=JOBS,
+    jobs=[*JOBS, *governance.JOBS],
     # Each day's partition is built once the day has ended.
-    schedules=[dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS],
+    schedules=[*(dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS), *governance.SCHEDULES],
     sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)],
     resources={"lake": LakeResource()},
     # One engine per run process: steps share the in-process Sail server instead of each starting one.
