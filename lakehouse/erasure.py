@@ -52,13 +52,13 @@ class Place:
     def delete_predicate(self, value: str, token: str) -> str:
         if self.kind == "column":
             return f"`{self.column}` IN ({_literal(value)}, {_literal(token)})"
-        return " OR ".join(f"instr(`{self.column}`, {_literal(chr(34) + v + chr(34))}) > 0" for v in (value, token))
+        return " OR ".join(f"strpos(`{self.column}`, {_literal(chr(34) + v + chr(34))}) > 0" for v in (value, token))
 
     def verify_predicate(self, value: str, token: str) -> str:
         """Broader than the delete: any mention at all, so a form the delete missed fails verification."""
         if self.kind == "column":
             return self.delete_predicate(value, token)
-        return " OR ".join(f"instr(`{self.column}`, {_literal(v)}) > 0" for v in (value, token))
+        return " OR ".join(f"strpos(`{self.column}`, {_literal(v)}) > 0" for v in (value, token))
 
 
 @dataclass(frozen=True)
@@ -115,11 +115,13 @@ def _erase_table(config: LakehouseConfig, place: Place, subject: Subject) -> aud
     table = TableMaintenance(place.location, config.storage_options)
     vacuumed = table.vacuum(retention_hours=0, dry_run=False)
     remaining = _count(config, place, place.verify_predicate(subject.value, subject.token))
-    left_behind = table.vacuum(retention_hours=0, dry_run=True)
+    active = {f"{place.location}/{path}" for path in table.active_files()}
+    left_behind = [uri for uri in storage.list_tree(config, place.location)
+                   if "/_delta_log/" not in uri and uri not in active]
     return audit.Record("erasure", "delete", place.target, rows=deleted.rows_deleted, files=len(vacuumed),
                         verified=remaining == 0 and not left_behind,
                         detail=f"by {place.kind} {place.column}; {remaining} matching rows and "
-                               f"{len(left_behind)} unvacuumed files after")
+                               f"{len(left_behind)} data files of earlier versions left")
 
 
 def _erase_landing(config: LakehouseConfig, place: Place, subject: Subject) -> audit.Record:
