@@ -166,6 +166,7 @@ def erase(config: LakehouseConfig, column: str, value: str, run_id: str,
         subject_column=column, subject_token=subject.token, verified=not failed,
         detail=f"{len(places)} places searched; not verified: {', '.join(failed) or 'none'}"))
     audit.write(config, run_id, records)
+    catalog.refresh_stats(config, [r.target for r in records if r.step == "delete" and r.rows])
     if failed:
         raise ErasureError(f"the subject is still found in: {', '.join(failed)} (see the audit table)")
     return records

@@ -113,4 +113,6 @@ def apply(config: LakehouseConfig, reference: dt.date, run_id: str, dry_run: boo
         files=sum(r.files for r in removals), bytes=sum(r.bytes for r in removals),
         detail=f"reference date {reference.isoformat()}, safety window {safety_window_hours} h"))
     audit.write(config, run_id, records)
+    if not dry_run:
+        catalog.refresh_stats(config, [r.target for r in removals if r.step == "delete" and r.rows])
     return removals

@@ -9,7 +9,7 @@ import pytest
 from deltalake import DeltaTable
 
 from assets import commerce as a
-from lakehouse import audit, erasure, storage
+from lakehouse import audit, catalog, erasure, storage
 from lakehouse.retention import landing_files
 from lakehouse.synthetic import commerce as g
 from lakehouse.synthetic import write_landing
@@ -102,6 +102,9 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
             assert "not found" in str(error).lower() or "no such" in str(error).lower(), error
         else:
             assert found == 0, dataset_id
+
+    for dataset_id in TABLES:  # the catalog's counts follow
+        assert catalog.get_entry(lake, dataset_id)["rowCount"] == totals[dataset_id] - before[dataset_id]
 
     records = audit.read(lake, result.run_id)
     by_target = {r["target"]: r for r in records}

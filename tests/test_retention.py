@@ -101,6 +101,7 @@ def test_expired_partitions_go_and_their_files_are_vacuumed_only_after_the_safet
     assert _landing_days(lake) == ["2024-01-04", "2024-01-05"]
     stored = storage.list_tree(lake, short)
     assert all(uri in stored for uri in expired)  # tombstoned, still within the safety window
+    assert catalog.get_entry(lake, "processed.demo.short")["rowCount"] == sum(ROWS_PER_DAY.values()) - 21
 
     second = retention.apply(lake, REFERENCE, "ret-2", safety_window_hours=0)
 
