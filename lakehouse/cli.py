@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     actions.add_parser("search", help="datasets whose id, description, owner, tags or columns contain TEXT"
                        ).add_argument("text")
     cat.set_defaults(handler=catalog_command)
+    from lakehouse import features_cli
+
+    features_cli.add_parser(commands)
     args = parser.parse_args(argv)
     return args.handler(args)
 

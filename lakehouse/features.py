@@ -94,15 +94,22 @@ def feature_store(config: LakehouseConfig | None = None):
     return FeatureStore(repo_path=str(REPO), config=repo_config(config))
 
 
-def definitions(config: LakehouseConfig | None = None) -> dict[str, Any]:
-    """The repository's objects, built for the configured snapshot folder.
-
-    Loaded from the file under a name of its own, so no module cache keeps another folder's paths.
-    """
+def _definitions_module():
+    """`feature_repo/definitions.py` under a name of its own: no module cache keeps another folder's paths."""
     spec = importlib.util.spec_from_file_location("lakehouse_feature_definitions", REPO / "definitions.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.build(offline_dir(config))
+    return module
+
+
+def definitions(config: LakehouseConfig | None = None) -> dict[str, Any]:
+    """The repository's objects, built for the configured snapshot folder."""
+    return _definitions_module().build(offline_dir(config))
+
+
+def view_tables() -> dict[str, str]:
+    """Feature view -> the curated table it reads (`layer/domain/name`), without building anything."""
+    return {name: spec[1] for name, spec in _definitions_module().VIEWS.items()}
 
 
 # ---------------------------------------------------------------- apply
@@ -427,13 +434,15 @@ def training_set_uri(config: LakehouseConfig, name: str) -> str:
     return f"{config.root}/{TRAINING_ROOT}/{name}"
 
 
-def write_training_set(config: LakehouseConfig, spark, service: str, entity_df: pd.DataFrame, name: str):
+def write_training_set(config: LakehouseConfig, spark, service: str, entity_df: pd.DataFrame, name: str,
+                       days: Sequence[dt.date] | None = None):
     """Join `entity_df` with the service's features and write it as the Delta table
-    `features/training_sets/<name>`, partitioned by the day of `event_timestamp` (days replaced whole)."""
+    `features/training_sets/<name>`, partitioned by the day of `event_timestamp`: `days` (default: the
+    days of the rows) are replaced whole, through the lake's one Delta writer."""
     from lakehouse import delta
 
     frame = historical_features(config, service, entity_df)
     frame["dt"] = frame[TIMESTAMP].dt.date
-    days = sorted(set(frame["dt"]))
+    days = sorted(set(days or frame["dt"]))
     rows = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
     return delta.write_partitions(rows, training_set_uri(config, name), days, config.storage_options)
