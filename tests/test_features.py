@@ -142,9 +142,16 @@ def test_erasure_api_deletes_an_entity_from_every_view(store, lake, spark):
     features.materialize(lake, D1, D1, ["account_risk", "account_balance"])
     refs = ["account_risk:txn_count", "account_balance:net"]
     assert online(lake, refs, "account_id", ["acc-x", "acc-y"])["account_balance__net"] == [2.0, 2.0]
+    # acc-y leaves one of the two tables: only that view loses it (Redis keeps one hash per entity for both).
+    write(spark, lake, "finance/account_risk_features", RISK, [
+        (D1, "acc-x", 10, 0.1, Decimal("5.00"), 2, 0.0, "eu-west-1", "t")], [D1])
+    [risk] = features.materialize(lake, D1, D1, ["account_risk"])
+    assert (risk.entities, risk.deleted) == (1, 1)
+    assert online(lake, refs, "account_id", ["acc-y"]) == {
+        "account_id": ["acc-y"], "account_risk__txn_count": [None], "account_balance__net": [2.0]}
     assert features.delete_online_entities(lake, "account", ["acc-x", "acc-nobody"]) == 1
     assert online(lake, refs, "account_id", ["acc-x", "acc-y"]) == {
-        "account_id": ["acc-x", "acc-y"], "account_risk__txn_count": [None, 10], "account_balance__net": [None, 2.0]}
+        "account_id": ["acc-x", "acc-y"], "account_risk__txn_count": [None, None], "account_balance__net": [None, 2.0]}
     assert features.delete_online_entities(lake, "account", ["acc-x"]) == 0
     with pytest.raises(ValueError, match="unknown entity"):
         features.delete_online_entities(lake, "patient", ["acc-y"])
@@ -175,6 +182,13 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(lake, spark, 
     assert cli.main(["features", "lookup", "--service", "churn", "--sample", "2"]) == 0
     printed = capsys.readouterr().out
     assert "tok-a" in printed and "25.5" in printed and "tok-b" in printed
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("user_id,event_timestamp,churned\ntok-a,2024-01-03T00:00:00Z,0\ntok-zz,2024-01-03T00:00:00Z,1\n")
+    assert cli.main(["features", "training-set", "--service", "churn", "--entities", str(labels), "--name", "cli"]) == 0
+    rows = spark.read.format("delta").load(features.training_set_uri(lake, "cli")).orderBy("user_id").collect()
+    assert [(r["user_id"], r["churned"], r["customer_order_stats__total_spend"]) for r in rows] == [
+        ("tok-a", 0, 25.5), ("tok-zz", 1, None)]
 
 
 def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatch):
