@@ -13,9 +13,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
+from pyarrow import fs
 
-from lakehouse import delta, features
+from lakehouse import delta, features, storage
 from lakehouse.config import LakehouseConfig
+from orchestration.resources import LakeResource
 from tests.helpers import run_assets
 
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
@@ -76,9 +78,13 @@ def test_overwrite_and_deletion_reach_online_store_and_training_sets(store, lake
     # D2 is rebuilt with a changed value for tok-a and without tok-c; tok-b is deleted from D1 (erased).
     write(spark, lake, table, STATS, [stats(D2, "tok-a", 7, "77.00")], [D2])
     write(spark, lake, table, STATS, [stats(D1, "tok-a", 1, "10.00"), stats(D1, "tok-c", 3, "30.00")], [D1])
-    # The old files are still in the table's folder: a reader of the folder would see 8 rows, not 3.
+    # The replaced files are still in the table's folder (a reader of the folder, as Feast's file offline
+    # store is, would see 8 rows); the current version has 3.
     uri = lake.table_uri("curated", "commerce", "customer_order_stats")
-    assert len(DeltaTable(uri, storage_options=lake.storage_options).to_pandas()) == 3
+    table = DeltaTable(uri, storage_options=lake.storage_options)
+    assert len(table.to_pandas()) == 3
+    listed = storage.filesystem(lake).get_file_info(fs.FileSelector(storage.fs_path(uri), recursive=True))
+    assert len([f for f in listed if f.path.endswith(".parquet")]) > len(table.file_uris()) == 2
     [second] = features.materialize(lake, D2, D2, ["customer_order_stats"])
     assert (second.snapshot_rows, second.entities, second.deleted) == (3, 2, 1)
     assert online(lake, refs, "user_id", ["tok-a", "tok-b", "tok-c"]) == {
@@ -172,6 +178,12 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(lake, spark, 
     assert result.success
     online_meta = result.asset_materializations_for_node("features__commerce__customer_order_stats")[0].metadata
     assert (online_meta["written"].value, online_meta["deleted"].value) == (2, 0)
+    assert assets.feast_registry_in_sync(lake=LakeResource()).passed
+    features.feature_store(lake).delete_feature_view("device_hourly")  # the registry drifts from the code
+    check = assets.feast_registry_in_sync(lake=LakeResource())
+    assert not check.passed and check.metadata["pending_changes"].value == ["CREATE feature_view device_hourly"]
+    assert assets.feast_registry(dg.build_asset_context(), lake=LakeResource()).metadata["changes"] == [
+        "CREATE feature_view device_hourly"]
     assert features.registry_changes(lake) == []
     assert online(lake, "churn", "user_id", ["tok-a", "tok-b"])["customer_order_stats__total_spend"] == [25.5, 5.0]
     rows = spark.read.format("delta").load(features.training_set_uri(lake, "churn")).orderBy("dt", "user_id").collect()
