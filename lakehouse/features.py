@@ -340,6 +340,41 @@ def online_features(config: LakehouseConfig | None, features: str | Sequence[str
                                      full_feature_names=True).to_dict()
 
 
+_RECORD_TYPES = {"Int64": "int", "Float64": "float", "Bool": "boolean", "String": "string"}
+
+
+def feature_records(config: LakehouseConfig | None, features: str | Sequence[str],
+                    entity_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Online values as the platform's feature records (product docs §3.2: featureId, entity, name, type,
+    value, timestamp, source, tags; plus entityKey), one per entity row and feature that has a value."""
+    from feast.online_response import TIMESTAMP_POSTFIX
+
+    store = feature_store(config)
+    refs = store.get_feature_service(features) if isinstance(features, str) else list(features)
+    found = store.get_online_features(features=refs, entity_rows=[dict(r) for r in entity_rows],
+                                      full_feature_names=True).to_dict(include_event_timestamps=True)
+    views = {v.name: v for v in store.list_feature_views()}
+    records = []
+    for column in found:
+        view_name, _, name = column.partition("__")
+        if view_name not in views or name.endswith(TIMESTAMP_POSTFIX):
+            continue
+        view = views[view_name]
+        dtype = next(str(f.dtype) for f in view.features if f.name == name)
+        key = _join_key(view)
+        for index, row in enumerate(entity_rows):
+            if found[column][index] is None:
+                continue
+            stamp = dt.datetime.fromtimestamp(found[column + TIMESTAMP_POSTFIX][index], dt.timezone.utc)
+            records.append({
+                "featureId": f"{view_name}:{name}", "entity": view.entities[0], "entityKey": row[key], "name": name,
+                "type": _RECORD_TYPES.get(dtype, dtype.lower()), "value": found[column][index],
+                "timestamp": stamp.isoformat().replace("+00:00", "Z"),
+                "source": view.tags["source_table"].replace("/", "."),
+                "tags": ["online", f"ttl:{int(view.ttl.total_seconds())}s"]})
+    return records
+
+
 # ---------------------------------------------------------------- materialization
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shlex
 
 import pandas as pd
@@ -56,6 +57,10 @@ def _lookup(args: argparse.Namespace) -> int:
     refs = args.service or args.feature
     rows = ([dict(pair.split("=", 1) for pair in row.split(",")) for row in args.entity] if args.entity
             else _sample_rows(config, args.service, args.sample))
+    if args.records:
+        for record in features.feature_records(config, refs, rows):
+            print(json.dumps(record, default=str))
+        return 0
     found = features.online_features(config, refs, rows)
     print(f"online features ({args.service or 'refs'}) for {len(rows)} entities:")
     columns = list(found)
@@ -92,6 +97,7 @@ def add_parser(commands) -> None:
     what.add_argument("--feature", action="append", help="a feature ref view:feature (repeatable)")
     look.add_argument("--entity", action="append", help="join keys of one entity, e.g. user_id=abc (repeatable)")
     look.add_argument("--sample", type=int, default=3, help="with --service and no --entity: the N latest entities")
+    look.add_argument("--records", action="store_true", help="print feature records (JSON lines) instead of a table")
     look.set_defaults(handler=_lookup)
     train = actions.add_parser("training-set", help="point-in-time join of an entity/label file with a service")
     train.add_argument("--service", required=True)

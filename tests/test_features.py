@@ -195,6 +195,12 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(lake, spark, 
     printed = capsys.readouterr().out
     assert "tok-a" in printed and "25.5" in printed and "tok-b" in printed
 
+    assert features.feature_records(lake, "churn", [{"user_id": "tok-b"}, {"user_id": "tok-none"}]) == [
+        {"featureId": f"customer_order_stats:{name}", "entity": "customer", "entityKey": "tok-b", "name": name,
+         "type": kind, "value": value, "timestamp": "2024-01-03T00:00:00Z",
+         "source": "curated.commerce.customer_order_stats", "tags": ["online", "ttl:2592000s"]}
+        for name, kind, value in (("order_count", "int", 1), ("total_spend", "float", 5.0))]
+
     labels = tmp_path / "labels.csv"
     labels.write_text("user_id,event_timestamp,churned\ntok-a,2024-01-03T00:00:00Z,0\ntok-zz,2024-01-03T00:00:00Z,1\n")
     assert cli.main(["features", "training-set", "--service", "churn", "--entities", str(labels), "--name", "cli"]) == 0
