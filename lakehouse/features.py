@@ -143,6 +143,12 @@ def apply(config: LakehouseConfig | None = None) -> list[str]:
     return changes
 
 
+def apply_if_changed(config: LakehouseConfig | None = None) -> list[str]:
+    """Apply only when the registry differs from the definitions (a domain job or a shell may run
+    materialization without the registry asset); returns the changes applied."""
+    return apply(config) if registry_changes(config) else []
+
+
 def registry_changes(config: LakehouseConfig | None = None, store=None) -> list[str]:
     """What `feast plan` would change in the registry (empty when it matches the definitions)."""
     from feast.diff.property_diff import TransitionType
@@ -346,7 +352,8 @@ _RECORD_TYPES = {"Int64": "int", "Float64": "float", "Bool": "boolean", "String"
 def feature_records(config: LakehouseConfig | None, features: str | Sequence[str],
                     entity_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Online values as the platform's feature records (product docs §3.2: featureId, entity, name, type,
-    value, timestamp, source, tags; plus entityKey), one per entity row and feature that has a value."""
+    value, timestamp, source, tags; plus entityKey), one per entity row and feature that has a value,
+    ordered by entity row then featureId."""
     from feast.online_response import TIMESTAMP_POSTFIX
 
     store = feature_store(config)
@@ -354,21 +361,19 @@ def feature_records(config: LakehouseConfig | None, features: str | Sequence[str
     found = store.get_online_features(features=refs, entity_rows=[dict(r) for r in entity_rows],
                                       full_feature_names=True).to_dict(include_event_timestamps=True)
     views = {v.name: v for v in store.list_feature_views()}
+    columns = sorted(c for c in found if c.partition("__")[0] in views and not c.endswith(TIMESTAMP_POSTFIX))
     records = []
-    for column in found:
-        view_name, _, name = column.partition("__")
-        if view_name not in views or name.endswith(TIMESTAMP_POSTFIX):
-            continue
-        view = views[view_name]
-        dtype = next(str(f.dtype) for f in view.features if f.name == name)
-        key = _join_key(view)
-        for index, row in enumerate(entity_rows):
+    for index, row in enumerate(entity_rows):  # by entity row, then featureId
+        for column in columns:
             if found[column][index] is None:
                 continue
+            view_name, _, name = column.partition("__")
+            view = views[view_name]
+            dtype = next(str(f.dtype) for f in view.features if f.name == name)
             stamp = dt.datetime.fromtimestamp(found[column + TIMESTAMP_POSTFIX][index], dt.timezone.utc)
             records.append({
-                "featureId": f"{view_name}:{name}", "entity": view.entities[0], "entityKey": row[key], "name": name,
-                "type": _RECORD_TYPES.get(dtype, dtype.lower()), "value": found[column][index],
+                "featureId": f"{view_name}:{name}", "entity": view.entities[0], "entityKey": row[_join_key(view)],
+                "name": name, "type": _RECORD_TYPES.get(dtype, dtype.lower()), "value": found[column][index],
                 "timestamp": stamp.isoformat().replace("+00:00", "Z"),
                 "source": view.tags["source_table"].replace("/", "."),
                 "tags": ["online", f"ttl:{int(view.ttl.total_seconds())}s"]})

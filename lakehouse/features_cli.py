@@ -28,7 +28,10 @@ def _apply(args: argparse.Namespace) -> int:
 def _materialize(args: argparse.Namespace) -> int:
     from lakehouse.cli import print_table
 
-    done = features.materialize(LakehouseConfig.from_env(), dt.date.fromisoformat(args.start),
+    config = LakehouseConfig.from_env()
+    for change in features.apply_if_changed(config):
+        print(f"applied: {change}")
+    done = features.materialize(config, dt.date.fromisoformat(args.start),
                                 dt.date.fromisoformat(args.end), args.view or None)
     print_table(("view", "delta version", "snapshot rows", "entities", "written", "deleted", "seconds"),
                 [(d.view, d.table_version, d.snapshot_rows, d.entities, d.written, d.deleted, f"{d.seconds:.2f}")

@@ -46,11 +46,9 @@ def _online_asset(view: str, table: str) -> dg.AssetsDefinition:
                           "(current Delta version), deleted entities removed.")
     def _materialize(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         config = lake.config
-        pending = features.registry_changes(config)
-        if pending:
-            # Domain jobs run without the registry asset: keep the registry in line with the code first.
-            context.log.info(f"registry out of date, applying: {pending}")
-            features.apply(config)
+        applied = features.apply_if_changed(config)  # domain jobs run without the registry asset
+        if applied:
+            context.log.info(f"registry was out of date, applied: {applied}")
         days = partition_days(context)
         [done] = features.materialize(config, min(days), max(days), [view])
         return dg.MaterializeResult(metadata={

@@ -212,6 +212,8 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(lake, spark, 
 def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatch):
     """`feast apply` and `feast materialize` from feature_repo/, with `make env`'s exports, act on the store
     the Python code reads."""
+    from lakehouse import cli
+
     monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
     monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)
     write(spark, lake, "ai_ops/tenant_daily_cost_vs_budget", TENANT_COST, [
@@ -228,6 +230,15 @@ def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatc
     assert online(lake, ["tenant_ai_cost:budget_used_ratio", "tenant_ai_cost:is_critical"], "tenant_id",
                   ["tenant-a"]) == {"tenant_id": ["tenant-a"], "tenant_ai_cost__budget_used_ratio": [1.5],
                                     "tenant_ai_cost__is_critical": [True]}
+
+    # The day is rebuilt with a lower spend; `lakehouse features materialize` brings the store in line.
+    write(spark, lake, "ai_ops/tenant_daily_cost_vs_budget", TENANT_COST, [
+        (D1, "tenant-a", "eu-west-1", "2024-01", 1, 10, 5, Decimal("0.5"), Decimal("31.00"), Decimal("1.000000"),
+         Decimal("0.8"), Decimal("1.0"), Decimal("0.500000"), False, False)], [D1])
+    assert cli.main(["features", "materialize", "--start", "2024-01-01", "--end", "2024-01-01",
+                     "--view", "tenant_ai_cost"]) == 0
+    assert online(lake, ["tenant_ai_cost:budget_used_ratio", "tenant_ai_cost:is_critical"], "tenant_id",
+                  ["tenant-a"])["tenant_ai_cost__budget_used_ratio"] == [0.5]
 
 
 TENANT_COST = ("dt date, tenant_id string, region string, period string, runs bigint, tokens_in bigint, "
