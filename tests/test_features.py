@@ -231,6 +231,11 @@ def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatc
                   ["tenant-a"]) == {"tenant_id": ["tenant-a"], "tenant_ai_cost__budget_used_ratio": [1.5],
                                     "tenant_ai_cost__is_critical": [True]}
 
+    from feast.ui_server import get_app
+
+    routes = {route.path for route in get_app(features.feature_store(lake), "lakehouse").routes}  # `feast ui`'s app
+    assert {"/projects-list.json", "/api/v1"} <= routes
+
     # The day is rebuilt with a lower spend; `lakehouse features materialize` brings the store in line.
     write(spark, lake, "ai_ops/tenant_daily_cost_vs_budget", TENANT_COST, [
         (D1, "tenant-a", "eu-west-1", "2024-01", 1, 10, 5, Decimal("0.5"), Decimal("31.00"), Decimal("1.000000"),
