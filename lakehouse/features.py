@@ -107,6 +107,11 @@ def definitions(config: LakehouseConfig | None = None) -> dict[str, Any]:
     return _definitions_module().build(offline_dir(config))
 
 
+def entity_for(join_key: str) -> str | None:
+    """The entity whose join key is `join_key` (a subject column such as `user_id` -> `customer`), if any."""
+    return next((name for name, (key, _) in _definitions_module().ENTITIES.items() if key == join_key), None)
+
+
 def view_tables() -> dict[str, str]:
     """Feature view -> the curated table it reads (`layer/domain/name`), without building anything."""
     return {name: spec[1] for name, spec in _definitions_module().VIEWS.items()}

@@ -155,6 +155,8 @@ def test_erasure_api_deletes_an_entity_from_every_view(store, lake, spark):
     assert (risk.entities, risk.deleted) == (1, 1)
     assert online(lake, refs, "account_id", ["acc-y"]) == {
         "account_id": ["acc-y"], "account_risk__txn_count": [None], "account_balance__net": [2.0]}
+    assert [features.entity_for(c) for c in ("user_id", "account_id", "device_id", "tenant_id", "email")] == [
+        "customer", "account", "device", "tenant", None]
     assert features.delete_online_entities(lake, "account", ["acc-x", "acc-nobody"]) == 1
     assert online(lake, refs, "account_id", ["acc-x", "acc-y"]) == {
         "account_id": ["acc-x", "acc-y"], "account_risk__txn_count": [None, None], "account_balance__net": [None, 2.0]}
