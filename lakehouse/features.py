@@ -24,13 +24,15 @@ Configuration (environment, with defaults; `feature_repo/feature_store.yaml` use
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import os
 import sqlite3
 import string
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,9 +71,9 @@ def feast_environment(config: LakehouseConfig | None = None) -> dict[str, str]:
     online = os.environ.get("LAKEHOUSE_FEAST_ONLINE_STORE")
     if not online:
         redis = os.environ.get("LAKEHOUSE_FEAST_REDIS")
-        online = (yaml.safe_dump({"type": "redis", "connection_string": redis}, default_flow_style=True).strip()
-                  if redis else
-                  yaml.safe_dump({"type": "sqlite", "path": str(folder / "online.db")}, default_flow_style=True).strip())
+        store = ({"type": "redis", "connection_string": redis} if redis
+                 else {"type": "sqlite", "path": str(folder / "online.db")})
+        online = yaml.safe_dump(store, default_flow_style=True).strip()
     return {"LAKEHOUSE_FEAST_DIR": str(folder), "LAKEHOUSE_FEAST_ONLINE_STORE": online}
 
 
@@ -160,8 +162,8 @@ def registry_changes(config: LakehouseConfig | None = None, store=None) -> list[
 
     store = store or feature_store(config)
     registry_diff, _, _ = store.plan(_repo_contents(store, config))
-    return [f"{d.transition_type.name} {d.feast_object_type.name.lower()} {d.name}" for d in registry_diff.feast_object_diffs
-            if d.transition_type != TransitionType.UNCHANGED]
+    return [f"{d.transition_type.name} {d.feast_object_type.name.lower()} {d.name}"
+            for d in registry_diff.feast_object_diffs if d.transition_type != TransitionType.UNCHANGED]
 
 
 # ---------------------------------------------------------------- snapshots
@@ -210,7 +212,7 @@ def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     path = Path(view.batch_source.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".parquet.partial")
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")  # concurrent exports each replace whole
     pq.write_table(data, partial, coerce_timestamps="us")
     os.replace(partial, path)
     return Snapshot(view.name, str(path), table.version(), data.num_rows, time.monotonic() - started)
@@ -240,8 +242,11 @@ class _Online:
         self.repo = store.config
         self.kind = self.repo.online_store.type
 
-    def _sqlite(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.repo.online_store.path)
+    @contextlib.contextmanager
+    def _sqlite(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the SQLite online store, committed and closed at the end."""
+        with contextlib.closing(sqlite3.connect(self.repo.online_store.path)) as conn, conn:
+            yield conn
 
     def _redis(self):
         from feast.infra.online_stores.redis import RedisOnlineStore
@@ -265,9 +270,9 @@ class _Online:
         if self.kind == "sqlite":
             from feast.infra.online_stores.helpers import compute_table_id
 
+            table = compute_table_id(self.repo.project, view)
             with self._sqlite() as conn:
-                rows = conn.execute(f'SELECT entity_key, MAX(event_ts) FROM "{compute_table_id(self.repo.project, view)}" '
-                                    "GROUP BY entity_key").fetchall()
+                rows = conn.execute(f'SELECT entity_key, MAX(event_ts) FROM "{table}" GROUP BY entity_key').fetchall()
             return {self._key_value(raw): pd.Timestamp(int(ts), unit="s", tz="UTC") for raw, ts in rows}
         if self.kind == "redis":
             from feast.infra.online_stores.helpers import _redis_key_prefix
@@ -425,7 +430,8 @@ def materialize(config: LakehouseConfig, first: dt.date, last: dt.date,
         latest = _latest(pd.read_parquet(snapshot.path), key)
         stored = pd.Series(online.timestamps(view), dtype="datetime64[us, UTC]")
         stored_ts = latest[key].map(stored)
-        write = latest[(latest[TIMESTAMP] - _period(view) >= since) | (stored_ts.notna() & (stored_ts != latest[TIMESTAMP]))]
+        in_range = latest[TIMESTAMP] - _period(view) >= since
+        write = latest[in_range | (stored_ts.notna() & (stored_ts != latest[TIMESTAMP]))]
         gone = sorted(set(stored.index) - set(latest.index))
         # Redis skips a write not newer than the stored row: clear those first.
         not_newer = write[write[key].map(stored).notna() & (write[TIMESTAMP] <= write[key].map(stored))][key]
