@@ -75,6 +75,10 @@ def test_overwrite_and_deletion_reach_online_store_and_training_sets(store, lake
         "user_id": ["tok-a", "tok-b", "tok-c"], "customer_order_stats__order_count": [4, 2, 5],
         "customer_order_stats__total_spend": [40.0, 20.0, 50.0]}
 
+    # A backfill of D1 alone leaves the newer D2 values online.
+    features.materialize(lake, D1, D1, ["customer_order_stats"])
+    assert online(lake, refs, "user_id", ["tok-a", "tok-c"])["customer_order_stats__order_count"] == [4, 5]
+
     # D2 is rebuilt with a changed value for tok-a and without tok-c; tok-b is deleted from D1 (erased).
     write(spark, lake, table, STATS, [stats(D2, "tok-a", 7, "77.00")], [D2])
     write(spark, lake, table, STATS, [stats(D1, "tok-a", 1, "10.00"), stats(D1, "tok-c", 3, "30.00")], [D1])
