@@ -346,6 +346,30 @@ def delete_online_entities(config: LakehouseConfig | None, entity_name: str, key
     return _Online(store).delete(_views_of_entity(store, entity_name), keys)
 
 
+@dataclass(frozen=True)
+class OnlineErasure:
+    entity: str
+    views: tuple[str, ...]
+    removed: int  # keys that had online rows
+    remaining: int  # keys still online afterwards (0 when verified)
+
+
+def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iterable[str]) -> OnlineErasure | None:
+    """Erasure of a subject column's values (pass the value and its token) from every feature view keyed
+    by the column's entity, verified by listing the online keys again; None when no entity has that join
+    key or the feature store was never applied."""
+    entity = entity_for(column)
+    store = feature_store(config)
+    if entity is None or entity not in {e.name for e in store.list_entities()}:
+        return None
+    keys = list(dict.fromkeys(str(k) for k in keys))
+    views = _views_of_entity(store, entity)
+    online = _Online(store)
+    removed = online.delete(views, keys)
+    remaining = sum(key in online.timestamps(view) for view in views for key in keys)
+    return OnlineErasure(entity, tuple(sorted(v.name for v in views)), removed, remaining)
+
+
 def online_features(config: LakehouseConfig | None, features: str | Sequence[str],
                     entity_rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
     """Online values for `entity_rows` (e.g. [{"user_id": "tok..."}]): `features` is a feature service

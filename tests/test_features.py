@@ -165,6 +165,10 @@ def test_erasure_api_deletes_an_entity_from_every_view(store, lake, spark):
     assert online(lake, refs, "account_id", ["acc-x", "acc-y"]) == {
         "account_id": ["acc-x", "acc-y"], "account_risk__txn_count": [None, None], "account_balance__net": [None, 2.0]}
     assert features.delete_online_entities(lake, "account", ["acc-x"]) == 0
+    assert features.erase_subject_online(lake, "account_id", ["acc-y", "acc-y-token"]) == features.OnlineErasure(
+        "account", ("account_balance", "account_risk"), removed=1, remaining=0)
+    assert online(lake, refs, "account_id", ["acc-y"])["account_balance__net"] == [None]
+    assert features.erase_subject_online(lake, "email", ["someone@example.com"]) is None
     with pytest.raises(ValueError, match="unknown entity"):
         features.delete_online_entities(lake, "patient", ["acc-y"])
 
