@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets import ai_ops, commerce, events, finance, iot
-from orchestration import governance
+from orchestration import features, governance
 from orchestration.factory import DAILY
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
@@ -20,7 +20,9 @@ def domain_job(domain: str):
 JOBS = [domain_job(domain) for domain in DOMAINS]
 
 defs = dg.Definitions(
-    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS],
+    # Feature assets sit in their domain's group, so each domain job materializes its features too.
+    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS] + features.ASSETS,
+    asset_checks=features.CHECKS,
     jobs=[*JOBS, *governance.JOBS],
     # Each day's partition is built once the day has ended.
     schedules=[*(dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS), *governance.SCHEDULES],
