@@ -351,7 +351,7 @@ class OnlineErasure:
     entity: str
     views: tuple[str, ...]
     removed: int  # keys that had online rows
-    remaining: int  # keys still online afterwards (0 when verified)
+    remaining: int  # keys still online or in an offline snapshot afterwards (0 when verified)
 
 
 def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iterable[str]) -> OnlineErasure | None:
@@ -367,6 +367,11 @@ def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iter
     online = _Online(store)
     removed = online.delete(views, keys)
     remaining = sum(key in online.timestamps(view) for view in views for key in keys)
+    # The offline snapshots are copies of the curated tables: rewrite them from the erased tables.
+    for view in views:
+        snapshot = pq.read_table(export_snapshot(config or LakehouseConfig.from_env(), view).path,
+                                 columns=[_join_key(view)])
+        remaining += sum(key in keys for key in snapshot.column(0).to_pylist())
     return OnlineErasure(entity, tuple(sorted(v.name for v in views)), removed, remaining)
 
 
@@ -520,4 +525,29 @@ def write_training_set(config: LakehouseConfig, spark, service: str, entity_df: 
     frame["dt"] = frame[TIMESTAMP].dt.date
     days = sorted(set(days or frame["dt"]))
     rows = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
-    return delta.write_partitions(rows, training_set_uri(config, name), days, config.storage_options)
+    written = delta.write_partitions(rows, training_set_uri(config, name), days, config.storage_options)
+    _catalog_training_set(config, service, name, rows.schema, written)
+    return written
+
+
+def _catalog_training_set(config: LakehouseConfig, service: str, name: str, schema, written) -> None:
+    """A training set holds entity keys (e.g. user_id tokens): catalogued with them as subject columns,
+    so erasure finds it and retention (feature data: 365 days) expires it."""
+    from lakehouse import catalog
+    from lakehouse.maintenance import TableMaintenance
+
+    store = feature_store(config)
+    views = [store.get_feature_view(p.name) for p in store.get_feature_service(service).feature_view_projections]
+    subjects = sorted({_join_key(view) for view in views})
+    sources = sorted({view.tags["source_table"] for view in views})
+    stats = TableMaintenance(written.uri, config.storage_options).stats()
+    entry = catalog.Entry(
+        path=f"{TRAINING_ROOT}/{name}", owner="team:ml-platform", location=written.uri,
+        description=f"Point-in-time training set of the feature service {service!r}.",
+        fields=[catalog.Field(f.name, f.dataType.simpleString(), None,
+                              "confidential" if f.name in subjects else "internal") for f in schema.fields],
+        tags=["features", "training-set", "gdpr"], retention_days=365, subject_columns=subjects,
+        latest_partition=stats.latest_partition, row_count=stats.row_count, delta_version=written.version)
+    catalog.record(config, [catalog.Materialization(
+        run_id=f"training-set-{written.version}", entry=entry, partitions=[d.isoformat() for d in written.partitions],
+        rows_written=written.row_count, code_version="feature_repo", upstream=[(s, None) for s in sources])])
