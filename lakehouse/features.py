@@ -515,7 +515,7 @@ def training_set_uri(config: LakehouseConfig, name: str) -> str:
 
 
 def write_training_set(config: LakehouseConfig, spark, service: str, entity_df: pd.DataFrame, name: str,
-                       days: Sequence[dt.date] | None = None):
+                       days: Sequence[dt.date] | None = None, run_id: str | None = None):
     """Join `entity_df` with the service's features and write it as the Delta table
     `features/training_sets/<name>`, partitioned by the day of `event_timestamp`: `days` (default: the
     days of the rows) are replaced whole, through the lake's one Delta writer."""
@@ -526,11 +526,11 @@ def write_training_set(config: LakehouseConfig, spark, service: str, entity_df: 
     days = sorted(set(days or frame["dt"]))
     rows = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
     written = delta.write_partitions(rows, training_set_uri(config, name), days, config.storage_options)
-    _catalog_training_set(config, service, name, rows.schema, written)
+    _catalog_training_set(config, service, name, rows.schema, written, run_id or f"training-set-{uuid.uuid4()}")
     return written
 
 
-def _catalog_training_set(config: LakehouseConfig, service: str, name: str, schema, written) -> None:
+def _catalog_training_set(config: LakehouseConfig, service: str, name: str, schema, written, run_id: str) -> None:
     """A training set holds entity keys (e.g. user_id tokens): catalogued with them as subject columns,
     so erasure finds it and retention (feature data: 365 days) expires it."""
     from lakehouse import catalog
@@ -549,5 +549,5 @@ def _catalog_training_set(config: LakehouseConfig, service: str, name: str, sche
         tags=["features", "training-set", "gdpr"], retention_days=365, subject_columns=subjects,
         latest_partition=stats.latest_partition, row_count=stats.row_count, delta_version=written.version)
     catalog.record(config, [catalog.Materialization(
-        run_id=f"training-set-{written.version}", entry=entry, partitions=[d.isoformat() for d in written.partitions],
+        run_id=run_id, entry=entry, partitions=[d.isoformat() for d in written.partitions],
         rows_written=written.row_count, code_version="feature_repo", upstream=[(s, None) for s in sources])])

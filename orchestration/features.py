@@ -85,7 +85,7 @@ def churn_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
                        storage_options=config.storage_options).to_pandas(
         columns=["dt", "user_id", "total_spend"], filters=[("dt", ">=", min(days)), ("dt", "<=", max(days))])
     result = features.write_training_set(config, lake.spark, "churn", churn_entities(stats, days), "churn",
-                                         days=days)
+                                         days=days, run_id=context.run.run_id)
     return dg.MaterializeResult(metadata={"dagster/row_count": result.row_count, "dagster/uri": result.uri,
                                           "delta_version": result.version})
 
