@@ -152,7 +152,8 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
             # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
             (output.withColumns({c: F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(c))
                                  for c in output.columns if c.startswith("_")})
-             if QUARANTINE_REASON in output.columns else output).write.parquet(folder)
+             if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns)
+             else output).write.parquet(folder)
             output = lake.spark.read.schema(output.schema).parquet(folder)
             accepted = common.accepted_rows(output)
             outputs, results = [], []
@@ -174,7 +175,8 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         outputs.insert(0, (dataset.path, written, schema))
         results.insert(0, (dataset.key_path, metadata))
     quality = gate.evaluate(lake, dataset, days, written, context.run.run_id, held, duplicates, upstream)
-    results[0][1].update({"quality_status": quality.status, "quality_checks": quality.summary})
+    results[0][1].update({"quality_status": quality.status, "quality_checks": quality.summary,
+                          "quality_seconds": quality.seconds})
     if quality.docs_url:
         results[0][1]["data_docs"] = dg.MetadataValue.url(quality.docs_url)
     columns = lineage.column_lineage(dataset, schema, upstream_schemas)

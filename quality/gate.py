@@ -10,6 +10,7 @@ the check's metadata says why. `warn` checks are recorded and the run goes on.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -65,6 +66,7 @@ class Outcome:
     measured: list[metrics.PartitionMetrics]
     docs_url: str | None = None
     failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # what the gate added to the step
 
     @property
     def summary(self) -> str:
@@ -159,6 +161,7 @@ def evaluate(lake, dataset: Dataset, days: Sequence[dt.date], written: WriteResu
              upstream: Sequence[tuple[str, int]] = ()) -> Outcome:
     """Validate the partitions just written, measure them, write the metrics table."""
     now = dt.datetime.now(dt.timezone.utc)
+    started = time.perf_counter()
     rules = suites.suite_rules(dataset)
     rows = (lake.spark.read.format("delta").option("versionAsOf", written.version).load(written.uri)
             .where(delta.partition_predicate(days)))
@@ -183,4 +186,4 @@ def evaluate(lake, dataset: Dataset, days: Sequence[dt.date], written: WriteResu
                                held.rows_per_partition if held else {}, now)
     table = metrics.as_rows(dataset, measured, run_id, len(results) - len(failed), len(failed), status, now)
     lake.write(metrics.metrics_path(dataset), lake.spark.createDataFrame(table, metrics.SCHEMA), days)
-    return Outcome(status, results, measured, docs_url, failed)
+    return Outcome(status, results, measured, docs_url, failed, round(time.perf_counter() - started, 3))

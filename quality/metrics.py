@@ -74,7 +74,8 @@ def measure(df: DataFrame, rules: Sequence[Rule], key: Sequence[str], days: Sequ
         measured.append(PartitionMetrics(
             day=day, rows=rows, quarantined=held,
             completeness=_share(row and row["present"], rows * len(completeness)) if completeness else None,
-            validity=_share(row and row["valid"], rows), consistency=_share(row and row["consistent"], rows),
+            validity=_share(row and row["valid"], rows) if validity else None,
+            consistency=_share(row and row["consistent"], rows) if consistency else None,
             uniqueness=_share(row["distinct_keys"] if row and key else None, rows),
             quarantine_rate=_share(held, rows + held) if quarantined else None,
             freshness_hours=round((now - end_of_day).total_seconds() / 3600, 3),

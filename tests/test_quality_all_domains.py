@@ -33,10 +33,13 @@ def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, insta
     assert checked == {dg.AssetKey(d.key_path) for d in gated}
     assert len(evaluations) >= 5 * len(gated)
 
+    seconds = {d.path: instance.get_latest_materialization_event(dg.AssetKey(d.key_path)).asset_materialization
+               .metadata["quality_seconds"].value for d in gated}
+    print("quality seconds per step:", seconds, "total", round(sum(seconds.values()), 2))
     for dataset in gated:
         table = spark.read.format("delta").load(lake.table_uri(*metrics.metrics_path(dataset).split("/")))
         row = table.where(f"dt = DATE'{DAY}'").collect()
         assert len(row) == 1 and row[0]["status"] == "passed" and row[0]["checks_failed"] == 0, dataset.path
         assert row[0]["rows"] > 0 and row[0]["completeness"] in (None, 1.0), (dataset.path, row[0])
-        assert row[0]["validity"] == 1.0 and row[0]["consistency"] == 1.0, (dataset.path, row[0])
+        assert row[0]["validity"] in (None, 1.0) and row[0]["consistency"] in (None, 1.0), (dataset.path, row[0])
         assert catalog.get_entry(lake, catalog.dataset_id(dataset.path))["qualityStatus"] == "passed"
