@@ -3,12 +3,14 @@
 import dagster as dg
 
 from assets import ai_ops, commerce, events, finance, iot
-from orchestration.factory import DAILY
+from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
+from quality.summary import summary_dataset
 
 DOMAINS = {"events": events, "commerce": commerce, "finance": finance, "iot": iot, "ai_ops": ai_ops}
-DATASETS = [dataset for module in DOMAINS.values() for dataset in module.DATASETS]
+QUALITY_SUMMARIES = {domain: summary_dataset(domain, module.DATASETS) for domain, module in DOMAINS.items()}
+DATASETS = [dataset for domain, module in DOMAINS.items() for dataset in (*module.DATASETS, QUALITY_SUMMARIES[domain])]
 
 
 def domain_job(domain: str):
@@ -19,7 +21,8 @@ def domain_job(domain: str):
 JOBS = [domain_job(domain) for domain in DOMAINS]
 
 defs = dg.Definitions(
-    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS],
+    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS]
+    + domain_assets(QUALITY_SUMMARIES.values()),
     jobs=JOBS,
     # Each day's partition is built once the day has ended.
     schedules=[dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS],

@@ -15,7 +15,7 @@ from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
 from orchestration.resources import LakeResource
-from quality import gate
+from quality import gate, metrics
 from transforms import common
 
 DAILY = dg.DailyPartitionsDefinition(start_date=os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
@@ -100,6 +100,10 @@ def dataset_specs(dataset: Dataset) -> list[dg.AssetSpec]:
     if dataset.has_quarantine:
         specs.append(_spec(dataset, dataset.quarantine_path.split("/"), "quarantine",
                            f"Rows of {dataset.path} refused by its rules, with the reason and the run.", deps))
+    if dataset.layer != "raw":
+        specs.append(_spec(dataset, metrics.metrics_path(dataset).split("/"), "quality",
+                           f"Quality metrics of {dataset.path} per partition (completeness, validity, uniqueness, "
+                           "consistency, freshness, quarantine rate) and its checks' outcome.", deps))
     return specs
 
 
@@ -188,6 +192,8 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         for path, result, table_schema in outputs])
     for key, metadata in results:
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    yield dg.MaterializeResult(asset_key=metrics.metrics_path(dataset).split("/"),
+                               metadata=write_metadata(quality.written, quality.written_schema))
     yield from quality.results  # after the materializations: a failed blocking check then stops downstream
     return reported
 

@@ -19,6 +19,7 @@ import dagster as dg
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse import catalog, delta
 from lakehouse.datasets import Classification, Dataset
@@ -66,6 +67,8 @@ class Outcome:
     measured: list[metrics.PartitionMetrics]
     docs_url: str | None = None
     failed: list[str] = field(default_factory=list)
+    written: WriteResult | None = None  # the metrics table's partitions
+    written_schema: T.StructType | None = None
     seconds: float = 0.0  # what the gate added to the step
 
     @property
@@ -185,5 +188,7 @@ def evaluate(lake, dataset: Dataset, days: Sequence[dt.date], written: WriteResu
     measured = metrics.measure(validated, rules, ["dt", *key] if key else [], days,
                                held.rows_per_partition if held else {}, now)
     table = metrics.as_rows(dataset, measured, run_id, len(results) - len(failed), len(failed), status, now)
-    lake.write(metrics.metrics_path(dataset), lake.spark.createDataFrame(table, metrics.SCHEMA), days)
-    return Outcome(status, results, measured, docs_url, failed, round(time.perf_counter() - started, 3))
+    frame = lake.spark.createDataFrame(table, metrics.SCHEMA)
+    written_metrics = lake.write(metrics.metrics_path(dataset), frame, days)
+    return Outcome(status, results, measured, docs_url, failed, written_metrics, frame.schema,
+                   round(time.perf_counter() - started, 3))

@@ -10,7 +10,7 @@ import dagster as dg
 
 from lakehouse import catalog
 from lakehouse.cli import GENERATORS
-from orchestration.definitions import DATASETS, DOMAINS
+from orchestration.definitions import DATASETS, DOMAINS, defs
 from quality import metrics
 from tests.helpers import run_assets
 
@@ -21,7 +21,7 @@ ROWS = {"events": 600, "commerce": 300, "finance": 300, "iot": 1_500, "ai_ops": 
 def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, instance):
     for domain in DOMAINS:
         importlib.import_module(GENERATORS[domain]).generate_day(DAY, ROWS[domain], bad_share=0).write(lake, domain)
-    assets = [asset for module in DOMAINS.values() for asset in module.ASSETS]
+    assets = defs.assets
     result = run_assets(instance, assets, DAY)
     assert result.success
 
@@ -43,3 +43,12 @@ def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, insta
         assert row[0]["rows"] > 0 and row[0]["completeness"] in (None, 1.0), (dataset.path, row[0])
         assert row[0]["validity"] in (None, 1.0) and row[0]["consistency"] in (None, 1.0), (dataset.path, row[0])
         assert catalog.get_entry(lake, catalog.dataset_id(dataset.path))["qualityStatus"] == "passed"
+
+    for domain, module in DOMAINS.items():
+        [summary] = spark.read.format("delta").load(lake.table_uri("curated", domain, "quality_summary")).collect()
+        gated_here = [d for d in module.DATASETS if d.layer != "raw"]
+        assert (summary["dt"], summary["domain"], summary["datasets"]) == (DAY, domain, len(gated_here))
+        assert (summary["status"], summary["meets_targets"], summary["checks_failed"]) == ("passed", True, 0)
+        assert summary["quarantined_rows"] == 0 and summary["quarantine_rate"] == 0.0
+        assert summary["checks_passed"] == sum(
+            len(e) for e in [[x for x in evaluations if x.asset_key == dg.AssetKey(d.key_path)] for d in gated_here])
