@@ -8,7 +8,7 @@ import importlib
 
 import dagster as dg
 
-from lakehouse import catalog
+from lakehouse import catalog, cli
 from lakehouse.cli import GENERATORS
 from orchestration.definitions import DATASETS, DOMAINS, defs
 from quality import metrics
@@ -18,7 +18,7 @@ DAY = dt.date(2024, 1, 5)
 ROWS = {"events": 600, "commerce": 300, "finance": 300, "iot": 1_500, "ai_ops": 300}
 
 
-def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, instance):
+def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, instance, capsys):
     for domain in DOMAINS:
         importlib.import_module(GENERATORS[domain]).generate_day(DAY, ROWS[domain], bad_share=0).write(lake, domain)
     assets = defs.assets
@@ -52,3 +52,12 @@ def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, insta
         assert summary["quarantined_rows"] == 0 and summary["quarantine_rate"] == 0.0
         assert summary["checks_passed"] == sum(
             len(e) for e in [[x for x in evaluations if x.asset_key == dg.AssetKey(d.key_path)] for d in gated_here])
+
+    capsys.readouterr()
+    assert cli.main(["quality"]) == 0
+    printed = {line.split()[0]: line.split()[1:6] for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(printed) == {d.path.replace("/", ".") for d in gated}
+    for dataset in gated:
+        partitions, status, passed, failed, quarantined = printed[dataset.path.replace("/", ".")]
+        assert (partitions, status, failed, quarantined) == ("1", "passed", "0", "0"), dataset.path
+        assert int(passed) == len([e for e in evaluations if e.asset_key == dg.AssetKey(dataset.key_path)])
