@@ -19,6 +19,9 @@ def domain_job(domain: str):
 
 
 JOBS = [domain_job(domain) for domain in DOMAINS]
+# Each day's partition of every gated dataset is expected by 03:00 UTC the next day (the schedules run at 01:00).
+FRESHNESS_CHECKS = dg.build_time_partition_freshness_checks(
+    assets=[dg.AssetKey(d.key_path) for d in DATASETS if d.layer != "raw"], deadline_cron="0 3 * * *")
 
 defs = dg.Definitions(
     assets=[asset for module in DOMAINS.values() for asset in module.ASSETS]
@@ -26,7 +29,9 @@ defs = dg.Definitions(
     jobs=JOBS,
     # Each day's partition is built once the day has ended.
     schedules=[dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS],
-    sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)],
+    asset_checks=FRESHNESS_CHECKS,
+    sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)]
+    + [dg.build_sensor_for_freshness_checks(freshness_checks=FRESHNESS_CHECKS)],
     resources={"lake": LakeResource()},
     # One engine per run process: steps share the in-process Sail server instead of each starting one.
     executor=dg.in_process_executor,

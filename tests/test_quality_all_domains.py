@@ -61,3 +61,22 @@ def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, insta
         partitions, status, passed, failed, quarantined = printed[dataset.path.replace("/", ".")]
         assert (partitions, status, failed, quarantined) == ("1", "passed", "0", "0"), dataset.path
         assert int(passed) == len([e for e in evaluations if e.asset_key == dg.AssetKey(dataset.key_path)])
+
+
+def test_every_gated_dataset_has_its_suite_blocking_checks_and_a_freshness_check():
+    graph = defs.resolve_asset_graph()
+    checks = {(key.asset_key, key.name) for key in graph.asset_check_keys}
+    for dataset in (d for d in DATASETS if d.layer != "raw"):
+        key = dg.AssetKey(dataset.key_path)
+        specs = list(defs.resolve_assets_def(key).check_specs)
+        assert {s.name for s in specs} >= {"dt_present"}, dataset.path
+        assert any(s.blocking for s in specs), dataset.path  # at least the key / day rules gate downstream
+        assert (key, "freshness_check") in checks, dataset.path
+        assert dg.AssetKey(metrics.metrics_path(dataset).split("/")) in graph.get_all_asset_keys()
+    orders = {s.name: s.blocking for s in defs.resolve_assets_def(dg.AssetKey(["processed", "commerce", "orders"]))
+              .check_specs}
+    assert orders["user_id_in_users"] and orders["total_amount_positive"] and orders["rows_reconcile"]
+    assert not orders["accepted_share"] and not orders["region_present"]
+    # the referenced users are built before the orders' checks read them
+    assert dg.AssetKey(["processed", "commerce", "users"]) in graph.get(
+        dg.AssetKey(["processed", "commerce", "orders"])).parent_keys
