@@ -24,7 +24,8 @@ from pyspark.sql import types as T
 from lakehouse import catalog, delta
 from lakehouse.datasets import Classification, Dataset
 from lakehouse.delta import WriteResult
-from quality import expectations, metrics, suites
+from orchestration.resources import LakeResource
+from quality import metrics, suites
 from quality.rules import VALIDITY_TARGET, Rule, Severity
 
 ACCEPTED_SHARE = "accepted_share"  # validity target on input: accepted / (accepted + quarantined)
@@ -91,7 +92,7 @@ def _shown(value, sensitive: bool) -> str:
     return _mask(value) if sensitive else str(value)
 
 
-def _with_references(lake, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
+def _with_references(lake: LakeResource, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
     """Flag each row's referenced key as found (True) or not (null) in the referenced dataset, same `dt`."""
     for rule in rules:
         if rule.reference is None:
@@ -153,16 +154,18 @@ def _quarantine_results(dataset: Dataset, days: Sequence[dt.date], written: Writ
     return results
 
 
-def _input_rows(lake, path: str, version: int, days: Sequence[dt.date]) -> dict[dt.date, int]:
+def _input_rows(lake: LakeResource, path: str, version: int, days: Sequence[dt.date]) -> dict[dt.date, int]:
     """Rows per partition of the upstream table at the version read (from the Delta log, no scan)."""
     table = DeltaTable(lake.uri(path), version=version, storage_options=lake.config.storage_options)
     return delta.rows_per_partition(table, days)
 
 
-def evaluate(lake, dataset: Dataset, days: Sequence[dt.date], written: WriteResult, run_id: str,
+def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], written: WriteResult, run_id: str,
              held: WriteResult | None = None, duplicates: dict[dt.date, int] | None = None,
              upstream: Sequence[tuple[str, int]] = ()) -> Outcome:
     """Validate the partitions just written, measure them, write the metrics table."""
+    from quality import expectations  # Great Expectations loads in seconds: only when a step validates
+
     now = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)

@@ -11,9 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-import great_expectations.expectations as gxe
+from typing import TYPE_CHECKING
+
 from pyspark.sql import Column
 from pyspark.sql import functions as F
+
+if TYPE_CHECKING:
+    import great_expectations.expectations as gxe
 
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 CURRENCY_CODE = r"^[A-Z]{3}$"  # ISO 4217
@@ -74,14 +78,18 @@ class Rule:
             "not_null": "not null", "unique": "unique", "in_set": f"in {list(self.values)}",
             "regex": f"matches {self.pattern}", "of_type": f"of type {self.type_name}",
             "between": f"{'>' if self.strict_min else '>='} {self.min_value}" if self.max_value is None
-            else f"in [{self.min_value}, {self.max_value}]" if self.min_value is not None
+            else f"in {'(' if self.strict_min else '['}{self.min_value}, {self.max_value}]"
+            if self.min_value is not None
             else f"<= {self.max_value}",
             "references": f"found in {self.reference[0]}.{self.reference[1]}" if self.reference else "",
         }[self.kind]
         return f"{', '.join(self.columns)} {what} ({share})"
 
-    def expectation(self) -> gxe.Expectation:
-        """The Great Expectations expectation of this rule (`meta.rule` names it in results and Data Docs)."""
+    def expectation(self) -> "gxe.Expectation":
+        """The Great Expectations expectation of this rule (`meta.rule` names it in results and Data Docs).
+        GX is imported here, not at module import: it takes seconds, and only steps that validate need it."""
+        import great_expectations.expectations as gxe
+
         common = {"meta": {"rule": self.name, "severity": self.severity.value}}
         mostly = {"mostly": self.mostly} if self.mostly < 1 else {}
         if self.kind == "not_null":
