@@ -59,6 +59,7 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_run(spark, lake, 
     shown = {k: v.value for k, v in check.metadata.items()}
     assert shown["unexpected_count"] == 1 and shown["failing_sample"] == ["2***"]  # confidential: masked
     assert shown["threshold"] == "total_amount in (0, 100000] (every row)"
+    assert check.description.endswith(f"1 of {shown['rows_validated']} rows ({shown['unexpected_percent']}%) break it")
     assert shown["rows_validated"] == json.loads(json.dumps(generated.record))["expected"]["orders"]["accepted"] + 1
     assert Path(urlparse(shown["data_docs"]).path).is_file()
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
