@@ -164,9 +164,10 @@ def matches(column: str, pattern: str, format_name: str, *, severity: Severity =
                 pattern=pattern)
 
 
-def holds(flag: str, *, severity: Severity = Severity.WARN, mostly: float = CONSISTENCY_TARGET) -> Rule:
-    """Consistency between columns or datasets computed into a boolean column (e.g. a total equals its items)."""
-    return Rule(flag, "in_set", (flag,), Dimension.CONSISTENCY, severity, mostly, values=(True,))
+def holds(flag: str, *, severity: Severity = Severity.WARN, mostly: float = CONSISTENCY_TARGET,
+          dimension: Dimension = Dimension.CONSISTENCY) -> Rule:
+    """A condition computed into a boolean column holds, e.g. a total equals its items (consistency)."""
+    return Rule(flag, "in_set", (flag,), dimension, severity, mostly, values=(True,))
 
 
 def typed(column: str, type_name: str) -> Rule:
