@@ -24,7 +24,7 @@ from tests.helpers import run_assets
 from transforms import commerce as t
 from transforms import common
 
-DAY = dt.date(2024, 1, 2)
+DAY, NEXT = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
 
 
 def _checks(result: dg.ExecuteInProcessResult, key: list[str]) -> dict[str, dg.AssetCheckEvaluation]:
@@ -35,11 +35,14 @@ def _version(lake, layer: str, name: str, domain: str = "commerce") -> int:
     return DeltaTable(lake.table_uri(layer, domain, name), storage_options=lake.storage_options).version()
 
 
-def test_a_failing_blocking_check_stops_downstream_in_the_same_run(spark, lake, instance, monkeypatch):
-    """An order total above the business limit slips past a weakened row rule: the table rule catches it."""
+def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, lake, instance, monkeypatch):
+    """An order total above the business limit slips past a weakened row rule: the table rule catches it, and
+    the backfill of two days (one run, as every asset has a single-run backfill policy) stops at the orders."""
     generated = g.generate_day(DAY, 300, bad_share=0)
     generated.write(lake, "commerce")
-    assert run_assets(instance, a.ASSETS, DAY).success
+    following = g.generate_day(NEXT, 300, bad_share=0)
+    following.write(lake, "commerce")
+    assert run_assets(instance, a.ASSETS, DAY, NEXT).success
     curated = {d.name: _version(lake, "curated", d.name) for d in a.DATASETS if d.layer == "curated"}
     items_version = _version(lake, "processed", "order_items")
 
@@ -48,7 +51,7 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_run(spark, lake, 
     generated.sources["orders"][0].append(json.dumps(too_big))
     generated.write(lake, "commerce")
     monkeypatch.setattr(t, "MAX_ORDER_AMOUNT", 10**9)  # the row rule no longer refuses absurd totals
-    result = run_assets(instance, a.ASSETS, DAY, raise_on_error=False)
+    result = run_assets(instance, a.ASSETS, DAY, NEXT, raise_on_error=False)
 
     assert not result.success
     checks = _checks(result, a.ORDERS.key_path)
@@ -60,7 +63,8 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_run(spark, lake, 
     assert shown["unexpected_count"] == 1 and shown["failing_sample"] == ["2***"]  # confidential: masked
     assert shown["threshold"] == "total_amount in (0, 100000] (every row)"
     assert check.description.endswith(f"1 of {shown['rows_validated']} rows ({shown['unexpected_percent']}%) break it")
-    assert shown["rows_validated"] == json.loads(json.dumps(generated.record))["expected"]["orders"]["accepted"] + 1
+    accepted = [day.record["expected"]["orders"]["accepted"] for day in (generated, following)]
+    assert shown["rows_validated"] == sum(accepted) + 1
     assert Path(urlparse(shown["data_docs"]).path).is_file()
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert [e.step_key for e in failure] == ["processed__commerce__orders"]
@@ -74,8 +78,9 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_run(spark, lake, 
     assert _version(lake, "processed", "order_items") == items_version
     assert catalog.get_entry(lake, "processed.commerce.orders")["qualityStatus"] == "failed"
     row = spark.read.format("delta").load(lake.table_uri(*metrics.metrics_path(a.ORDERS).split("/"))).collect()
-    assert [(r["dt"], r["status"], r["checks_failed"]) for r in row] == [(DAY, "failed", 1)]
-    assert row[0]["validity"] == pytest.approx(1 - 1 / row[0]["rows"])
+    assert sorted((r["dt"], r["status"], r["checks_failed"]) for r in row) == [(DAY, "failed", 1), (NEXT, "failed", 1)]
+    validity = {r["dt"]: (r["validity"], r["rows"]) for r in row}
+    assert validity[DAY][0] == pytest.approx(1 - 1 / validity[DAY][1]) and validity[NEXT][0] == 1.0
 
 
 # -- a constructed partition: 50 lines, 10 refused by a row rule, 40 accepted of which 2 lack `note` ------------
