@@ -167,6 +167,21 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
     _upsert(config, "column_lineage", columns, replace_within="dataset_id")
 
 
+def refresh_stats(config: LakehouseConfig, dataset_ids: Sequence[str]) -> None:
+    """Re-read row counts and versions from the tables' logs after rows were removed outside a
+    materialization (retention, erasure)."""
+    from lakehouse.maintenance import TableMaintenance
+
+    now, rows = dt.datetime.now(dt.timezone.utc), []
+    for row in _rows(config, "datasets"):
+        table = TableMaintenance(row["location"], config.storage_options)
+        if row["dataset_id"] in dataset_ids and row["layer"] != "landing" and table.exists():
+            rows.append({"dataset_id": row["dataset_id"], "row_count": table.stats().row_count,
+                         "delta_version": table.version(), "updated_at": now})
+    refreshed = ("row_count", "delta_version", "updated_at")
+    _upsert(config, "datasets", rows, keep=[c for c in DATASETS.names if c not in refreshed])
+
+
 def _rows(config: LakehouseConfig, table: str) -> list[dict[str, Any]]:
     uri = _uri(config, table)
     if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):

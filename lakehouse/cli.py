@@ -9,6 +9,7 @@ import os
 import sys
 
 from lakehouse.config import LakehouseConfig
+from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS
 
 GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
 DEFAULT_ROWS = {"events": 5_000, "commerce": 3_000, "finance": 3_000, "iot": 20_000, "ai_ops": 2_000}
@@ -132,6 +133,50 @@ def catalog_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def retention_command(args: argparse.Namespace) -> int:
+    """Apply (or with --dry-run, report) retention to every catalogued table and landing source."""
+    import uuid
+
+    from lakehouse import retention
+
+    config = LakehouseConfig.from_env()
+    reference = dt.date.fromisoformat(args.reference_date) if args.reference_date else dt.date.today()
+    removals = retention.apply(config, reference, f"cli-{uuid.uuid4()}", dry_run=args.dry_run,
+                               safety_window_hours=args.safety_window_hours)
+    print(f"retention as of {reference} ({'dry run: nothing removed' if args.dry_run else 'applied'}):")
+    print_table(("dataset", "step", "partitions", "rows", "files", "bytes"),
+                [(r.target, r.step, _join(r.partitions), str(r.rows), str(r.files), str(r.bytes))
+                 for r in removals if r.files or r.rows])
+    return 0
+
+
+def erase_command(args: argparse.Namespace) -> int:
+    """Erase one subject everywhere the catalog says it can be, then verify (audited)."""
+    import uuid
+
+    from lakehouse import erasure
+
+    try:
+        records = erasure.erase(LakehouseConfig.from_env(), args.column, args.value, f"cli-{uuid.uuid4()}")
+    except erasure.ErasureError as error:
+        print(f"lakehouse erase: {error}", file=sys.stderr)
+        return 1
+    print_table(("place", "step", "rows", "files", "verified"),
+                [(r.target, r.step, str(r.rows), str(r.files), str(r.verified)) for r in records])
+    return 0
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    from lakehouse import audit
+
+    rows = audit.read(LakehouseConfig.from_env(), args.run_id)[-args.limit:]
+    print_table(("time", "action", "step", "target", "dry run", "rows", "files", "bytes", "verified", "run"),
+                [(r["recorded_at"].isoformat(timespec="seconds"), r["action"], r["step"], r["target"],
+                  str(r["dry_run"]), str(r["rows"]), str(r["files"]), str(r["bytes"]),
+                  "-" if r["verified"] is None else str(r["verified"]), r["run_id"]) for r in rows])
+    return 0
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(value)) for value in column) for column in zip(header, *rows)]
     for line in (header, tuple("-" * w for w in widths), *rows):
@@ -168,6 +213,20 @@ def main(argv: list[str] | None = None) -> int:
     actions.add_parser("search", help="datasets whose id, description, owner, tags or columns contain TEXT"
                        ).add_argument("text")
     cat.set_defaults(handler=catalog_command)
+    ret = commands.add_parser("retention", help="delete partitions past their retention, vacuum, expire landing")
+    ret.add_argument("--dry-run", action="store_true", help="report what would be removed; remove nothing")
+    ret.add_argument("--reference-date", help="ISO date retention counts back from (default: today)")
+    ret.add_argument("--safety-window-hours", type=int, default=DEFAULT_SAFETY_WINDOW_HOURS,
+                     help=f"vacuum files deleted longer ago than this (default {DEFAULT_SAFETY_WINDOW_HOURS})")
+    ret.set_defaults(handler=retention_command)
+    erase = commands.add_parser("erase", help="erase one subject from every layer, landing and online store")
+    erase.add_argument("column", help="subject column, e.g. user_id, account_id, customer_id")
+    erase.add_argument("value", help="the subject's identifier as it arrives")
+    erase.set_defaults(handler=erase_command)
+    aud = commands.add_parser("audit", help="the retention and erasure audit trail")
+    aud.add_argument("--run-id")
+    aud.add_argument("--limit", type=int, default=50)
+    aud.set_defaults(handler=audit_command)
     args = parser.parse_args(argv)
     return args.handler(args)
 

@@ -6,6 +6,7 @@
 | LAKEHOUSE_SPARK_REMOTE | unset = in-process Sail | a Spark Connect URL, e.g. sc://spark:15002 |
 | LAKEHOUSE_START_DATE | 2024-01-01 | first daily partition |
 | LAKEHOUSE_STATE_DIR | .lakehouse | local state: embedded S3 data, credentials, Dagster home |
+| LAKEHOUSE_LANDING_RETENTION_DAYS | 7 | days landing files are kept (retention deletes older ones) |
 | LAKEHOUSE_TOKEN_KEY | generated into the state dir | key of the deterministic tokenization of personal data |
 | AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP | embedded S3 | S3 access |
 """
@@ -58,6 +59,10 @@ class LakehouseConfig:
     def storage_options(self) -> dict[str, str]:
         """delta-rs storage options (the same names as the environment)."""
         return dict(self.storage_env)
+
+    @property
+    def landing_retention_days(self) -> int:
+        return int(os.environ.get("LAKEHOUSE_LANDING_RETENTION_DAYS", "7"))
 
     def token_key(self) -> str:
         """The tokenization key: from the environment, else generated once for this machine (never printed)."""

@@ -163,3 +163,30 @@ def write_partitions(
     table = DeltaTable(uri, storage_options=storage_options)
     return WriteResult(uri=uri, version=table.version(), partitions=partitions,
                        rows_per_partition=rows_per_partition(table, partitions), added_columns=tuple(added))
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    uri: str
+    version: int
+    rows_deleted: int
+    files_removed: int
+
+
+def delete_rows(uri: str, predicate: str, storage_options: dict[str, str]) -> DeleteResult:
+    """Delete the rows matching a SQL predicate through delta-rs (Sail has no DELETE).
+
+    A predicate on `dt` alone removes whole files; any other rewrites the files holding matches.
+    Nothing matched: nothing is committed."""
+    table = DeltaTable(uri, storage_options=storage_options)
+    metrics = table.delete(predicate)
+    return DeleteResult(uri=uri, version=table.version(), rows_deleted=metrics["num_deleted_rows"],
+                        files_removed=metrics["num_removed_files"])
+
+
+def append_rows(uri: str, rows: pa.Table, storage_options: dict[str, str]) -> int:
+    """Append small records (audit, metrics) written by the platform itself; returns the new version."""
+    from deltalake import write_deltalake
+
+    write_deltalake(uri, rows, mode="append", storage_options=storage_options)
+    return DeltaTable(uri, storage_options=storage_options).version()

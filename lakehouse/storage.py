@@ -1,4 +1,7 @@
-"""Files in the lake root (landing files, generator records), on S3 or a local path."""
+"""Files in the lake root (landing files, generator records), on S3 or a local path.
+
+Reading and writing go through pyarrow's filesystem; listing and deleting objects in bulk (retention)
+through boto3 on S3, which deletes a thousand keys per request."""
 
 from __future__ import annotations
 
@@ -63,3 +66,45 @@ def delete_dir(config: LakehouseConfig, uri: str) -> None:
     filesystem_ = filesystem(config)
     if filesystem_.get_file_info(fs_path(uri)).type != fs.FileType.NotFound:
         filesystem_.delete_dir(fs_path(uri))
+
+
+def _s3_client(config: LakehouseConfig):
+    import boto3
+    from botocore.config import Config
+
+    env = config.storage_env
+    return boto3.client("s3", endpoint_url=env.get("AWS_ENDPOINT_URL"), region_name=env.get("AWS_REGION"),
+                        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+                        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+                        aws_session_token=env.get("AWS_SESSION_TOKEN"),
+                        config=Config(s3={"addressing_style": "path"}))
+
+
+def list_tree(config: LakehouseConfig, uri: str) -> dict[str, int]:
+    """URI -> size of every file under `uri`, at any depth."""
+    if config.is_s3:
+        bucket, _, prefix = fs_path(uri).partition("/")
+        found = {}
+        for page in _s3_client(config).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+            found.update({f"s3://{bucket}/{item['Key']}": item["Size"] for item in page.get("Contents", [])})
+        return found
+    infos = filesystem(config).get_file_info(fs.FileSelector(uri, recursive=True, allow_not_found=True))
+    return {info.path: info.size for info in infos if info.type == fs.FileType.File}
+
+
+def delete_files(config: LakehouseConfig, uris: list[str]) -> None:
+    if config.is_s3:
+        client = _s3_client(config)
+        by_bucket: dict[str, list[str]] = {}
+        for uri in uris:
+            bucket, _, key = fs_path(uri).partition("/")
+            by_bucket.setdefault(bucket, []).append(key)
+        for bucket, keys in by_bucket.items():
+            for start in range(0, len(keys), 1000):
+                answer = client.delete_objects(Bucket=bucket, Delete={
+                    "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+                if answer.get("Errors"):
+                    raise OSError(f"S3 refused to delete {len(answer['Errors'])} object(s): {answer['Errors'][:3]}")
+        return
+    for uri in uris:
+        filesystem(config).delete_file(uri)

@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 
 from assets import ai_ops, commerce, events, finance, iot
+from orchestration import governance
 from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
@@ -33,12 +34,11 @@ with warnings.catch_warnings():
 defs = dg.Definitions(
     assets=[asset for module in DOMAINS.values() for asset in module.ASSETS]
     + domain_assets(QUALITY_SUMMARIES.values()),
-    jobs=JOBS,
+    jobs=[*JOBS, *governance.JOBS],
     # Each day's partition is built once the day has ended.
-    schedules=[dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS],
+    schedules=[*(dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS), *governance.SCHEDULES],
     asset_checks=FRESHNESS_CHECKS,
-    sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)]
-    + [FRESHNESS_SENSOR],
+    sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)] + [FRESHNESS_SENSOR],
     resources={"lake": LakeResource()},
     # One engine per run process: steps share the in-process Sail server instead of each starting one.
     executor=dg.in_process_executor,

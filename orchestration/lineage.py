@@ -94,7 +94,7 @@ def landing_entry(lake: LakeResource, dataset: Dataset) -> catalog.Entry:
         path=landing_path(dataset), owner=dataset.owner, location=lake.config.landing_uri(dataset.domain),
         description=f"Landing files {dataset.landing}-* of the {dataset.domain} domain, as received.",
         fields=[catalog.Field("line", "string", "one line of a landing file", "restricted")],
-        tags=["landing", dataset.domain], retention_days=7, subject_columns=dataset.subject_columns,
+        tags=["landing", dataset.domain], retention_days=lake.config.landing_retention_days, subject_columns=dataset.subject_columns,
     )
 
 
