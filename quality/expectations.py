@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import great_expectations as gx
@@ -54,26 +55,51 @@ def _validation(docs_dir: str, dataset_id: str, rules: tuple[Rule, ...]):
     return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
-def validate(df: DataFrame, dataset_id: str, rules: list[Rule], state_dir: Path,
-             run_name: str) -> tuple[ExpectationSuiteValidationResult, str | None]:
+def validate(df: DataFrame, dataset_id: str, rules: list[Rule], state_dir: Path, run_name: str,
+             masked: Callable[[Rule], bool] = lambda rule: False,
+             ) -> tuple[ExpectationSuiteValidationResult, str | None]:
     """Run the suite on `df` (one validation, all expectations) and build its Data Docs page.
 
-    Returns the result and the page's file URL (None when the page could not be built: docs are a view,
-    never a reason to fail a step).
+    Failing values of the rules `masked` selects are masked in the result before the page is built, so
+    neither the check metadata nor the HTML shows them. Returns the result and the page's file URL (None
+    when the page could not be built: docs are a view, never a reason to fail a step).
     """
     docs_dir = str(data_docs_dir(state_dir))
     definition = _validation(docs_dir, dataset_id, tuple(rules))
     result = definition.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name),
                             result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+    by_name = {rule.name: rule for rule in rules}
+    for outcome in result.results:
+        if masked(by_name[outcome.expectation_config.meta["rule"]]) and outcome.result:
+            _mask_samples(outcome.result)
     try:
         context = _context(docs_dir)
         key = _result_key(context, definition.suite.name, run_name)
+        context.validation_results_store.set(key, result)  # the masked result replaces the stored one
         context.build_data_docs(site_names=[SITE], resource_identifiers=[key])
         url = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE)[0]["site_url"]
     except Exception as error:  # noqa: BLE001 - see docstring
         log.warning("Data Docs not built for %s: %s", dataset_id, error)
         url = None
     return result, url
+
+
+def mask_value(value) -> str:
+    """Enough to see that something is there, not what: `2***`."""
+    text = str(value)
+    return text[:1] + "***" if text else text
+
+
+def _mask_samples(found: dict) -> None:
+    def masked(value):
+        if value is None:
+            return None
+        return {k: masked(v) for k, v in value.items()} if isinstance(value, dict) else mask_value(value)
+
+    found["partial_unexpected_list"] = [masked(v) for v in found.get("partial_unexpected_list") or []]
+    found["partial_unexpected_counts"] = [dict(c, value=masked(c.get("value")))
+                                          for c in found.get("partial_unexpected_counts") or []]
+    found.pop("partial_unexpected_index_list", None)
 
 
 def _result_key(context, suite_name: str, run_name: str):

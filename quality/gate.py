@@ -79,17 +79,15 @@ class Outcome:
                                                                  else "")
 
 
-def _mask(value) -> str:
-    text = str(value)
-    return text[:1] + "***" if text else text
+def _sensitive(dataset: Dataset, rule: Rule) -> bool:
+    """Does the rule read personal, confidential or restricted columns (failing values shown masked)?"""
+    return any(c in dataset.personal_data or dataset.classification_of(c) in SENSITIVE for c in rule.columns)
 
 
-def _shown(value, sensitive: bool) -> str:
+def _shown(value) -> str:
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_shown(v, sensitive)}" for k, v in value.items())
-    if value is None:
-        return "null"
-    return _mask(value) if sensitive else str(value)
+        return ", ".join(f"{k}={_shown(v)}" for k, v in value.items())
+    return "null" if value is None else str(value)
 
 
 def _with_references(lake: LakeResource, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
@@ -106,8 +104,7 @@ def _with_references(lake: LakeResource, df: DataFrame, rules: Sequence[Rule], d
 
 
 def _result(dataset: Dataset, rule: Rule, outcome, docs_url: str | None) -> dg.AssetCheckResult:
-    found = outcome.result or {}
-    sensitive = any(c in dataset.personal_data or dataset.classification_of(c) in SENSITIVE for c in rule.columns)
+    found = outcome.result or {}  # samples of sensitive rules come masked from `expectations.validate`
     raised = (outcome.exception_info or {}).get("raised_exception")
     metadata = {
         "rule": rule.name, "dimension": rule.dimension.value, "severity": rule.severity.value,
@@ -115,7 +112,7 @@ def _result(dataset: Dataset, rule: Rule, outcome, docs_url: str | None) -> dg.A
         "unexpected_count": int(found.get("unexpected_count") or 0),
         "unexpected_percent": round(float(found.get("unexpected_percent") or 0.0), 4),
         "rows_validated": int(found.get("element_count") or 0),
-        "failing_sample": [_shown(v, sensitive) for v in found.get("partial_unexpected_list") or []],
+        "failing_sample": [_shown(v) for v in found.get("partial_unexpected_list") or []],
     }
     if "observed_value" in found:
         metadata["observed_value"] = str(found["observed_value"])
@@ -180,7 +177,7 @@ def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], writ
     needed = list(dict.fromkeys(["dt", *(c for rule in rules for c in rule.columns)]))
     validated = _with_references(lake, rows.select(*needed), rules, days)
     result, docs_url = expectations.validate(validated, catalog.dataset_id(dataset.path), rules,
-                                             lake.config.state_dir, run_id)
+                                             lake.config.state_dir, run_id, lambda rule: _sensitive(dataset, rule))
     by_rule = {r.expectation_config.meta["rule"]: r for r in result.results}
     results = [_result(dataset, rule, by_rule[rule.name], docs_url) for rule in rules]
     if held is not None:

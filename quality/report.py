@@ -33,7 +33,7 @@ def quality_lines(config: LakehouseConfig, domain: str | None = None) -> list[tu
             lines.append((name, "0", "not measured", "-", "-", "-", "-", "-", "-", "-"))
             continue
         latest = max(rows, key=lambda r: r["measured_at"])
-        lines.append((name, str(len(rows)), latest["status"], str(latest["checks_passed"]), str(latest["checks_failed"]),
-                      str(sum(r["quarantined"] for r in rows)), _weakest(rows, "completeness"),
+        lines.append((name, str(len(rows)), latest["status"], str(latest["checks_passed"]),
+                      str(latest["checks_failed"]), str(sum(r["quarantined"] for r in rows)), _weakest(rows, "completeness"),
                       _weakest(rows, "validity"), _weakest(rows, "uniqueness"), _weakest(rows, "consistency")))
     return lines
