@@ -13,7 +13,6 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import dagster as dg
 from deltalake import DeltaTable
