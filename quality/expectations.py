@@ -55,6 +55,7 @@ def _validation(docs_dir: str, dataset_id: str, rules: tuple[Rule, ...]):
     return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
+# BASIC gives counts, percent and a sample of failing values; SUMMARY adds value counts for ~40% more time.
 def validate(df: DataFrame, dataset_id: str, rules: list[Rule], state_dir: Path, run_name: str,
              masked: Callable[[Rule], bool] = lambda rule: False,
              ) -> tuple[ExpectationSuiteValidationResult, str | None]:
@@ -67,7 +68,7 @@ def validate(df: DataFrame, dataset_id: str, rules: list[Rule], state_dir: Path,
     docs_dir = str(data_docs_dir(state_dir))
     definition = _validation(docs_dir, dataset_id, tuple(rules))
     result = definition.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name),
-                            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE})
+                            result_format={"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE})
     by_name = {rule.name: rule for rule in rules}
     for outcome in result.results:
         if masked(by_name[outcome.expectation_config.meta["rule"]]) and outcome.result:

@@ -121,8 +121,13 @@ def _result(dataset: Dataset, rule: Rule, outcome, docs_url: str | None) -> dg.A
         metadata["error"] = str(outcome.exception_info.get("exception_message"))
     if docs_url:
         metadata["data_docs"] = dg.MetadataValue.url(docs_url)
-    why = (f"{metadata['unexpected_count']} of {metadata['rows_validated']} rows "
-           f"({metadata['unexpected_percent']}%) break it" if not raised else metadata["error"])
+    if raised:
+        why = metadata["error"]
+    elif rule.kind == "of_type":
+        why = f"observed {metadata.get('observed_value')}"
+    else:
+        why = (f"{metadata['unexpected_count']} of {metadata['rows_validated']} rows "
+               f"({metadata['unexpected_percent']}%) break it")
     return dg.AssetCheckResult(asset_key=dataset.key_path, check_name=rule.name, passed=bool(outcome.success),
                                severity=SEVERITY[rule.severity], metadata=metadata,
                                description=f"{rule.dimension.value}: {rule.threshold}; {why}")

@@ -142,7 +142,8 @@ def complete(*columns: str) -> list[Rule]:
 
 
 def unique(*columns: str, severity: Severity = Severity.ERROR) -> Rule:
-    return Rule(f"{'_'.join(c for c in columns if c != 'dt')}_unique_per_day", "unique", columns,
+    key = [c for c in columns if c != "dt"]
+    return Rule(f"{'_'.join(key)}_unique_per_day" if key else "one_row_per_day", "unique", columns,
                 Dimension.UNIQUENESS, severity)
 
 

@@ -128,7 +128,8 @@ def test_a_warning_does_not_block_and_the_metrics_are_exact(spark, lake, instanc
     share = {k: v.value for k, v in checks["accepted_share"].metadata.items()}
     assert (share["observed_value"], share["unexpected_count"]) == (0.8, 10)
     assert checks["rows_reconcile"].passed
-    assert _checks(result, CURATED.key_path) and all(e.passed for e in _checks(result, CURATED.key_path).values())
+    assert set(_checks(result, CURATED.key_path)) == {"dt_present", "one_row_per_day"}
+    assert all(e.passed for e in _checks(result, CURATED.key_path).values())
     totals = spark.read.format("delta").load(lake.table_uri("curated", "qa", "totals")).collect()
     assert [(r["dt"], r["rows"]) for r in totals] == [(DAY, 40)]
 
