@@ -12,7 +12,7 @@ DEMO_DAYS ?= 7
 BENCH_ROWS ?= 1000000
 BENCH_RUNS ?= 3
 
-.PHONY: help install up down env demo dev catalog-api test bench clean
+.PHONY: help install up down env demo dev catalog-api test bench clean redis
 
 help:
 	@echo "make demo   set up, start the embedded S3, build 7 days of every asset, print a summary"
@@ -45,6 +45,7 @@ down:
 env: install
 	@$(BIN)/python -m infra.local_s3 env
 	@echo "export DAGSTER_HOME=$(DAGSTER_HOME)"
+	@$(BIN)/lakehouse features env
 
 demo: up
 	$(BIN)/lakehouse generate --start $(DEMO_START) --days $(DEMO_DAYS)
@@ -58,6 +59,8 @@ demo: up
 	$(BIN)/lakehouse quality
 	@echo "Data Docs: $(STATE)/quality/data_docs/index.html"
 	@echo
+	$(BIN)/lakehouse features lookup --service churn --sample 3
+	@echo
 	@echo "The embedded S3 is still running. Open the UI with: make dev  (http://127.0.0.1:3000)"
 	@echo "Use the lake from your shell with: eval \"\$$(make -s env)\"   Stop everything with: make down"
 
@@ -67,7 +70,11 @@ dev: up
 catalog-api: up
 	$(BIN)/python -m lakehouse.catalog_api
 
-test: install
+# Debian's redis-server for the Redis online store tests (skipped when it is on the PATH).
+redis:
+	@infra/install_redis.sh
+
+test: install redis
 	$(BIN)/python -m pytest tests
 
 bench: up

@@ -147,8 +147,22 @@ def _erase_landing(config: LakehouseConfig, place: Place, subject: Subject) -> a
 OnlineEraser = Callable[[LakehouseConfig, Subject], "audit.Record | None"]
 
 
+def feature_store_eraser(config: LakehouseConfig, subject: Subject) -> audit.Record | None:
+    """The subject's entity out of the online store and the offline snapshots (after the tables)."""
+    from lakehouse import features
+
+    done = features.erase_subject_online(config, subject.column, [subject.value, subject.token])
+    if done is None:
+        return None
+    return audit.Record("erasure", "delete", f"online.{done.entity}", rows=done.removed, verified=done.remaining == 0,
+                        detail=f"feature views {', '.join(done.views)}; {done.remaining} keys left")
+
+
+STORES: tuple[OnlineEraser, ...] = (feature_store_eraser,)
+
+
 def erase(config: LakehouseConfig, column: str, value: str, run_id: str,
-          stores: Sequence[OnlineEraser] = ()) -> list[audit.Record]:
+          stores: Sequence[OnlineEraser] = STORES) -> list[audit.Record]:
     """Erase the subject everywhere and verify; every step is audited. Raises if anything is left."""
     value = value.strip()
     if len(value) < MIN_SUBJECT_LENGTH:

@@ -5,7 +5,7 @@ import warnings
 import dagster as dg
 
 from assets import ai_ops, commerce, events, finance, iot
-from orchestration import governance
+from orchestration import features, governance
 from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
@@ -32,12 +32,13 @@ with warnings.catch_warnings():
     FRESHNESS_SENSOR = dg.build_sensor_for_freshness_checks(freshness_checks=FRESHNESS_CHECKS)
 
 defs = dg.Definitions(
-    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS]
+    # Feature assets sit in their domain's group, so each domain job materializes its features too.
+    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS] + features.ASSETS
     + domain_assets(QUALITY_SUMMARIES.values()),
     jobs=[*JOBS, *governance.JOBS],
     # Each day's partition is built once the day has ended.
     schedules=[*(dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS), *governance.SCHEDULES],
-    asset_checks=FRESHNESS_CHECKS,
+    asset_checks=[*features.CHECKS, *FRESHNESS_CHECKS],
     sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)] + [FRESHNESS_SENSOR],
     resources={"lake": LakeResource()},
     # One engine per run process: steps share the in-process Sail server instead of each starting one.

@@ -43,6 +43,33 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's redis-server (`make test` installs it: infra/install_redis.sh) on a free port, nothing
+    persisted, stopped at the end; yields its `host:port`."""
+    import redis
+
+    from infra.local_s3 import _free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make redis` (infra/install_redis.sh)")
+    port = _free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(tmp_path_factory.mktemp("redis"))], stdout=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    client.close()
+    server.terminate()
+    server.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
 def spark(s3_server):
     """The in-process Sail engine, started after the S3 settings are in the environment."""
     from lakehouse.engine import spark_session

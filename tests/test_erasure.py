@@ -9,10 +9,13 @@ import pytest
 from deltalake import DeltaTable
 
 from assets import commerce as a
-from lakehouse import audit, catalog, erasure, storage
+import pandas as pd
+
+from lakehouse import audit, catalog, erasure, features, storage
 from lakehouse.retention import landing_files
 from lakehouse.synthetic import commerce as g
 from lakehouse.synthetic import write_landing
+from orchestration import features as fa
 from tests.helpers import run_assets
 
 DAY = dt.date(2024, 1, 2)
@@ -20,7 +23,7 @@ TABLES = {  # dataset id -> how the subject appears: by column (value or token) 
     "raw.commerce.users": "line", "raw.commerce.orders": "line",
     "processed.commerce.users": "user_id", "processed.commerce.orders": "user_id",
     "quarantine.commerce.orders": "record", "curated.commerce.orders_conformed": "user_id",
-    "curated.commerce.customer_order_stats": "user_id",
+    "curated.commerce.customer_order_stats": "user_id", "features.training_sets.churn": "user_id",
 }
 
 
@@ -37,20 +40,34 @@ def _first_orders_by_user(lines: list[str]) -> dict[str, dict]:
 
 
 @pytest.fixture()
-def commerce_lake(lake, instance):
-    """One day of commerce with a subject who has orders, and one more order of theirs that is quarantined."""
+def commerce_lake(lake, instance, tmp_path, monkeypatch):
+    """One day of commerce with a subject who has orders, and one more order of theirs that is quarantined;
+    their customer features online (SQLite) and in the churn training set."""
+    monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
+    monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)
     generated = g.generate_day(DAY, 400)
     orders = _first_orders_by_user([line for f in generated.sources["orders"] for line in f])
     subject, other = list(orders)[:2]
     refused = {**orders[subject], "order_id": "order-refused-for-erasure", "currency": "JPY"}
     sources = {**generated.sources, "orders": [*generated.sources["orders"], [json.dumps(refused)]]}
     write_landing(lake, "commerce", DAY, sources, generated.record)
-    assert run_assets(instance, a.ASSETS, DAY).success
+    wanted = {fa.REGISTRY_KEY, fa.view_key("customer_order_stats"), fa.TRAINING_KEY}
+    assert run_assets(instance, [*a.ASSETS, *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY).success
     return subject, other
 
 
 def _uri(lake, dataset_id: str) -> str:
-    return lake.table_uri(*dataset_id.split("."))
+    return catalog.get_entry(lake, dataset_id)["location"]
+
+
+def _online_spend(lake, value: str) -> list:
+    token = erasure.subject_token(value, lake.token_key())
+    return features.online_features(lake, "churn", [{"user_id": token}])["customer_order_stats__total_spend"]
+
+
+def _snapshot_keys(lake) -> set:
+    view = features.feature_store(lake).get_feature_view("customer_order_stats")
+    return set(pd.read_parquet(view.batch_source.path, columns=["user_id"])["user_id"])
 
 
 def _matching(spark, lake, dataset_id: str, value: str, version: int | None = None) -> int:
@@ -84,6 +101,8 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
     versions = {d: DeltaTable(_uri(lake, d), storage_options=lake.storage_options).version() for d in TABLES}
     landing_before = _landing_mentions(lake, subject)
     assert landing_before >= 3  # the user's line, their orders
+    assert _online_spend(lake, subject)[0] is not None and _online_spend(lake, other)[0] is not None
+    assert token in _snapshot_keys(lake)
 
     result = defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, run_config={
         "ops": {"erase_subject": {"config": {"subject_column": "user_id", "subject_value": subject}}}})
@@ -91,6 +110,9 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
 
     assert {d: _matching(spark, lake, d, subject) for d in TABLES} == {d: 0 for d in TABLES}
     assert _landing_mentions(lake, subject) == 0
+    assert _online_spend(lake, subject) == [None]
+    assert _online_spend(lake, other)[0] is not None
+    assert token not in _snapshot_keys(lake)
     assert {d: _matching(spark, lake, d, other) for d in TABLES} == others
     assert {d: spark.read.format("delta").load(_uri(lake, d)).count() for d in TABLES} == {
         d: totals[d] - before[d] for d in TABLES}
@@ -111,6 +133,7 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
     for dataset_id in TABLES:
         assert by_target[dataset_id]["rows"] == before[dataset_id]
         assert by_target[dataset_id]["verified"] is True
+    assert by_target["online.customer"]["rows"] == 1 and by_target["online.customer"]["verified"] is True
     assert by_target["landing.commerce.orders"]["rows"] >= 2 and by_target["landing.commerce.users"]["rows"] >= 1
     summary = by_target["*"]
     assert summary["step"] == "verify" and summary["verified"] is True
