@@ -56,6 +56,9 @@ demo: up
 	@grep -oE "RUN_SUCCESS.*" $(STATE)/demo-run.log
 	$(BIN)/lakehouse summary
 	@echo
+	$(BIN)/lakehouse quality
+	@echo "Data Docs: $(STATE)/quality/data_docs/index.html"
+	@echo
 	$(BIN)/lakehouse features lookup --service churn --sample 3
 	@echo
 	@echo "The embedded S3 is still running. Open the UI with: make dev  (http://127.0.0.1:3000)"

@@ -64,6 +64,18 @@ def summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def quality(args: argparse.Namespace) -> int:
+    """One line per processed and curated dataset from its metrics table (`quality/<domain>/<layer>_<name>`):
+    the latest run's checks passed / failed and status, rows quarantined and the weakest metrics."""
+    from quality.report import quality_lines
+
+    config = LakehouseConfig.from_env()
+    lines = quality_lines(config, args.domain)
+    print_table(("dataset", "partitions", "status", "checks passed", "checks failed", "quarantined", "completeness",
+                 "validity", "uniqueness", "consistency"), lines)
+    return 0
+
+
 def _join(values) -> str:
     return ", ".join(str(v) for v in values or ()) or "-"
 
@@ -184,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.set_defaults(handler=generate)
     summ = commands.add_parser("summary", help="print every table's partitions and rows")
     summ.set_defaults(handler=summary)
+    qual = commands.add_parser("quality", help="every dataset's quality: checks passed/failed, rows quarantined")
+    qual.add_argument("--domain", choices=sorted(GENERATORS))
+    qual.set_defaults(handler=quality)
     cat = commands.add_parser("catalog", help="browse the data catalog: datasets, schemas, lineage")
     actions = cat.add_subparsers(dest="action", required=True)
     cat_list = actions.add_parser("list", help="catalogued datasets, filtered")

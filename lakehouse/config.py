@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LAYERS = ("raw", "processed", "curated", "quarantine")
+LAYERS = ("raw", "processed", "curated", "quarantine", "quality")  # quality: metrics tables
 _S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
            "AWS_ALLOW_HTTP")
 

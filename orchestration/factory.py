@@ -1,5 +1,6 @@
 """Turns dataset declarations into Dagster assets: the mechanics every domain shares, written once."""
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
 from orchestration.resources import LakeResource
+from quality import gate, metrics
 from transforms import common
 
 DAILY = dg.DailyPartitionsDefinition(start_date=os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
@@ -93,11 +95,15 @@ def _spec(dataset: Dataset, key: list[str], layer: str, description: str, deps: 
 def dataset_specs(dataset: Dataset) -> list[dg.AssetSpec]:
     """The dataset's asset, and its quarantine table's when it has one."""
     deps = ([dg.AssetKey(["landing", dataset.domain, dataset.landing])] if dataset.layer == "raw"
-            else [dg.AssetKey(path.split("/")) for path in dataset.upstream])
+            else [dg.AssetKey(path.split("/")) for path in dataset.upstream] + gate.reference_deps(dataset))
     specs = [_spec(dataset, dataset.key_path, dataset.layer, dataset.description, deps)]
     if dataset.has_quarantine:
         specs.append(_spec(dataset, dataset.quarantine_path.split("/"), "quarantine",
                            f"Rows of {dataset.path} refused by its rules, with the reason and the run.", deps))
+    if dataset.layer != "raw":
+        specs.append(_spec(dataset, metrics.metrics_path(dataset).split("/"), "quality",
+                           f"Quality metrics of {dataset.path} per partition (completeness, validity, uniqueness, "
+                           "consistency, freshness, quarantine rate) and its checks' outcome.", deps))
     return specs
 
 
@@ -139,6 +145,7 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     if QUARANTINE_REASON in output.columns and not dataset.has_quarantine:
         raise ValueError(f"{dataset.path} produces {QUARANTINE_REASON} but declares no quarantine")
     upstream_schemas = {path: rows.schema for path, (rows, _) in reads.items()}
+    held, duplicates = None, {}
     if not (dataset.has_quarantine or dataset.deduplicate_on):
         written, schema, metadata = _write(lake, dataset, output, days)
         outputs = [(dataset.path, written, schema)]
@@ -149,7 +156,8 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
             # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
             (output.withColumns({c: F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(c))
                                  for c in output.columns if c.startswith("_")})
-             if QUARANTINE_REASON in output.columns else output).write.parquet(folder)
+             if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns)
+             else output).write.parquet(folder)
             output = lake.spark.read.schema(output.schema).parquet(folder)
             accepted = common.accepted_rows(output)
             outputs, results = [], []
@@ -158,24 +166,35 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
                 held = lake.write(dataset.quarantine_path, rejected, days)
                 outputs.append((dataset.quarantine_path, held, rejected.schema))
                 results.append((dataset.quarantine_path.split("/"), write_metadata(held, rejected.schema)))
-            before = accepted.count() if dataset.deduplicate_on else None
+            before = ({row["dt"]: row["count"] for row in accepted.groupBy("dt").count().collect()}
+                      if dataset.deduplicate_on else {})
             if dataset.deduplicate_on:
                 accepted = common.deduplicate(accepted, dataset.deduplicate_on)
             written, schema, metadata = _write(lake, dataset, accepted, days)
         if dataset.has_quarantine:
             metadata["quarantined_rows"] = held.row_count
         if dataset.deduplicate_on:
-            metadata["duplicates_removed"] = before - written.row_count
+            duplicates = {day: n - written.rows_per_partition.get(day, 0) for day, n in before.items()}
+            metadata["duplicates_removed"] = sum(duplicates.values())
         outputs.insert(0, (dataset.path, written, schema))
         results.insert(0, (dataset.key_path, metadata))
+    quality = gate.evaluate(lake, dataset, days, written, context.run.run_id, held, duplicates, upstream)
+    results[0][1].update({"quality_status": quality.status, "quality_checks": quality.summary,
+                          "quality_seconds": quality.seconds})
+    if quality.docs_url:
+        results[0][1]["data_docs"] = dg.MetadataValue.url(quality.docs_url)
     columns = lineage.column_lineage(dataset, schema, upstream_schemas)
     results[0][1]["dagster/column_lineage"] = lineage.dagster_column_lineage(columns)
     reported = lineage.record(lake, context.run.run_id, dataset, days, [
-        (lineage.catalog_entry(lake, path, dataset, table_schema, result), result.row_count, upstream,
-         columns if path == dataset.path else {})
+        (dataclasses.replace(lineage.catalog_entry(lake, path, dataset, table_schema, result),
+                             quality_status=quality.status if path == dataset.path else "unknown"),
+         result.row_count, upstream, columns if path == dataset.path else {})
         for path, result, table_schema in outputs])
     for key, metadata in results:
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    yield dg.MaterializeResult(asset_key=metrics.metrics_path(dataset).split("/"),
+                               metadata=write_metadata(quality.written, quality.written_schema))
+    yield from quality.results  # after the materializations: a failed blocking check then stops downstream
     return reported
 
 
@@ -194,7 +213,8 @@ def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:
     build = _ingest if dataset.layer == "raw" else _derive
     name = dataset.path.replace("/", "__")
 
-    @dg.multi_asset(specs=dataset_specs(dataset), name=name, partitions_def=DAILY,
+    @dg.multi_asset(specs=dataset_specs(dataset), check_specs=gate.check_specs(dataset), name=name,
+                    partitions_def=DAILY,
                     backfill_policy=SINGLE_RUN, pool=pool_for(dataset.path))
     def _materialize(context: dg.AssetExecutionContext, lake: LakeResource):
         run_id = context.run.run_id

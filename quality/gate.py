@@ -1,0 +1,201 @@
+"""The quality gate of a step: after the factory writes a dataset's partitions, validate exactly what was
+written (one Great Expectations validation on the engine's DataFrame), turn each rule's result into a
+Dagster asset check result, measure the partitions and write the metrics table.
+
+Checks with `error` severity are blocking `AssetCheckSpec`s: when one fails, Dagster fails the step
+after its results are recorded, so downstream assets of the same run (or backfill) do not start, and
+the check's metadata says why. `warn` checks are recorded and the run goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse import catalog, delta
+from lakehouse.datasets import Classification, Dataset
+from lakehouse.delta import WriteResult
+from orchestration.resources import LakeResource
+from quality import metrics, suites
+from quality.rules import VALIDITY_TARGET, Rule, Severity
+
+ACCEPTED_SHARE = "accepted_share"  # validity target on input: accepted / (accepted + quarantined)
+ROWS_RECONCILE = "rows_reconcile"  # input = accepted + quarantined + duplicates removed, per partition
+SEVERITY = {Severity.ERROR: dg.AssetCheckSeverity.ERROR, Severity.WARN: dg.AssetCheckSeverity.WARN}
+SENSITIVE = (Classification.CONFIDENTIAL, Classification.RESTRICTED)
+
+
+def _reconciles(dataset: Dataset) -> bool:
+    return dataset.has_quarantine and dataset.upstream[0].startswith("raw/")
+
+
+def check_specs(dataset: Dataset) -> list[dg.AssetCheckSpec]:
+    """One check per rule of the dataset's suite (blocking when its severity is error), plus the
+    quarantine's checks. Raw datasets have none: they keep every line as received."""
+    if dataset.layer == "raw":
+        return []
+    specs = [dg.AssetCheckSpec(rule.name, asset=dataset.key_path, blocking=rule.severity is Severity.ERROR,
+                               description=f"{rule.dimension.value}: {rule.threshold}")
+             for rule in suites.suite_rules(dataset)]
+    if dataset.has_quarantine:
+        specs.append(dg.AssetCheckSpec(ACCEPTED_SHARE, asset=dataset.key_path, blocking=False,
+                                       description=f"validity: at least {VALIDITY_TARGET:.0%} of input rows accepted"))
+    if _reconciles(dataset):
+        specs.append(dg.AssetCheckSpec(ROWS_RECONCILE, asset=dataset.key_path, blocking=True,
+                                       description="per partition: input rows = accepted + quarantined + "
+                                                   "duplicates removed"))
+    return specs
+
+
+def reference_deps(dataset: Dataset) -> list[dg.AssetKey]:
+    """Datasets read by the suite's referential rules that are not upstream already: built first."""
+    return [dg.AssetKey(path.split("/")) for path in suites.reference_paths(dataset) if path not in dataset.upstream]
+
+
+@dataclass
+class Outcome:
+    status: str  # passed | warning | failed
+    results: list[dg.AssetCheckResult]
+    measured: list[metrics.PartitionMetrics]
+    docs_url: str | None = None
+    failed: list[str] = field(default_factory=list)
+    written: WriteResult | None = None  # the metrics table's partitions
+    written_schema: T.StructType | None = None
+    seconds: float = 0.0  # what the gate added to the step
+
+    @property
+    def summary(self) -> str:
+        passed = sum(r.passed for r in self.results)
+        return f"{passed}/{len(self.results)} checks passed" + (f"; failed: {', '.join(self.failed)}" if self.failed
+                                                                 else "")
+
+
+def _sensitive(dataset: Dataset, rule: Rule) -> bool:
+    """Does the rule read personal, confidential or restricted columns (failing values shown masked)?"""
+    return any(c in dataset.personal_data or dataset.classification_of(c) in SENSITIVE for c in rule.columns)
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_shown(v)}" for k, v in value.items())
+    return "null" if value is None else str(value)
+
+
+def _with_references(lake: LakeResource, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
+    """Flag each row's referenced key as found (True) or not (null) in the referenced dataset, same `dt`."""
+    for rule in rules:
+        if rule.reference is None:
+            continue
+        target, column = rule.reference
+        keys = lake.read(target, days)[0].select("dt", F.col(column).alias(rule.column)).distinct()
+        df = df.join(keys.withColumn(rule.reference_column, F.lit(True)), ["dt", rule.column], "left")
+        # a missing value is the completeness rules' business, not a broken reference
+        df = df.withColumn(rule.reference_column, F.col(rule.column).isNull() | F.col(rule.reference_column))
+    return df
+
+
+def _result(dataset: Dataset, rule: Rule, outcome, docs_url: str | None) -> dg.AssetCheckResult:
+    found = outcome.result or {}  # samples of sensitive rules come masked from `expectations.validate`
+    raised = (outcome.exception_info or {}).get("raised_exception")
+    metadata = {
+        "rule": rule.name, "dimension": rule.dimension.value, "severity": rule.severity.value,
+        "threshold": rule.threshold, "mostly": rule.mostly,
+        "unexpected_count": int(found.get("unexpected_count") or 0),
+        "unexpected_percent": round(float(found.get("unexpected_percent") or 0.0), 4),
+        "rows_validated": int(found.get("element_count") or 0),
+        "failing_sample": [_shown(v) for v in found.get("partial_unexpected_list") or []],
+    }
+    if "observed_value" in found:
+        metadata["observed_value"] = str(found["observed_value"])
+    elif metadata["rows_validated"]:
+        metadata["observed_value"] = round(1 - metadata["unexpected_percent"] / 100, 6)
+    if raised:
+        metadata["error"] = str(outcome.exception_info.get("exception_message"))
+    if docs_url:
+        metadata["data_docs"] = dg.MetadataValue.url(docs_url)
+    if raised:
+        why = metadata["error"]
+    elif rule.kind == "of_type":
+        why = f"observed {metadata.get('observed_value')}"
+    else:
+        why = (f"{metadata['unexpected_count']} of {metadata['rows_validated']} rows "
+               f"({metadata['unexpected_percent']}%) break it")
+    return dg.AssetCheckResult(asset_key=dataset.key_path, check_name=rule.name, passed=bool(outcome.success),
+                               severity=SEVERITY[rule.severity], metadata=metadata,
+                               description=f"{rule.dimension.value}: {rule.threshold}; {why}")
+
+
+def _quarantine_results(dataset: Dataset, days: Sequence[dt.date], written: WriteResult,
+                        held: WriteResult, duplicates: dict[dt.date, int],
+                        inputs: dict[dt.date, int] | None) -> list[dg.AssetCheckResult]:
+    accepted, quarantined = written.row_count, held.row_count
+    share = accepted / (accepted + quarantined) if accepted + quarantined else 1.0
+    results = [dg.AssetCheckResult(
+        asset_key=dataset.key_path, check_name=ACCEPTED_SHARE, passed=share >= VALIDITY_TARGET,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"observed_value": round(share, 6), "threshold": VALIDITY_TARGET, "unexpected_count": quarantined,
+                  "unexpected_percent": round(100 * (1 - share), 4), "quarantine": dataset.quarantine_path})]
+    if inputs is not None:
+        per_day = {day.isoformat(): {"input": inputs.get(day, 0), "accepted": written.rows_per_partition.get(day, 0),
+                                     "quarantined": held.rows_per_partition.get(day, 0),
+                                     "duplicates": duplicates.get(day, 0)} for day in days}
+        off = {day: c for day, c in per_day.items()
+               if c["input"] != c["accepted"] + c["quarantined"] + c["duplicates"]}
+        results.append(dg.AssetCheckResult(
+            asset_key=dataset.key_path, check_name=ROWS_RECONCILE, passed=not off,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"observed_value": f"{len(days) - len(off)}/{len(days)} partitions reconcile",
+                      "threshold": "input = accepted + quarantined + duplicates, every partition",
+                      "unexpected_count": len(off), "partitions": per_day}))
+    return results
+
+
+def _input_rows(lake: LakeResource, path: str, version: int, days: Sequence[dt.date]) -> dict[dt.date, int]:
+    """Rows per partition of the upstream table at the version read (from the Delta log, no scan)."""
+    table = DeltaTable(lake.uri(path), version=version, storage_options=lake.config.storage_options)
+    return delta.rows_per_partition(table, days)
+
+
+def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], written: WriteResult, run_id: str,
+             held: WriteResult | None = None, duplicates: dict[dt.date, int] | None = None,
+             upstream: Sequence[tuple[str, int]] = ()) -> Outcome:
+    """Validate the partitions just written, measure them, write the metrics table."""
+    from quality import expectations  # Great Expectations loads in seconds: only when a step validates
+
+    now = dt.datetime.now(dt.timezone.utc)
+    started = time.perf_counter()
+    rules = suites.suite_rules(dataset)
+    rows = (lake.spark.read.format("delta").option("versionAsOf", written.version).load(written.uri)
+            .where(delta.partition_predicate(days)))
+    missing = sorted({c for rule in rules for c in rule.columns if c not in rows.columns})
+    if missing:
+        raise ValueError(f"the suite of {dataset.path} names columns the dataset does not have: {missing}")
+    needed = list(dict.fromkeys(["dt", *(c for rule in rules for c in rule.columns)]))
+    validated = _with_references(lake, rows.select(*needed), rules, days)
+    result, docs_url = expectations.validate(validated, catalog.dataset_id(dataset.path), rules,
+                                             lake.config.state_dir, run_id, lambda rule: _sensitive(dataset, rule))
+    by_rule = {r.expectation_config.meta["rule"]: r for r in result.results}
+    results = [_result(dataset, rule, by_rule[rule.name], docs_url) for rule in rules]
+    if held is not None:
+        inputs = (_input_rows(lake, *next(u for u in upstream if u[0] == dataset.upstream[0]), days)
+                  if _reconciles(dataset) else None)
+        results += _quarantine_results(dataset, days, written, held, duplicates or {}, inputs)
+    failed = [r.check_name for r in results if not r.passed]
+    blocking = [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+    status = "failed" if blocking else "warning" if failed else "passed"
+    key = [c for c in dataset.primary_key if c != "dt"]
+    measured = metrics.measure(validated, rules, ["dt", *key] if key else [], days,
+                               held.rows_per_partition if held else {}, now)
+    table = metrics.as_rows(dataset, measured, run_id, len(results) - len(failed), len(failed), status, now)
+    frame = lake.spark.createDataFrame(table, metrics.SCHEMA)
+    written_metrics = lake.write(metrics.metrics_path(dataset), frame, days)
+    return Outcome(status, results, measured, docs_url, failed, written_metrics, frame.schema,
+                   round(time.perf_counter() - started, 3))

@@ -1,0 +1,41 @@
+"""Each table rule is declared once and rendered twice: as a Great Expectations expectation (the check's
+verdict) and as a Spark condition (the metrics). Both must count the same failing rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import functions as F
+
+from quality import expectations
+from quality.rules import CURRENCY_CODE, UUID, between, holds, matches, one_of, required, typed, unique
+
+DAY = dt.date(2024, 1, 2)
+ROWS = [  # id, currency, amount, quantity, ok
+    ("7f1c1f2e-1d2b-4c3a-9e8f-0a1b2c3d4e5f", "EUR", 10.0, 1, True),
+    ("7f1c1f2e-1d2b-4c3a-9e8f-0a1b2c3d4e60", "usd", 0.0, 0, True),  # lower-case code, zero amount, no units
+    ("not-a-uuid", "GBP", -1.0, 3, False),
+    ("not-a-uuid", None, None, 2, None),  # duplicate id, missing values
+]
+RULES = [
+    *required("currency"), unique("dt", "id"), between("amount", 0, strict_min=True, name="amount_positive"),
+    between("quantity", 1, name="quantity_at_least_one"), one_of("currency", ("EUR", "USD", "GBP")),
+    matches("currency", CURRENCY_CODE, "currency_code"), matches("id", UUID, "uuid"), holds("ok", mostly=1.0),
+    typed("amount", "DoubleType"),
+]
+FAILING = {"currency_present": 1, "id_unique_per_day": 2, "amount_positive": 2, "quantity_at_least_one": 1,
+           "currency_allowed": 1, "currency_is_currency_code": 1, "id_is_uuid": 2, "ok": 1, "amount_is_double": 0}
+
+
+def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
+    df = spark.createDataFrame([(DAY, *row) for row in ROWS],
+                               "dt date, id string, currency string, amount double, quantity int, ok boolean")
+    result, docs = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-1")
+    found = {r.expectation_config.meta["rule"]: r.result.get("unexpected_count", 0) for r in result.results}
+    assert found == FAILING
+    assert {r.expectation_config.meta["rule"]: r.success for r in result.results}["amount_is_double"]
+    for rule in RULES:
+        condition = rule.passes()
+        if condition is not None:
+            assert df.where(~F.coalesce(condition, F.lit(False))).count() == FAILING[rule.name], rule.name
+    assert docs and docs.startswith("file://") and (tmp_path / "quality" / "data_docs" / "index.html").is_file()
