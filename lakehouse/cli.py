@@ -7,6 +7,7 @@ import datetime as dt
 import importlib
 import os
 import sys
+import warnings
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS
@@ -145,7 +146,8 @@ def retention_command(args: argparse.Namespace) -> int:
                                safety_window_hours=args.safety_window_hours)
     print(f"retention as of {reference} ({'dry run: nothing removed' if args.dry_run else 'applied'}):")
     print_table(("dataset", "step", "partitions", "rows", "files", "bytes"),
-                [(r.target, r.step, _join(r.partitions), str(r.rows), str(r.files), str(r.bytes))
+                [(r.target, r.step, _join(r.partitions), "-" if r.step != "delete" else str(r.rows), str(r.files),
+                  str(r.bytes))
                  for r in removals if r.files or r.rows])
     return 0
 
@@ -184,6 +186,9 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Library deprecation and beta notices (Dagster, pydantic) are for developers, not in command output.
+    warnings.filterwarnings("ignore", message=".*currently in beta.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write synthetic landing files for some days")

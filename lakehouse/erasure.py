@@ -113,12 +113,12 @@ def _erase_table(config: LakehouseConfig, place: Place, subject: Subject) -> aud
                                 config.storage_options)
     # No retention: the versions before the delete must not be able to return the subject's rows.
     table = TableMaintenance(place.location, config.storage_options)
-    vacuumed = table.vacuum(retention_hours=0, dry_run=False)
+    table.vacuum(retention_hours=0, dry_run=False)
     remaining = _count(config, place, place.verify_predicate(subject.value, subject.token))
     active = {f"{place.location}/{path}" for path in table.active_files()}
     left_behind = [uri for uri in storage.list_tree(config, place.location)
                    if "/_delta_log/" not in uri and uri not in active]
-    return audit.Record("erasure", "delete", place.target, rows=deleted.rows_deleted, files=len(vacuumed),
+    return audit.Record("erasure", "delete", place.target, rows=deleted.rows_deleted, files=deleted.files_removed,
                         verified=remaining == 0 and not left_behind,
                         detail=f"by {place.kind} {place.column}; {remaining} matching rows and "
                                f"{len(left_behind)} data files of earlier versions left")

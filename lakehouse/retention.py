@@ -62,8 +62,10 @@ def vacuum(config: LakehouseConfig, target: str, uri: str, safety_window_hours: 
     """Remove the files tombstoned longer than the safety window ago (only list them in a dry run)."""
     table = TableMaintenance(uri, config.storage_options)
     candidates = table.vacuum(retention_hours=safety_window_hours, dry_run=True)
+    # delta-rs lists every tombstone past the window, also those an earlier vacuum already deleted
     sizes = storage.list_tree(config, uri) if candidates else {}
-    size = sum(sizes.get(f"{uri}/{path}", 0) for path in candidates)
+    candidates = [path for path in candidates if f"{uri}/{path}" in sizes]
+    size = sum(sizes[f"{uri}/{path}"] for path in candidates)
     if candidates and not dry_run:
         table.vacuum(retention_hours=safety_window_hours, dry_run=False)
     return Removal("vacuum", target, files=len(candidates), bytes=size)

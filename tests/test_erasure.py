@@ -144,7 +144,7 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
         "ops": {"erase_subject": {"config": {"subject_column": "user_id", "subject_value": subject}}}})
     assert again.success
     rerun = audit.read(lake, again.run_id)
-    assert sum(r["rows"] for r in rerun if r["step"] != "verify") == 0
+    assert sum(r["rows"] + r["files"] for r in rerun if r["step"] != "verify") == 0
     assert all(r["verified"] for r in rerun)
 
 

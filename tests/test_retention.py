@@ -118,6 +118,8 @@ def test_expired_partitions_go_and_their_files_are_vacuumed_only_after_the_safet
     assert steps[("ret-2", "processed.demo.short", "vacuum")]["files"] == 2
     assert steps[("ret-2", "processed.demo.short", "vacuum")]["bytes"] > 0
     assert ("ret-2", "processed.demo.short", "delete") not in steps  # nothing left to delete
+    third = retention.apply(lake, REFERENCE, "ret-3", safety_window_hours=0)
+    assert sum(r.files for r in third) == 0  # the tombstones' files are gone already: nothing is counted twice
 
 
 def test_retention_job_in_dagster_dry_run_reports_and_keeps_everything(lake, constructed, instance):
