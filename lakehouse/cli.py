@@ -185,10 +185,20 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print("  ".join(str(value).ljust(width) for value, width in zip(line, widths)).rstrip())
 
 
+def _quiet_library_notices() -> None:
+    """Deprecation and beta notices of libraries (Dagster, pydantic) are for developers, not command output.
+    Filters alone do not hold: importing some libraries puts their own filters first."""
+    show = warnings.showwarning
+
+    def _show(message, category, *args, **kwargs):
+        if not (issubclass(category, DeprecationWarning) or "currently in beta" in str(message)):
+            show(message, category, *args, **kwargs)
+
+    warnings.showwarning = _show
+
+
 def main(argv: list[str] | None = None) -> int:
-    # Library deprecation and beta notices (Dagster, pydantic) are for developers, not in command output.
-    warnings.filterwarnings("ignore", message=".*currently in beta.*")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    _quiet_library_notices()
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write synthetic landing files for some days")
