@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 from deltalake import DeltaTable, QueryBuilder
 
-from lakehouse import audit, catalog, delta, storage
+from lakehouse import audit, catalog, delta, landing, storage
 from lakehouse.config import LakehouseConfig
 from lakehouse.maintenance import TableMaintenance
-from lakehouse.retention import landing_files
 
 PAYLOAD_COLUMNS = ("line", "record")  # records kept as received: raw lines, quarantined rows
 MIN_SUBJECT_LENGTH = 4
@@ -129,7 +128,7 @@ def _erase_landing(config: LakehouseConfig, place: Place, subject: Subject) -> a
     _, domain, source = place.target.split(".")
     quoted = [f'"{subject.value}"', f'"{subject.token}"']
     lines_removed, files_rewritten, still_there = 0, 0, 0
-    for uri in sorted(landing_files(config, domain, source)):
+    for uri in sorted(landing.source_files(config, domain, source)):
         text = storage.read_text(config, uri)
         if subject.value not in text and subject.token not in text:
             continue

@@ -11,6 +11,7 @@ splits correctly, on one machine or a cluster.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +38,19 @@ def landing_files(config: LakehouseConfig, domain: str, days: Sequence[dt.date],
     for day in days:
         uris = storage.list_files(config, config.landing_uri(domain, day), suffix=f".{extension}")
         found[day] = [uri for uri in uris if uri.rsplit("/", 1)[-1].startswith(f"{source}-")]
+    return found
+
+
+_LANDING_FILE = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/([^/]+)$")
+
+
+def source_files(config: LakehouseConfig, domain: str, source: str) -> dict[str, tuple[dt.date, int]]:
+    """URI -> (day, size) of every landing file of one source, on every day (retention, erasure)."""
+    found = {}
+    for uri, size in storage.list_tree(config, config.landing_uri(domain)).items():
+        match = _LANDING_FILE.search(uri)
+        if match and match.group(2).startswith(f"{source}-"):
+            found[uri] = (dt.date.fromisoformat(match.group(1)), size)
     return found
 
 

@@ -17,6 +17,14 @@ class TableStats:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    path: str  # relative to the table
+    partition: str | None  # its `dt`, ISO date
+    rows: int
+    size: int  # bytes
+
+
+@dataclass(frozen=True)
 class TableMaintenance:
     uri: str
     storage_options: dict[str, str]
@@ -33,18 +41,24 @@ class TableMaintenance:
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         return self._table().history(limit)
 
-    def active_files(self) -> dict[str, str]:
-        """Active data file path -> its partition's `dt` (ISO date), from the log."""
+    def files(self) -> list[DataFile]:
+        """The active data files, from the log (no scan)."""
         actions = pa.table(self._table().get_add_actions(flatten=True))
-        return {path: str(day) for path, day in zip(actions.column("path").to_pylist(),
-                                                     actions.column("partition.dt").to_pylist())}
+        return [DataFile(path, None if day is None else str(day), rows or 0, size)
+                for path, day, rows, size in zip(actions.column("path").to_pylist(),
+                                                 actions.column("partition.dt").to_pylist(),
+                                                 actions.column("num_records").to_pylist(),
+                                                 actions.column("size_bytes").to_pylist())]
+
+    def active_files(self) -> dict[str, str]:
+        """Active data file path -> its partition's `dt` (ISO date)."""
+        return {f.path: f.partition for f in self.files()}
 
     def stats(self) -> TableStats:
         """Rows and newest partition, from the log's file statistics (no scan)."""
-        actions = pa.table(self._table().get_add_actions(flatten=True))
-        days = [str(day) for day in actions.column("partition.dt").to_pylist() if day is not None]
-        return TableStats(row_count=sum(n or 0 for n in actions.column("num_records").to_pylist()),
-                          latest_partition=max(days) if days else None)
+        files = self.files()
+        days = [f.partition for f in files if f.partition is not None]
+        return TableStats(row_count=sum(f.rows for f in files), latest_partition=max(days) if days else None)
 
     def vacuum(self, retention_hours: int = 168, dry_run: bool = True) -> list[str]:
         """Remove files no longer referenced and older than the retention; returns them."""

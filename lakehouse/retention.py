@@ -9,18 +9,15 @@ files past their window are deleted outright. A dry run measures the same and re
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
-import pyarrow as pa
 from deltalake import DeltaTable
 
-from lakehouse import audit, catalog, delta, storage
+from lakehouse import audit, catalog, delta, landing, storage
 from lakehouse.config import LakehouseConfig
 from lakehouse.maintenance import TableMaintenance
 
 DEFAULT_SAFETY_WINDOW_HOURS = 168
-_LANDING_FILE = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/([^/]+)$")
 
 
 @dataclass(frozen=True)
@@ -47,15 +44,10 @@ def cutoff_for(reference: dt.date, retention_days: int) -> dt.date:
 
 def expired_partitions(config: LakehouseConfig, target: str, uri: str, cutoff: dt.date) -> Removal:
     """The table's partitions before `cutoff`, with their rows, files and bytes (from the log)."""
-    actions = pa.table(DeltaTable(uri, storage_options=config.storage_options).get_add_actions(flatten=True))
-    partitions, rows, files, size = set(), 0, 0, 0
-    for day, records, size_bytes in zip(actions.column("partition.dt").to_pylist(),
-                                        actions.column("num_records").to_pylist(),
-                                        actions.column("size_bytes").to_pylist()):
-        if day is not None and dt.date.fromisoformat(str(day)) < cutoff:
-            partitions.add(str(day))
-            rows, files, size = rows + (records or 0), files + 1, size + size_bytes
-    return Removal("delete", target, tuple(sorted(partitions)), rows, files, size)
+    expired = [f for f in TableMaintenance(uri, config.storage_options).files()
+               if f.partition is not None and dt.date.fromisoformat(f.partition) < cutoff]
+    return Removal("delete", target, tuple(sorted({f.partition for f in expired})), sum(f.rows for f in expired),
+                   len(expired), sum(f.size for f in expired))
 
 
 def vacuum(config: LakehouseConfig, target: str, uri: str, safety_window_hours: int, dry_run: bool) -> Removal:
@@ -71,19 +63,9 @@ def vacuum(config: LakehouseConfig, target: str, uri: str, safety_window_hours: 
     return Removal("vacuum", target, files=len(candidates), bytes=size)
 
 
-def landing_files(config: LakehouseConfig, domain: str, source: str) -> dict[str, tuple[dt.date, int]]:
-    """URI -> (day, size) of every landing file of one source."""
-    found = {}
-    for uri, size in storage.list_tree(config, config.landing_uri(domain)).items():
-        match = _LANDING_FILE.search(uri)
-        if match and match.group(2).startswith(f"{source}-"):
-            found[uri] = (dt.date.fromisoformat(match.group(1)), size)
-    return found
-
-
 def expire_landing(config: LakehouseConfig, target: str, cutoff: dt.date, dry_run: bool) -> Removal:
     _, domain, source = target.split(".")
-    expired = {uri: (day, size) for uri, (day, size) in landing_files(config, domain, source).items() if day < cutoff}
+    expired = {uri: (day, size) for uri, (day, size) in landing.source_files(config, domain, source).items() if day < cutoff}
     if expired and not dry_run:
         storage.delete_files(config, sorted(expired))
     return Removal("landing", target, tuple(sorted({day.isoformat() for day, _ in expired.values()})),

@@ -11,8 +11,7 @@ from deltalake import DeltaTable
 from assets import commerce as a
 import pandas as pd
 
-from lakehouse import audit, catalog, erasure, features, storage
-from lakehouse.retention import landing_files
+from lakehouse import audit, catalog, erasure, features, landing, storage
 from lakehouse.synthetic import commerce as g
 from lakehouse.synthetic import write_landing
 from orchestration import features as fa
@@ -85,7 +84,7 @@ def _matching(spark, lake, dataset_id: str, value: str, version: int | None = No
 def _landing_mentions(lake, value: str) -> int:
     return sum(storage.read_text(lake, uri).count(value)
                for source in ("users", "orders", "order_items")
-               for uri in landing_files(lake, "commerce", source))
+               for uri in landing.source_files(lake, "commerce", source))
 
 
 def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouched(spark, lake, commerce_lake,

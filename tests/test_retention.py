@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse import audit, catalog, retention, storage
+from lakehouse import audit, catalog, landing, retention, storage
 from lakehouse.delta import write_partitions
 from lakehouse.maintenance import TableMaintenance
 from lakehouse.synthetic import write_landing
@@ -57,7 +57,7 @@ def _sizes(lake, uri: str, paths: list[str]) -> int:
 
 
 def _landing_days(lake) -> list[str]:
-    return sorted({day.isoformat() for day, _ in retention.landing_files(lake, "demo", "clicks").values()})
+    return sorted({day.isoformat() for day, _ in landing.source_files(lake, "demo", "clicks").values()})
 
 
 def test_the_dry_run_reports_exactly_what_would_go_and_changes_nothing(lake, constructed):
