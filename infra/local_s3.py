@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse.config import default_state_dir
+
 DEFAULT_PORT = 8333
 DEFAULT_BUCKET = "lakehouse"
 REGION = "us-east-1"
@@ -29,7 +31,7 @@ _SERVICE_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("LAKEHOUSE_STATE_DIR", ".lakehouse")).resolve() / "s3"
+    return default_state_dir() / "s3"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def summary(args: argparse.Namespace) -> int:
     config = LakehouseConfig.from_env()
     rows = []
     tables = [(d.domain, d.name, d.layer) for d in DATASETS]
-    tables += [(d.domain, d.name, "quarantine") for d in DATASETS if d.has_quarantine]
+    tables += [(d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine") for d in DATASETS if d.has_quarantine]
     order = ("raw", "processed", "quarantine", "curated")
     for domain, name, layer in sorted(tables, key=lambda table: (table[0], order.index(table[2]), table[1])):
         uri = config.table_uri(layer, domain, name)

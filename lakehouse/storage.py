@@ -44,6 +44,12 @@ def list_files(config: LakehouseConfig, uri: str, suffix: str = "") -> list[str]
                   if info.type == fs.FileType.File and info.path.endswith(suffix))
 
 
+def list_dirs(config: LakehouseConfig, uri: str) -> list[str]:
+    """URIs of the folders directly under `uri` (sorted; empty when it is missing)."""
+    infos = filesystem(config).get_file_info(fs.FileSelector(fs_path(uri), allow_not_found=True))
+    return sorted(to_uri(config, info.path) for info in infos if info.type == fs.FileType.Directory)
+
+
 def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
     filesystem_ = filesystem(config)
     path = fs_path(uri)
@@ -62,7 +68,18 @@ def read_text(config: LakehouseConfig, uri: str) -> str:
     return read_bytes(config, uri).decode()
 
 
+def read_text_if_exists(config: LakehouseConfig, uri: str) -> str | None:
+    try:
+        return read_text(config, uri)
+    except FileNotFoundError:
+        return None
+
+
 def delete_dir(config: LakehouseConfig, uri: str) -> None:
+    """Remove a folder and everything under it (on S3: its objects, by bulk deletes)."""
+    if config.is_s3:
+        delete_files(config, sorted(list_tree(config, uri)))
+        return
     filesystem_ = filesystem(config)
     if filesystem_.get_file_info(fs_path(uri)).type != fs.FileType.NotFound:
         filesystem_.delete_dir(fs_path(uri))

@@ -20,6 +20,12 @@ def raw_lines(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFr
                         F.lit(ingested_at).cast("timestamp").alias("ingested_at"), F.lit(run_id).alias("run_id"))
 
 
+def refused_lines(refused: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
+    """Landing lines and files the raw layer could not keep as text, in the shared quarantine schema."""
+    return refused.select("dt", "source_file", "line_number", "reason", "record", F.lit(run_id).alias("run_id"),
+                          F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"))
+
+
 def first_reason(*rules: tuple[Column, str]) -> Column:
     """The name of the first rule whose condition holds, or null: the value of `quarantine_reason`."""
     return F.coalesce(*[F.when(condition, F.lit(name)) for condition, name in rules], F.lit(None).cast("string"))
