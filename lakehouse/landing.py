@@ -39,7 +39,7 @@ REFUSALS_SCHEMA = pa.schema([
 REFUSALS_DDL = "dt date, source_file string, line_number int, reason string, record string"
 
 
-MAX_LINE_BYTES = int(os.environ.get("LAKEHOUSE_MAX_LINE_BYTES", str(1 << 20)))
+DEFAULT_MAX_LINE_BYTES = 1 << 20  # LAKEHOUSE_MAX_LINE_BYTES overrides it
 CHUNK_BYTES = 16 << 20  # landing files are read in chunks: a file of any size needs about this much memory
 _KEPT_PREFIX = 1024  # bytes of a refused line kept in its quarantine record; the file keeps the rest
 _DAY_FOLDER = re.compile(r"^dt=(.+)$")
@@ -149,8 +149,12 @@ def _chunks(stream, size: int = CHUNK_BYTES) -> Iterator[bytes]:
         yield chunk
 
 
+def max_line_bytes() -> int:
+    return int(os.environ.get("LAKEHOUSE_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES))
+
+
 def numbered_lines(day: dt.date, uri: str, chunks: Iterable[bytes],
-                   max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[pa.Table | Refusal]:
+                   max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[pa.Table | Refusal]:
     """The file's lines, numbered from 1, as tables of whole lines (one per chunk read), and a refusal for
     each line that is not UTF-8 or is longer than `max_line_bytes`, or for the whole file if it is binary.
     The text after the final newline is not a line. Memory stays near one chunk and one line.
@@ -293,11 +297,11 @@ def staged_lines(config: LakehouseConfig, dataset_path: str, files: dict[dt.date
     with staging_folder(config, dataset_path) as folder:
         lines, refusals = _Sink(config, f"{folder}/lines", LINES_SCHEMA), _Sink(config, f"{folder}/refused",
                                                                               REFUSALS_SCHEMA)
-        staged, pending = Staged(), list(refused)
+        staged, pending, limit = Staged(), list(refused), max_line_bytes()
         try:
             for uri, day in ((uri, day) for day, uris in files.items() for uri in uris):
                 with storage.filesystem(config).open_input_stream(storage.fs_path(uri)) as stream:
-                    for part in numbered_lines(day, uri, _chunks(stream)):
+                    for part in numbered_lines(day, uri, _chunks(stream), limit):
                         if isinstance(part, Refusal):
                             pending.append(part)
                             staged.line_count += part.line_number is not None

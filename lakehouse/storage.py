@@ -50,13 +50,17 @@ def list_dirs(config: LakehouseConfig, uri: str) -> list[str]:
     return sorted(to_uri(config, info.path) for info in infos if info.type == fs.FileType.Directory)
 
 
-def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
+def write_bytes(config: LakehouseConfig, uri: str, content: bytes) -> None:
     filesystem_ = filesystem(config)
     path = fs_path(uri)
     if not config.is_s3:
         filesystem_.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with filesystem_.open_output_stream(path) as out:
-        out.write(text.encode())
+        out.write(content)
+
+
+def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
+    write_bytes(config, uri, text.encode())
 
 
 def read_bytes(config: LakehouseConfig, uri: str) -> bytes:
