@@ -44,7 +44,7 @@ down:
 
 env: install
 	@$(BIN)/python -m infra.local_s3 env
-	@echo "export DAGSTER_HOME=$(DAGSTER_HOME)"
+	@$(BIN)/python -c 'import os, shlex; print("export DAGSTER_HOME=" + shlex.quote(os.environ["DAGSTER_HOME"]))'
 	@$(BIN)/lakehouse features env
 
 demo: up
