@@ -54,6 +54,8 @@ class Removal:
                   else f"newest file older than {STAGING_MAX_AGE_HOURS} h")
         if self.step == "delete":
             detail += f", {self.share:.1%} of the table's rows"
+            if self.share > MAX_SHARE and not self.refused:
+                detail += f" (over {MAX_SHARE:.0%}: confirmed)"
         if self.kept_by_window:
             detail += f", {self.kept_by_window} file(s) kept: modified within the safety window"
         return audit.Record(action="retention", step="refused" if self.refused else self.step,

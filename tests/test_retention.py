@@ -199,6 +199,9 @@ def test_deleting_more_than_the_share_of_a_table_is_refused_unless_confirmed(lak
         "ops": {"apply_retention": {"config": {**config, "confirm": True}}}}).success
     assert sorted(_files_by_day(lake, constructed["short"])) == ["2024-01-04", "2024-01-05"]
     assert len(_files_by_day(lake, constructed["long"])) == 5
+    confirmed = [r for r in audit.read(lake) if r["step"] == "delete" and not r["dry_run"]]
+    assert [r["target"] for r in confirmed] == ["processed.demo.short"]
+    assert "55.0% of the table's rows (over 50%: confirmed)" in confirmed[0]["detail"]
 
 
 @pytest.fixture()
