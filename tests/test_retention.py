@@ -192,6 +192,10 @@ def test_deleting_more_than_the_share_of_a_table_is_refused_unless_confirmed(lak
         ("refused", "*"), ("refused", "processed.demo.short")}
     job = defs.resolve_job_def("retention_job")
     config = {"reference_date": later.isoformat(), "safety_window_hours": 24}
+    dry = job.execute_in_process(instance=instance, run_config={
+        "ops": {"apply_retention": {"config": {**config, "dry_run": True}}}})
+    output = [e for e in dry.all_node_events if e.event_type_value == "STEP_OUTPUT"][0]
+    assert output.event_specific_data.metadata["would_refuse"].value == ["processed.demo.short (55.0%)"]
     assert not job.execute_in_process(instance=instance, raise_on_error=False, run_config={
         "ops": {"apply_retention": {"config": config}}}).success
     assert _versions(lake, constructed) == versions
