@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     cat.set_defaults(handler=catalog_command)
     ret = commands.add_parser("retention", help="delete partitions past their retention, vacuum, expire landing")
     ret.add_argument("--dry-run", action="store_true", help="report what would be removed; remove nothing")
-    ret.add_argument("--reference-date", help="ISO date retention counts back from (default: today)")
+    ret.add_argument("--reference-date",
+                     help="ISO date retention counts back from, not after today (default: today, UTC)")
     ret.add_argument("--safety-window-hours", type=int, default=DEFAULT_SAFETY_WINDOW_HOURS,
                      help="vacuum files deleted, and delete expired landing files modified, longer ago "
                           f"than this (default {DEFAULT_SAFETY_WINDOW_HOURS}, at least "
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ret.add_argument("--allow-short-safety-window", action="store_true",
                      help=f"allow a safety window under {SAFETY_WINDOW_FLOOR_HOURS} h")
     ret.add_argument("--confirm", action="store_true",
-                     help=f"apply even where more than {MAX_SHARE:.0%} of a table's rows would be deleted")
+                     help=f"apply even where more than {MAX_SHARE * 100:.0f}%% of a table's rows would be "
+                          "deleted")
     ret.set_defaults(handler=retention_command)
     erase = commands.add_parser("erase", help="erase one subject from every layer, landing and online store")
     erase.add_argument("column", help="subject column, e.g. user_id, account_id, customer_id")

@@ -174,6 +174,9 @@ def test_a_safety_window_under_the_floor_needs_an_explicit_override(lake, constr
     assert main(["retention", "--dry-run", "--reference-date", REFERENCE.isoformat(),
                  "--safety-window-hours", "0", "--allow-short-safety-window"]) == 0
     assert "landing.demo.clicks" in capsys.readouterr().out  # a window of 0 h: the landing files would go
+    with pytest.raises(SystemExit):
+        main(["retention", "--help"])
+    assert "--allow-short-safety-window" in capsys.readouterr().out
 
 
 def test_deleting_more_than_the_share_of_a_table_is_refused_unless_confirmed(lake, constructed, instance):
