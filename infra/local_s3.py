@@ -65,10 +65,10 @@ def _weed_binary() -> str:
 
 def _credentials(directory: Path) -> tuple[str, str]:
     """The server's generated credentials (created once, mode 0600 from the start, in a 0700 folder)."""
-    path = private_dir(directory) / "credentials.json"
+    path = directory / "credentials.json"
     if not path.exists():
-        create_secret(path, json.dumps({"access_key": "lakehouse" + secrets.token_hex(6),
-                                        "secret_key": secrets.token_hex(24)}))
+        create_secret(private_dir(directory) / path.name, json.dumps({
+            "access_key": "lakehouse" + secrets.token_hex(6), "secret_key": secrets.token_hex(24)}))
     creds = json.loads(path.read_text())
     return creds["access_key"], creds["secret_key"]
 
@@ -117,8 +117,8 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
         return running
     access, secret = _credentials(directory)
     port = port or int(os.environ.get("LAKEHOUSE_S3_PORT", "0")) or (DEFAULT_PORT if not _port_open(DEFAULT_PORT) else _free_port())
-    for sub in ("data", "log", "run"):
-        private_dir(directory / sub)
+    for folder in (directory, *(directory / sub for sub in ("data", "log", "run"))):
+        private_dir(folder)  # also tightens the folders an older checkout created
     config = directory / "s3.json"
     identity = {"name": "admin", "credentials": [{"accessKey": access, "secretKey": secret}],
                 "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
