@@ -28,7 +28,7 @@ SCHEMA = pa.schema([
 @dataclass(frozen=True)
 class Record:
     action: str  # retention | erasure
-    step: str  # delete | vacuum | landing | verify
+    step: str  # delete | vacuum | landing | staging | refused | summary | verify
     target: str  # catalog dataset id, e.g. raw.events.events or landing.events.events
     rows: int = 0
     files: int = 0

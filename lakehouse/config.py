@@ -21,6 +21,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lakehouse.secret_files import create_secret, private_dir
+
 LAYERS = ("raw", "processed", "curated", "quarantine", "quality")  # quality: metrics tables
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 _S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
@@ -88,8 +90,10 @@ class LakehouseConfig:
                     raise TokenKeyError(f"the lake {self.root} was written with the tokenization key of fingerprint "
                                         f"{recorded}, and no key is at {path}: restore that file or set "
                                         "LAKEHOUSE_TOKEN_KEY (a new key would not match the lake's tokens)")
-                write_secret_file(path, secrets.token_hex(32))
-            key = path.read_text().strip()
+                private_dir(self.state_dir)
+                key = create_secret(path, secrets.token_hex(32)).strip()
+            else:
+                key = path.read_text().strip()
         fingerprint = key_fingerprint(key)
         if recorded is None:
             _record_fingerprint(self, fingerprint)
@@ -120,14 +124,6 @@ def default_state_dir() -> Path:
     """`LAKEHOUSE_STATE_DIR`, else the project's `.lakehouse`: the same folder whatever the working directory."""
     configured = os.environ.get("LAKEHOUSE_STATE_DIR")
     return Path(configured).resolve() if configured else PROJECT_DIR / ".lakehouse"
-
-
-def write_secret_file(path: Path, text: str) -> None:
-    """Create a file only its owner can read, in one step (never readable by others, not even briefly)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(text)
 
 
 def key_fingerprint(key: str) -> str:

@@ -5,6 +5,8 @@ through boto3 on S3, which deletes a thousand keys per request."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from pyarrow import fs
@@ -101,16 +103,29 @@ def _s3_client(config: LakehouseConfig):
                         config=Config(s3={"addressing_style": "path"}))
 
 
-def list_tree(config: LakehouseConfig, uri: str) -> dict[str, int]:
-    """URI -> size of every file under `uri`, at any depth."""
+@dataclass(frozen=True)
+class StoredObject:
+    size: int  # bytes
+    modified: dt.datetime  # last-modified time, UTC
+
+
+def list_objects(config: LakehouseConfig, uri: str) -> dict[str, StoredObject]:
+    """URI -> size and last-modified time of every file under `uri`, at any depth (retention ages)."""
     if config.is_s3:
         bucket, _, prefix = fs_path(uri).partition("/")
         found = {}
         for page in _s3_client(config).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-            found.update({f"s3://{bucket}/{item['Key']}": item["Size"] for item in page.get("Contents", [])})
+            found.update({f"s3://{bucket}/{item['Key']}": StoredObject(item["Size"], item["LastModified"])
+                          for item in page.get("Contents", [])})
         return found
     infos = filesystem(config).get_file_info(fs.FileSelector(uri, recursive=True, allow_not_found=True))
-    return {info.path: info.size for info in infos if info.type == fs.FileType.File}
+    return {info.path: StoredObject(info.size, info.mtime.astimezone(dt.timezone.utc))
+            for info in infos if info.type == fs.FileType.File}
+
+
+def list_tree(config: LakehouseConfig, uri: str) -> dict[str, int]:
+    """URI -> size of every file under `uri`, at any depth."""
+    return {path: stored.size for path, stored in list_objects(config, uri).items()}
 
 
 def delete_files(config: LakehouseConfig, uris: list[str]) -> None:
