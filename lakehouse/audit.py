@@ -27,7 +27,7 @@ SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class Record:
-    action: str  # retention | erasure
+    action: str  # retention | erasure | backfill
     step: str  # delete | vacuum | landing | staging | refused | summary | verify
     target: str  # catalog dataset id, e.g. raw.events.events or landing.events.events
     rows: int = 0

@@ -3,14 +3,14 @@
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import landing, openlineage
+from lakehouse import audit, catalog, landing, openlineage
 from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
@@ -113,17 +113,21 @@ def dataset_specs(dataset: Dataset) -> list[dg.AssetSpec]:
     return specs
 
 
-def _allows_empty(context: dg.AssetExecutionContext) -> bool:
-    return context.run.tags.get(ALLOW_EMPTY_TAG, "").lower() == "true"
-
-
 def _kept_without_input(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset,
-                        days: list[dt.date], has_input) -> list[dt.date]:
-    """The days whose input is missing while the table holds rows for them: never emptied by accident."""
-    if _allows_empty(context):
-        return []
+                        days: list[dt.date], has_input: Callable[[dt.date], bool]) -> list[dt.date]:
+    """The days whose input is missing while the table holds rows for them: never emptied by accident.
+    A run tagged to allow it empties them, and the audit records what it emptied."""
     current = lake.rows_per_partition(dataset.path, days)
-    return [day for day in days if current[day] and not has_input(day)]
+    missing = [day for day in days if current[day] and not has_input(day)]
+    if not missing or context.run.tags.get(ALLOW_EMPTY_TAG, "").lower() != "true":
+        return missing
+    audit.write(lake.config, context.run.run_id, [audit.Record(
+        "backfill", "emptied", catalog.dataset_id(dataset.path), rows=sum(current[day] for day in missing),
+        partitions=[day.isoformat() for day in missing],
+        detail=f"input missing; emptied on purpose by a run tagged {ALLOW_EMPTY_TAG}=true")])
+    context.log.warning(f"{dataset.path}: emptying {', '.join(d.isoformat() for d in missing)} on purpose "
+                        f"({sum(current[day] for day in missing)} rows): their input is missing")
+    return []
 
 
 def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset, days: list[dt.date]):
@@ -132,7 +136,8 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         context.log.warning(warning)
     kept = _kept_without_input(context, lake, dataset, days, listing.present)
     for day in kept:
-        context.log.warning(f"{dataset.path} {day}: kept as it is. {landing.expiry_note(lake.config, dataset.domain, dataset.landing, day)} "
+        why = landing.expiry_note(lake.config, dataset.domain, dataset.landing, day)
+        context.log.warning(f"{dataset.path} {day}: kept as it is. {why} "
                             f"To empty the partition on purpose, run with the tag {ALLOW_EMPTY_TAG}=true.")
     build = [day for day in days if day not in kept]
     if not build:

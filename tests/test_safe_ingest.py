@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 
 from assets import events
 from lakehouse import config as config_module
-from lakehouse import landing, storage
+from lakehouse import audit, landing, storage
 from lakehouse.config import LakehouseConfig, TokenKeyError
 from lakehouse.synthetic import read_record
 from lakehouse.synthetic.events import generate_day
@@ -68,6 +68,9 @@ def test_a_backfill_after_landing_expiry_keeps_the_days_it_has_no_files_for(spar
     emptied = run_assets(instance, RAW_ONLY, DAYS[0], tags={ALLOW_EMPTY_TAG: "true"})
     assert emptied.success and _version(lake, "raw") == raw_version + 1
     assert DAYS[0] not in counts_by_day(spark, raw_uri)
+    [record] = [r for r in audit.read(lake, emptied.run_id) if r["action"] == "backfill"]
+    assert (record["step"], record["target"], record["partitions"], record["rows"]) == (
+        "emptied", "raw.events.events", ["2024-01-03"], raw_before[DAYS[0]])
     # ...and the processed step then refuses to empty its partition, naming the day, and commits nothing
     processed_version = _version(lake, "processed")
     refused = run_assets(instance, RAW_AND_PROCESSED, DAYS[0], raise_on_error=False)
