@@ -354,10 +354,11 @@ class OnlineErasure:
     remaining: int  # keys still online or in an offline snapshot afterwards (0 when verified)
 
 
-def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iterable[str]) -> OnlineErasure | None:
+def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iterable[str],
+                         dry_run: bool = False) -> OnlineErasure | None:
     """Erasure of a subject column's values (pass the value and its token) from every feature view keyed
     by the column's entity, verified by listing the online keys again; None when no entity has that join
-    key or the feature store was never applied."""
+    key or the feature store was never applied. A dry run counts the keys online and changes nothing."""
     entity = entity_for(column)
     store = feature_store(config)
     if entity is None or entity not in {e.name for e in store.list_entities()}:
@@ -365,6 +366,9 @@ def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iter
     keys = list(dict.fromkeys(str(k) for k in keys))
     views = _views_of_entity(store, entity)
     online = _Online(store)
+    if dry_run:
+        found = len({key for view in views for key in online.timestamps(view) if key in keys})
+        return OnlineErasure(entity, tuple(sorted(v.name for v in views)), found, found)
     removed = online.delete(views, keys)
     remaining = sum(key in online.timestamps(view) for view in views for key in keys)
     # The offline snapshots are copies of the curated tables: rewrite them from the erased tables.

@@ -44,13 +44,17 @@ def list_files(config: LakehouseConfig, uri: str, suffix: str = "") -> list[str]
                   if info.type == fs.FileType.File and info.path.endswith(suffix))
 
 
-def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
+def write_bytes(config: LakehouseConfig, uri: str, data: bytes) -> None:
     filesystem_ = filesystem(config)
     path = fs_path(uri)
     if not config.is_s3:
         filesystem_.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with filesystem_.open_output_stream(path) as out:
-        out.write(text.encode())
+        out.write(data)
+
+
+def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
+    write_bytes(config, uri, text.encode())
 
 
 def read_bytes(config: LakehouseConfig, uri: str) -> bytes:
