@@ -23,7 +23,8 @@ value, its JSON-escaped form or the token), then every candidate is parsed; Data
 JSON functions.
 
 Safety. Every place is planned first: that is what a dry run reports (rows, files, partitions), and a plan
-removing more than `BRAKE_SHARE` of a table's rows (beyond `BRAKE_MIN_ROWS`) is refused unless forced.
+removing more than `BRAKE_SHARE` of a table's rows (beyond `BRAKE_MIN_ROWS`) is refused unless forced (a
+dry run is not refused: it flags such places).
 Each place is audited as soon as it is done, so a failure half-way leaves the record of what was removed
 and running the request again finishes the rest. Deleted rows are vacuumed with no retention (earlier
 versions must not return them); then a scan verifies that no record left holds the value or token as a JSON
@@ -155,10 +156,11 @@ def subject_columns(config: LakehouseConfig) -> list[str]:
     return sorted({c for e in catalog.list_entries(config) for c in e["subjectColumns"] or ()})
 
 
-def _raw_paths_upstream(config: LakehouseConfig, entries: dict, dataset: str, column: str) -> list[str]:
-    """The declared paths of `column` in the raw tables `dataset` is read from directly."""
-    return [p for step in catalog.lineage(config, dataset, "upstream") if step["via"] == dataset
-            for p in (entries.get(step["datasetId"], {}).get("subjectPaths") or {}).get(column, ())]
+def _raw_inputs(config: LakehouseConfig, entries: dict, dataset: str, column: str) -> tuple[list[str], list[str]]:
+    """The raw tables `dataset` is read from directly, and the paths they declare for `column`."""
+    raw = [s["datasetId"] for s in catalog.lineage(config, dataset, "upstream")
+           if s["via"] == dataset and s["datasetId"].startswith("raw.")]
+    return raw, [p for r in raw for p in (entries.get(r, {}).get("subjectPaths") or {}).get(column, ())]
 
 
 def locate(config: LakehouseConfig, column: str) -> list[Place]:
@@ -168,21 +170,28 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
     if not declaring:
         known = ", ".join(subject_columns(config)) or "none"
         raise ErasureError(f"no catalogued dataset names {column!r} as a subject column (subject columns: {known})")
-    places = []
+    places, unmapped = [], []
     for target in declaring:
         entry = entries[target]
         fields = {f["name"] for f in entry["schema"]["fields"]}
         declared = tuple((entry.get("subjectPaths") or {}).get(column, ()))
+        if entry["layer"] in ("processed", "quarantine"):
+            raw, carried = _raw_inputs(config, entries, target, column)
+            if raw and not carried and entry["layer"] == "processed":
+                unmapped.append(f"{target} (from {', '.join(raw)})")
         if entry["layer"] == "landing":
             places.append(Place(target, entry["location"], "landing", "line", declared))
         elif entry["layer"] == "quarantine" and "record" in fields:
-            carried = _raw_paths_upstream(config, entries, target, column)
             paths = (f"$.{column}", *dict.fromkeys(f"$.line{p[1:]}" for p in carried))
             places.append(Place(target, entry["location"], "records", "record", paths))
         elif column in fields:
             places.append(Place(target, entry["location"], "column", column))
         elif declared and "line" in fields:
             places.append(Place(target, entry["location"], "records", "line", declared))
+    if unmapped:  # the raw lines would keep the subject while verification passes: refuse instead
+        raise ErasureError(f"the raw inputs of {'; '.join(unmapped)} declare no subject paths for {column!r} in the "
+                           "catalog: declare subject_paths and re-materialize them (entries catalogued before "
+                           "subject paths existed have none)")
     for domain in sorted({e["domain"] for e in map(entries.get, declaring)}):
         places.append(Place(f"staging.{domain}", f"{config.root}/_staging/{domain}", "staging"))
     return places
@@ -296,13 +305,14 @@ def _erase_table(config: LakehouseConfig, planned: Plan, subject: Subject) -> au
     if not table.exists():
         return _record(place, "delete", detail="no table", verified=True)
     keep = None if place.kind == "column" else (lambda text: bool(mentions(text, subject.targets)))
-    remaining = _scan_table(config, place, keep, subject).rows
+    still = _scan_table(config, place, keep, subject)
     active = {f"{place.location}/{path}" for path in table.active_files()}
     left_behind = [uri for uri in storage.list_tree(config, place.location)
                    if "/_delta_log/" not in uri and uri not in active]
-    return _record(place, "delete", rows, files, planned.partitions, verified=remaining == 0 and not left_behind,
-                   detail=f"by {place.kind} {place.column}{_paths(place)}; {remaining} records still hold the "
-                          f"subject, {len(left_behind)} data files of earlier versions left")
+    return _record(place, "delete", rows, files, planned.partitions, verified=still.rows == 0 and not left_behind,
+                   detail=f"by {place.kind} {place.column}{_paths(place)}; {still.rows} records still hold the "
+                          f"subject{_where(still.records, subject)}, {len(left_behind)} data files of earlier "
+                          "versions left")
 
 
 def _erase_landing(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
@@ -313,8 +323,10 @@ def _erase_landing(config: LakehouseConfig, planned: Plan, subject: Subject) -> 
         storage.write_bytes(config, uri, b"\n".join(line for i, line in enumerate(lines) if i not in chosen))
     still, _ = _landing_lines(config, place, subject, lambda text: bool(mentions(text, subject.targets)))
     remaining = sum(len(chosen) for _, chosen in still.values())
+    texts = [lines[i].decode(errors="replace") for lines, chosen in still.values() for i in chosen]
     return _record(place, "landing", sum(len(c) for _, c in found.values()), len(found), planned.partitions,
-                   verified=remaining == 0, detail=f"by{_paths(place)}; {remaining} lines still hold the subject")
+                   verified=remaining == 0,
+                   detail=f"by{_paths(place)}; {remaining} lines still hold the subject{_where(texts, subject)}")
 
 
 def _erase_staging(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
@@ -323,6 +335,12 @@ def _erase_staging(config: LakehouseConfig, planned: Plan, subject: Subject) -> 
     left = len(storage.list_tree(config, planned.place.location))
     return _record(planned.place, "staging", 0, planned.files, bytes_=planned.bytes, verified=left == 0,
                    detail=f"leftover staging files of killed runs removed; {left} left")
+
+
+def _where(texts: Collection[str], subject: Subject) -> str:
+    """Where records still hold the value or token (e.g. an undeclared path): what an operator needs to know."""
+    found = sorted({re.sub(r"\[\d+\]", "[*]", m) for text in texts for m in mentions(text, subject.targets)})
+    return f" (at {', '.join(found[:5])})" if found else ""
 
 
 def _paths(place: Place) -> str:
@@ -417,11 +435,9 @@ def execute_request(config: LakehouseConfig, request_id: str, run_id: str, dry_r
 
 def erase(config: LakehouseConfig, column: str, value: str, run_id: str, dry_run: bool = False,
           force: bool = False, stores: Sequence[Store] = STORES) -> list[audit.Record]:
-    """File a request and carry it out at once (a dry run files nothing)."""
-    request = new_request(config, column, value)
-    if not dry_run:
-        _save(config, request)
-    return execute(config, request, run_id, dry_run, force, stores)
+    """File a request and carry it out at once. It is saved just before the first change, so that a
+    failure leaves it for a re-run; a dry run or a refusal keeps nothing."""
+    return execute(config, new_request(config, column, value), run_id, dry_run, force, stores, save_first=True)
 
 
 def _brake_message(refused: Sequence[Plan]) -> str:
@@ -432,7 +448,7 @@ def _brake_message(refused: Sequence[Plan]) -> str:
 
 
 def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: bool = False, force: bool = False,
-            stores: Sequence[Store] = STORES) -> list[audit.Record]:
+            stores: Sequence[Store] = STORES, save_first: bool = False) -> list[audit.Record]:
     """Plan every place, apply the brake, then erase place by place, auditing each as it is done, and verify.
     Returns the audit records (a dry run's: what would be removed, nothing changed). Raises if anything is
     left, or when refused."""
@@ -443,14 +459,17 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
                                dry_run=dry_run)
     plans = [plan(config, place, subject) for place in locate(config, subject.column)]
     refused = [p for p in plans if p.over_brake()]
-    if refused and not force:
+    if refused and not force and not dry_run:
         raise ErasureError(_brake_message(refused))
+    if save_first and not dry_run:
+        _save(config, request)
     records = []
     for planned in plans:
         if dry_run:
             step = "delete" if planned.place.kind in ("column", "records") else planned.place.kind
             record = _record(planned.place, step, planned.rows, planned.files, planned.partitions,
-                             bytes_=planned.bytes, detail=f"dry run: would remove {planned.rows} of {planned.total}")
+                             bytes_=planned.bytes, detail=f"dry run: would remove {planned.rows} of {planned.total}"
+                                                          f"{'; over the brake' if planned.over_brake() else ''}")
         else:
             record = ERASERS[planned.place.kind](config, planned, subject)
         records.append(tagged(record))
@@ -459,12 +478,13 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
         if (record := store(config, subject, dry_run)) is not None:
             records.append(tagged(record))
             audit.write(config, run_id, records[-1:])
-    failed = [r.target for r in records if r.verified is False]
+    failed = [r for r in records if r.verified is False]
     summary = tagged(audit.Record(
         "erasure", "verify", "*", rows=sum(r.rows for r in records),
         files=sum(r.files for r in records), verified=None if dry_run else not failed,
         detail=f"request {request.request_id}; {len(plans)} places searched; "
-               f"not verified: {', '.join(failed) or 'none'}{'; forced past the brake' if refused else ''}"))
+               f"not verified: {', '.join(r.target for r in failed) or 'none'}; over the brake: "
+               f"{', '.join(p.place.target for p in refused) or 'none'}{' (forced)' if refused and force else ''}"))
     records.append(summary)
     audit.write(config, run_id, [summary])
     if dry_run:
@@ -472,7 +492,7 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
     # every table place, so that a re-run after a failure also corrects the counts of the first run
     catalog.refresh_stats(config, [r.target for r in records if r.step == "delete"])
     if failed:
-        raise ErasureError(f"the subject is still found in: {', '.join(failed)} (see the audit table)")
+        raise ErasureError("the subject is still found in: " + "; ".join(f"{r.target} ({r.detail})" for r in failed))
     _save(config, dataclasses.replace(request, subject_value=None, status="done", run_id=run_id,
                                       completed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
     return records

@@ -56,13 +56,12 @@ def commerce_lake(lake, instance, tmp_path, monkeypatch):
     return subject, other
 
 
-def erase_through_dagster(instance, lake, column: str, value: str, **config) -> dg.ExecuteInProcessResult:
-    """File a request (the clear value stays in it) and run `erasure_job` with its id."""
+def run_erasure_job(instance, request_id: str, **config) -> dg.ExecuteInProcessResult:
+    """`erasure_job` as the UI launches it: with a request's id, never the subject's value."""
     from orchestration.definitions import defs
 
-    request = erasure.file_request(lake, column, value)
     return defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, raise_on_error=False, run_config={
-        "ops": {"erase_subject": {"config": {"request_id": request.request_id, **config}}}})
+        "ops": {"erase_subject": {"config": {"request_id": request_id, **config}}}})
 
 
 def _uri(lake, dataset_id: str) -> str:
@@ -111,7 +110,7 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
     assert _online_spend(lake, subject)[0] is not None and _online_spend(lake, other)[0] is not None
     assert token in _snapshot_keys(lake)
 
-    result = erase_through_dagster(instance, lake, "user_id", subject)
+    result = run_erasure_job(instance, erasure.file_request(lake, "user_id", subject).request_id)
     assert result.success
 
     assert {d: _matching(spark, lake, d, subject) for d in TABLES} == {d: 0 for d in TABLES}
@@ -146,7 +145,7 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
     assert {r["subject_token"] for r in records} == {token} and {r["subject_column"] for r in records} == {"user_id"}
     assert subject not in json.dumps(records, default=str)  # the audit names the token, never the subject
 
-    again = erase_through_dagster(instance, lake, "user_id", subject)
+    again = run_erasure_job(instance, erasure.file_request(lake, "user_id", subject).request_id)
     assert again.success
     rerun = audit.read(lake, again.run_id)
     assert sum(r["rows"] + r["files"] for r in rerun if r["step"] != "verify") == 0
