@@ -267,7 +267,8 @@ def _landing_lines(config: LakehouseConfig, place: Place, subject: Subject,
 
 def plan(config: LakehouseConfig, place: Place, subject: Subject) -> Plan:
     if place.kind == "staging":
-        tree = storage.list_tree(config, place.location)
+        tree = {uri: size for uri, size in storage.list_tree(config, place.location).items()
+                if not uri.endswith("/")}  # folder markers are not files
         return Plan(place, rows=0, files=len(tree), total=0, bytes=sum(tree.values()))
     if place.kind == "landing":
         found, total = _landing_lines(config, place, subject, _matcher(place, subject))

@@ -124,6 +124,16 @@ def test_values_that_are_no_subject_remove_nothing_and_a_prefix_id_erases_only_i
     assert holding(spark, lake, prefix) == {t: 0 for t in holding_prefix}
     assert holding(spark, lake, longer) == holding_longer  # the longer id is untouched
 
+    # the CLI's two-step form: file a request (prints its id), then carry it out (here: a dry run)
+    capsys.readouterr()
+    assert main(["erase", "request", "user_id", longer]) == 0
+    request_id = capsys.readouterr().out.strip()
+    assert main(["erase", "--request-id", request_id, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("dry run: nothing removed") and "raw.commerce.users" in out and longer not in out
+    assert erasure.load_request(lake, request_id).status == "pending"
+    assert holding(spark, lake, longer) == holding_longer
+
 
 def test_dry_run_reports_exactly_then_the_brake_refuses_and_force_goes_through(spark, lake, subjects):
     heavy = subjects["heavy"]
