@@ -190,6 +190,10 @@ def _period(view) -> pd.Timedelta:
     return pd.Timedelta(view.tags["period"])
 
 
+def _source_uri(config: LakehouseConfig, view) -> str:
+    return config.table_uri(*view.tags["source_table"].split("/"))
+
+
 def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     """Rewrite the view's Parquet snapshot from the current version of its curated table.
 
@@ -198,8 +202,7 @@ def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     the row's period: the moment the aggregate was complete.
     """
     started = time.monotonic()
-    table = DeltaTable(config.table_uri(*view.tags["source_table"].split("/")),
-                       storage_options=config.storage_options)
+    table = DeltaTable(_source_uri(config, view), storage_options=config.storage_options)
     key, column = _join_key(view), view.tags["period_column"]
     features = {f.name: _ARROW[str(f.dtype)] for f in view.features}
     frame = table.to_pandas(columns=[key, column, *features])
@@ -371,10 +374,13 @@ def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iter
         return OnlineErasure(entity, tuple(sorted(v.name for v in views)), found, found)
     removed = online.delete(views, keys)
     remaining = sum(key in online.timestamps(view) for view in views for key in keys)
-    # The offline snapshots are copies of the curated tables: rewrite them from the erased tables.
+    # The offline snapshots are copies of the curated tables: rewrite them from the erased tables
+    # (a view whose table was never built in this lake has no snapshot).
+    config = config or LakehouseConfig.from_env()
     for view in views:
-        snapshot = pq.read_table(export_snapshot(config or LakehouseConfig.from_env(), view).path,
-                                 columns=[_join_key(view)])
+        if not DeltaTable.is_deltatable(_source_uri(config, view), storage_options=config.storage_options):
+            continue
+        snapshot = pq.read_table(export_snapshot(config, view).path, columns=[_join_key(view)])
         remaining += sum(key in keys for key in snapshot.column(0).to_pylist())
     return OnlineErasure(entity, tuple(sorted(v.name for v in views)), removed, remaining)
 

@@ -44,6 +44,7 @@ def subjects(lake, instance, tmp_path, monkeypatch) -> dict[str, str]:
     extra_users = [dumps({**_user_line(users, longer), "user_id": prefix, "email": "prefix.user@example.com"})]
     extra_orders = [dumps({**orders[longer], "order_id": str(uuid.UUID(int=1)), "user_id": prefix})]
     extra_orders += [dumps({**orders[heavy], "order_id": str(uuid.UUID(int=100 + n))}) for n in range(HEAVY_ORDERS)]
+    extra_orders.append(dumps(orders[ordinary])[:110])  # malformed: cut short after the user_id
     sources = {**generated.sources, "users": [*generated.sources["users"], extra_users],
                "orders": [*generated.sources["orders"], extra_orders]}
     write_landing(lake, "commerce", DAY, sources, generated.record)
@@ -173,6 +174,7 @@ def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_
                                                                                           instance):
     ordinary = subjects["ordinary"]
     held = holding(spark, lake, ordinary)
+    assert held["quarantine.commerce.orders"] >= 1  # the malformed line, matched by the key-value rule
     # a killed run's staging folder: raw lines of the subject, unprotected
     leftover = f"{lake.root}/_staging/commerce/{uuid.uuid4().hex}/part-00000.parquet"
     with storage.filesystem(lake).open_output_stream(storage.fs_path(leftover)) as out:
