@@ -91,7 +91,7 @@ def test_a_user_and_an_account_are_erased_in_events_ai_ops_and_finance_with_redi
     lines = lake_with_three_domains
     user = sorted(_values(lines["events", "events"], "userId") & _values(lines["ai_ops", "agent_runs"], "user_id"))[0]
     held, _ = _erase_and_check(spark, lake, instance, "user_id", user, ("userId", "user_id"))
-    for dataset_id in ("raw.events.events", "processed.events", "landing.events.events", "raw.ai_ops.agent_runs",
+    for dataset_id in ("raw.events.events", "processed.events.events", "landing.events.events", "raw.ai_ops.agent_runs",
                        "processed.ai_ops.agent_runs", "landing.ai_ops.agent_runs"):
         assert held[dataset_id] > 0, dataset_id
 
