@@ -78,7 +78,8 @@ class Entry:
     retention_days: int | None = None
     regions: Sequence[str] = ()
     subject_columns: Sequence[str] = ()
-    subject_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)  # subject column -> JSON paths in lines
+    # raw tables and landing sources: subject column -> JSON paths in a line
+    subject_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
     tenant_column: str | None = None
     region_column: str | None = None
     latest_partition: str | None = None
@@ -204,7 +205,8 @@ def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]
         "updatedAt": row["updated_at"].isoformat(),
         "classification": {f["name"]: f.get("classification") for f in schema["fields"]},
         "retentionDays": row["retention_days"], "regions": row["regions"],
-        "subjectColumns": row["subject_columns"], "subjectPaths": json.loads(row.get("subject_paths_json") or "{}"),
+        "subjectColumns": row["subject_columns"],
+        "subjectPaths": json.loads(row.get("subject_paths_json") or "{}"),
         "tenantColumn": row["tenant_column"],
         "regionColumn": row["region_column"], "latestPartition": row["latest_partition"],
         "rowCount": row["row_count"], "deltaVersion": row["delta_version"], "lastRunId": row["last_run_id"],

@@ -117,8 +117,8 @@ def catalog_command(args: argparse.Namespace) -> int:
         print(f"lakehouse catalog: unknown dataset {args.dataset!r}", file=sys.stderr)
         return 1
     keys = ("datasetId", "domain", "name", "layer", "description", "owner", "tags", "location", "retentionDays",
-            "regions", "subjectColumns", "subjectPaths", "tenantColumn", "regionColumn", "latestPartition", "rowCount",
-            "deltaVersion", "lastRunId", "qualityStatus", "createdAt", "updatedAt")
+            "regions", "subjectColumns", "subjectPaths", "tenantColumn", "regionColumn", "latestPartition",
+            "rowCount", "deltaVersion", "lastRunId", "qualityStatus", "createdAt", "updatedAt")
     width = max(map(len, keys))
     for key in keys:
         value = entry[key]
@@ -172,7 +172,8 @@ def erase_command(args: argparse.Namespace) -> int:
         elif len(words) == 2 and not args.request_id:
             records = erasure.erase(config, *words, run_id, dry_run=args.dry_run, force=args.force)
         else:
-            print("lakehouse erase: give COLUMN VALUE, request COLUMN VALUE, or --request-id ID", file=sys.stderr)
+            print("lakehouse erase: give COLUMN VALUE, request COLUMN VALUE, or --request-id ID",
+                  file=sys.stderr)
             return 2
     except erasure.ErasureError as error:
         print(f"lakehouse erase: {error}", file=sys.stderr)

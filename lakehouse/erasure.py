@@ -106,7 +106,8 @@ def _holds(node: Any, keys: Sequence[str], targets: Collection[str]) -> bool:
             try:
                 node = json.loads(node)
             except ValueError:
-                return re.search(rf'"{re.escape(keys[-1])}"\s*:\s*(?:{_json_strings(targets)})', node) is not None
+                key_then_value = rf'"{re.escape(keys[-1])}"\s*:\s*(?:{_json_strings(targets)})'
+                return re.search(key_then_value, node) is not None
         if not isinstance(node, dict) or key not in node:
             return False
         node = node[key]
@@ -156,7 +157,8 @@ def subject_columns(config: LakehouseConfig) -> list[str]:
     return sorted({c for e in catalog.list_entries(config) for c in e["subjectColumns"] or ()})
 
 
-def _raw_inputs(config: LakehouseConfig, entries: dict, dataset: str, column: str) -> tuple[list[str], list[str]]:
+def _raw_inputs(config: LakehouseConfig, entries: dict, dataset: str,
+                column: str) -> tuple[list[str], list[str]]:
     """The raw tables `dataset` is read from directly, and the paths they declare for `column`."""
     raw = [s["datasetId"] for s in catalog.lineage(config, dataset, "upstream")
            if s["via"] == dataset and s["datasetId"].startswith("raw.")]
@@ -169,7 +171,8 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
     declaring = sorted(i for i, e in entries.items() if column in (e["subjectColumns"] or ()))
     if not declaring:
         known = ", ".join(subject_columns(config)) or "none"
-        raise ErasureError(f"no catalogued dataset names {column!r} as a subject column (subject columns: {known})")
+        raise ErasureError(f"no catalogued dataset names {column!r} as a subject column "
+                           f"(subject columns: {known})")
     places, unmapped = [], []
     for target in declaring:
         entry = entries[target]
@@ -189,9 +192,9 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
         elif declared and "line" in fields:
             places.append(Place(target, entry["location"], "records", "line", declared))
     if unmapped:  # the raw lines would keep the subject while verification passes: refuse instead
-        raise ErasureError(f"the raw inputs of {'; '.join(unmapped)} declare no subject paths for {column!r} in the "
-                           "catalog: declare subject_paths and re-materialize them (entries catalogued before "
-                           "subject paths existed have none)")
+        raise ErasureError(f"the raw inputs of {'; '.join(unmapped)} declare no subject paths for "
+                           f"{column!r} in the catalog: declare subject_paths and re-materialize them "
+                           "(entries catalogued before subject paths existed have none)")
     for domain in sorted({e["domain"] for e in map(entries.get, declaring)}):
         places.append(Place(f"staging.{domain}", f"{config.root}/_staging/{domain}", "staging"))
     return places
@@ -310,10 +313,11 @@ def _erase_table(config: LakehouseConfig, planned: Plan, subject: Subject) -> au
     active = {f"{place.location}/{path}" for path in table.active_files()}
     left_behind = [uri for uri in storage.list_tree(config, place.location)
                    if "/_delta_log/" not in uri and uri not in active]
-    return _record(place, "delete", rows, files, planned.partitions, verified=still.rows == 0 and not left_behind,
-                   detail=f"by {place.kind} {place.column}{_paths(place)}; {still.rows} records still hold the "
-                          f"subject{_where(still.records, subject)}, {len(left_behind)} data files of earlier "
-                          "versions left")
+    return _record(place, "delete", rows, files, planned.partitions,
+                   verified=still.rows == 0 and not left_behind,
+                   detail=f"by {place.kind} {place.column}{_paths(place)}; {still.rows} records still hold "
+                          f"the subject{_where(still.records, subject)}, {len(left_behind)} data files of "
+                          "earlier versions left")
 
 
 def _erase_landing(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
@@ -327,7 +331,8 @@ def _erase_landing(config: LakehouseConfig, planned: Plan, subject: Subject) -> 
     texts = [lines[i].decode(errors="replace") for lines, chosen in still.values() for i in chosen]
     return _record(place, "landing", sum(len(c) for _, c in found.values()), len(found), planned.partitions,
                    verified=remaining == 0,
-                   detail=f"by{_paths(place)}; {remaining} lines still hold the subject{_where(texts, subject)}")
+                   detail=f"by{_paths(place)}; {remaining} lines still hold the subject"
+                          f"{_where(texts, subject)}")
 
 
 def _erase_staging(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
@@ -339,7 +344,7 @@ def _erase_staging(config: LakehouseConfig, planned: Plan, subject: Subject) -> 
 
 
 def _where(texts: Collection[str], subject: Subject) -> str:
-    """Where records still hold the value or token (e.g. an undeclared path): what an operator needs to know."""
+    """Where records still hold the value or token (e.g. an undeclared path): what the operator needs."""
     found = sorted({re.sub(r"\[\d+\]", "[*]", m) for text in texts for m in mentions(text, subject.targets)})
     return f" (at {', '.join(found[:5])})" if found else ""
 
@@ -354,10 +359,11 @@ def _record(place: Place, step: str, rows: int = 0, files: int = 0, partitions: 
                         partitions=tuple(partitions), verified=verified, detail=detail)
 
 
-ERASERS = {"column": _erase_table, "records": _erase_table, "landing": _erase_landing, "staging": _erase_staging}
+ERASERS = {"column": _erase_table, "records": _erase_table, "landing": _erase_landing,
+           "staging": _erase_staging}
 
 
-# Extra stores to erase from after the tables (e.g. the feature store): (config, subject, dry_run) -> record or None.
+# Stores to erase from after the tables (the feature store): (config, subject, dry_run) -> record or None.
 Store = Callable[[LakehouseConfig, Subject, bool], "audit.Record | None"]
 
 
@@ -438,7 +444,8 @@ def erase(config: LakehouseConfig, column: str, value: str, run_id: str, dry_run
           force: bool = False, stores: Sequence[Store] = STORES) -> list[audit.Record]:
     """File a request and carry it out at once. It is saved just before the first change, so that a
     failure leaves it for a re-run; a dry run or a refusal keeps nothing."""
-    return execute(config, new_request(config, column, value), run_id, dry_run, force, stores, save_first=True)
+    request = new_request(config, column, value)
+    return execute(config, request, run_id, dry_run, force, stores, save_first=True)
 
 
 def _brake_message(refused: Sequence[Plan]) -> str:
@@ -448,16 +455,18 @@ def _brake_message(refused: Sequence[Plan]) -> str:
             f"{BRAKE_MIN_ROWS} rows): {tables}. Check the subject column and value; force to go on.")
 
 
-def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: bool = False, force: bool = False,
-            stores: Sequence[Store] = STORES, save_first: bool = False) -> list[audit.Record]:
+def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: bool = False,
+            force: bool = False, stores: Sequence[Store] = STORES,
+            save_first: bool = False) -> list[audit.Record]:
     """Plan every place, apply the brake, then erase place by place, auditing each as it is done, and verify.
     Returns the audit records (a dry run's: what would be removed, nothing changed). Raises if anything is
     left, or when refused."""
     if request.subject_value is None:
-        raise ErasureError(f"erasure request {request.request_id} is {request.status}: its value is no longer kept")
+        raise ErasureError(f"erasure request {request.request_id} is {request.status}: "
+                           "its value is no longer kept")
     subject = Subject(request.subject_column, request.subject_value, request.subject_token)
-    tagged = functools.partial(dataclasses.replace, subject_column=subject.column, subject_token=subject.token,
-                               dry_run=dry_run)
+    tagged = functools.partial(dataclasses.replace, subject_column=subject.column,
+                               subject_token=subject.token, dry_run=dry_run)
     plans = [plan(config, place, subject) for place in locate(config, subject.column)]
     refused = [p for p in plans if p.over_brake()]
     if refused and not force and not dry_run:
@@ -468,9 +477,10 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
     for planned in plans:
         if dry_run:
             step = "delete" if planned.place.kind in ("column", "records") else planned.place.kind
+            brake = "; over the brake" if planned.over_brake() else ""
             record = _record(planned.place, step, planned.rows, planned.files, planned.partitions,
-                             bytes_=planned.bytes, detail=f"dry run: would remove {planned.rows} of {planned.total}"
-                                                          f"{'; over the brake' if planned.over_brake() else ''}")
+                             bytes_=planned.bytes,
+                             detail=f"dry run: would remove {planned.rows} of {planned.total}{brake}")
         else:
             record = ERASERS[planned.place.kind](config, planned, subject)
         records.append(tagged(record))
@@ -485,7 +495,8 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
         files=sum(r.files for r in records), verified=None if dry_run else not failed,
         detail=f"request {request.request_id}; {len(plans)} places searched; "
                f"not verified: {', '.join(r.target for r in failed) or 'none'}; over the brake: "
-               f"{', '.join(p.place.target for p in refused) or 'none'}{' (forced)' if refused and force else ''}"))
+               f"{', '.join(p.place.target for p in refused) or 'none'}"
+               f"{' (forced)' if refused and force else ''}"))
     records.append(summary)
     audit.write(config, run_id, [summary])
     if dry_run:
@@ -493,7 +504,8 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
     # every table place, so that a re-run after a failure also corrects the counts of the first run
     catalog.refresh_stats(config, [r.target for r in records if r.step == "delete"])
     if failed:
-        raise ErasureError("the subject is still found in: " + "; ".join(f"{r.target} ({r.detail})" for r in failed))
+        where = "; ".join(f"{r.target} ({r.detail})" for r in failed)
+        raise ErasureError(f"the subject is still found in: {where}")
     _save(config, dataclasses.replace(request, subject_value=None, status="done", run_id=run_id,
                                       completed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
     return records

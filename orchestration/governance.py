@@ -21,7 +21,7 @@ class RetentionConfig(dg.Config):
 class ErasureConfig(dg.Config):
     """A reference to a request, never the subject: Dagster keeps run config forever."""
 
-    request_id: str = Field(description="An erasure request filed with `lakehouse erase request COLUMN VALUE`.")
+    request_id: str = Field(description="A request filed by `lakehouse erase request COLUMN VALUE`.")
     dry_run: bool = Field(default=False, description="Report places, rows and files; remove nothing.")
     force: bool = Field(default=False, description=f"Go past the brake (more than {erasure.BRAKE_SHARE:.0%} "
                                                    "of a table's rows).")
@@ -53,8 +53,8 @@ def apply_retention(context: dg.OpExecutionContext, config: RetentionConfig, lak
 @dg.op(pool=GOVERNANCE_POOL)
 def erase_subject(context: dg.OpExecutionContext, config: ErasureConfig, lake: LakeResource) -> dg.Output:
     """Logs and metadata name the request, the column and the token: the clear value stays in the request."""
-    records = erasure.execute_request(lake.config, config.request_id, context.run.run_id, dry_run=config.dry_run,
-                                      force=config.force)
+    records = erasure.execute_request(lake.config, config.request_id, context.run.run_id,
+                                      dry_run=config.dry_run, force=config.force)
     verb = "would remove" if config.dry_run else "removed"
     for r in records:
         context.log.info(f"{r.target} {r.step}: {verb} {r.rows} rows, {r.files} files, verified={r.verified}")
@@ -72,9 +72,10 @@ def retention_job():
     apply_retention()
 
 
-@dg.job(description="Carry out an erasure request (`lakehouse erase request COLUMN VALUE` files one): remove "
-                    "the subject from every layer, landing, staging and the online store, vacuum, verify; audited. "
-                    "`dry_run: true` reports and removes nothing. Not while the domains' runs are going.")
+@dg.job(description="Carry out an erasure request (`lakehouse erase request COLUMN VALUE` files one): "
+                    "remove the subject from every layer, landing, staging and the online store, vacuum, "
+                    "verify; audited. `dry_run: true` reports and removes nothing. Not while the domains' "
+                    "runs are going.")
 def erasure_job():
     erase_subject()
 

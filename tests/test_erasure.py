@@ -60,8 +60,9 @@ def run_erasure_job(instance, request_id: str, **config) -> dg.ExecuteInProcessR
     """`erasure_job` as the UI launches it: with a request's id, never the subject's value."""
     from orchestration.definitions import defs
 
-    return defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, raise_on_error=False, run_config={
-        "ops": {"erase_subject": {"config": {"request_id": request_id, **config}}}})
+    run_config = {"ops": {"erase_subject": {"config": {"request_id": request_id, **config}}}}
+    return defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                  run_config=run_config)
 
 
 def _uri(lake, dataset_id: str) -> str:

@@ -27,7 +27,7 @@ GENERATORS = {"events": (g_events, 800), "finance": (g_finance, 400), "ai_ops": 
 
 
 def test_every_raw_dataset_feeding_a_subject_column_declares_where_the_subject_is():
-    """A processed dataset with a subject column parsed from raw lines: its raw input says where in the line."""
+    """A processed dataset with a subject column parsed from raw lines: its raw input says where it is."""
     by_path = {d.path: d for d in DATASETS}
     for dataset in DATASETS:
         raw = [by_path[p] for p in dataset.upstream if p.startswith("raw/")]
@@ -60,19 +60,22 @@ def lake_with_three_domains(lake, instance, tmp_path, monkeypatch, redis_server)
     for domain, (generator, rows) in GENERATORS.items():
         generated = generator.generate_day(DAY, rows)
         write_landing(lake, domain, DAY, generated.sources, generated.record)
-        lines.update({(domain, s): [line for f in files for line in f] for s, files in generated.sources.items()})
+        lines.update({(domain, source): [line for f in files for line in f]
+                      for source, files in generated.sources.items()})
     wanted = {fa.REGISTRY_KEY, fa.view_key("account_risk")}
-    assets = [*events.ASSETS, *finance.ASSETS, *ai_ops.ASSETS, *(f for f in fa.ASSETS if set(f.keys) & wanted)]
+    assets = [*events.ASSETS, *finance.ASSETS, *ai_ops.ASSETS,
+              *(f for f in fa.ASSETS if set(f.keys) & wanted)]
     assert run_assets(instance, assets, DAY).success
     assert features.repo_config(lake).online_store.type == "redis"
     return lines
 
 
-def _erase_and_check(spark, lake, instance, column: str, value: str, keys: tuple[str, ...]) -> tuple[dict, dict]:
+def _erase_and_check(spark, lake, instance, column: str, value: str,
+                     keys: tuple[str, ...]) -> tuple[dict, dict]:
     """Erase through the job; every place's removed rows are exactly those holding the subject, verified."""
     held = holding(spark, lake, value, column, keys)
-    totals = {t: DeltaTable(u, storage_options=lake.storage_options).count() for t, u in places(lake, column).items()
-              if not t.startswith("landing.")}
+    totals = {target: DeltaTable(uri, storage_options=lake.storage_options).count()
+              for target, uri in places(lake, column).items() if not target.startswith("landing.")}
     result = run_erasure_job(instance, erasure.file_request(lake, column, value).request_id)
     assert result.success
     records = audit.read(lake, result.run_id)
@@ -82,17 +85,19 @@ def _erase_and_check(spark, lake, instance, column: str, value: str, keys: tuple
     assert holding(spark, lake, value, column, keys) == {t: 0 for t in held}
     for target, uri in places(lake, column).items():  # nobody else's rows went
         if target in totals:
-            assert DeltaTable(uri, storage_options=lake.storage_options).count() == totals[target] - held[target]
+            left = DeltaTable(uri, storage_options=lake.storage_options).count()
+            assert left == totals[target] - held[target], target
     return held, by_target
 
 
 def test_a_user_and_an_account_are_erased_in_events_ai_ops_and_finance_with_redis(spark, lake, instance,
                                                                                   lake_with_three_domains):
     lines = lake_with_three_domains
-    user = sorted(_values(lines["events", "events"], "userId") & _values(lines["ai_ops", "agent_runs"], "user_id"))[0]
+    in_both = _values(lines["events", "events"], "userId") & _values(lines["ai_ops", "agent_runs"], "user_id")
+    user = sorted(in_both)[0]
     held, _ = _erase_and_check(spark, lake, instance, "user_id", user, ("userId", "user_id"))
-    for dataset_id in ("raw.events.events", "processed.events.events", "landing.events.events", "raw.ai_ops.agent_runs",
-                       "processed.ai_ops.agent_runs", "landing.ai_ops.agent_runs"):
+    for dataset_id in ("raw.events.events", "processed.events.events", "landing.events.events",
+                       "raw.ai_ops.agent_runs", "processed.ai_ops.agent_runs", "landing.ai_ops.agent_runs"):
         assert held[dataset_id] > 0, dataset_id
 
     transactions = [json.loads(line) for line in lines["finance", "transactions"] if line.startswith("{")

@@ -1,4 +1,4 @@
-"""The matching rules of erasure, alone: declared JSON paths hold exactly the value or token, and nothing else."""
+"""Erasure's matching rules alone: a declared JSON path holds exactly the value or token, else nothing."""
 
 from __future__ import annotations
 

@@ -41,9 +41,10 @@ def subjects(lake, instance, tmp_path, monkeypatch) -> dict[str, str]:
     orders = _first_orders_by_user([line for f in generated.sources["orders"] for line in f])
     longer, heavy, ordinary = list(orders)[:3]
     prefix = longer[:30]  # a user whose id is a prefix of another's
-    extra_users = [dumps({**_user_line(users, longer), "user_id": prefix, "email": "prefix.user@example.com"})]
+    extra_users = [dumps({**_user_line(users, longer), "user_id": prefix, "email": "prefix@example.com"})]
     extra_orders = [dumps({**orders[longer], "order_id": str(uuid.UUID(int=1)), "user_id": prefix})]
-    extra_orders += [dumps({**orders[heavy], "order_id": str(uuid.UUID(int=100 + n))}) for n in range(HEAVY_ORDERS)]
+    extra_orders += [dumps({**orders[heavy], "order_id": str(uuid.UUID(int=100 + n))})
+                     for n in range(HEAVY_ORDERS)]
     extra_orders.append(dumps(orders[ordinary])[:110])  # malformed: cut short after the user_id
     sources = {**generated.sources, "users": [*generated.sources["users"], extra_users],
                "orders": [*generated.sources["orders"], extra_orders]}
@@ -63,13 +64,15 @@ def _state(lake) -> dict[str, object]:
     for target, location in places(lake).items():
         if target.startswith("landing."):
             _, domain, source = target.split(".")
-            state.update({uri: storage.read_bytes(lake, uri) for uri in landing.source_files(lake, domain, source)})
+            state.update({uri: storage.read_bytes(lake, uri)
+                          for uri in landing.source_files(lake, domain, source)})
         else:
             state[target] = DeltaTable(location, storage_options=lake.storage_options).version()
     return state
 
 
-def holding(spark, lake, value: str, column: str = "user_id", keys: tuple[str, ...] = ("user_id",)) -> dict[str, int]:
+def holding(spark, lake, value: str, column: str = "user_id",
+            keys: tuple[str, ...] = ("user_id",)) -> dict[str, int]:
     """Records holding the subject at its places, counted independently of the erasure code: Spark SQL on
     the column, on the quarantine record's key, and the line keys (`keys`) with the value as the generators
     write them (compact JSON; malformed lines are cut short)."""
@@ -96,7 +99,8 @@ def holding(spark, lake, value: str, column: str = "user_id", keys: tuple[str, .
 
 
 def removed(records: list) -> dict[str, int]:
-    return {r.target: r.rows for r in records if r.step in ("delete", "landing") and not r.target.startswith("online.")}
+    return {r.target: r.rows for r in records
+            if r.step in ("delete", "landing") and not r.target.startswith("online.")}
 
 
 def test_values_that_are_no_subject_remove_nothing_and_a_prefix_id_erases_only_itself(spark, lake, subjects,
@@ -140,7 +144,8 @@ def test_dry_run_reports_exactly_then_the_brake_refuses_and_force_goes_through(s
     heavy = subjects["heavy"]
     before, held = _state(lake), holding(spark, lake, heavy)
     assert held["raw.commerce.orders"] == HEAVY_ORDERS + 1
-    total_orders = DeltaTable(places(lake)["raw.commerce.orders"], storage_options=lake.storage_options).count()
+    total_orders = DeltaTable(places(lake)["raw.commerce.orders"],
+                              storage_options=lake.storage_options).count()
 
     dry = erasure.erase(lake, "user_id", heavy, "dry-run", dry_run=True)
     assert _state(lake) == before
@@ -170,8 +175,8 @@ def _failing_store(config, subject, dry_run):
     raise RuntimeError("the online store is unreachable")
 
 
-def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_the_value(spark, lake, subjects,
-                                                                                          instance):
+def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_the_value(
+        spark, lake, subjects, instance):
     ordinary = subjects["ordinary"]
     held = holding(spark, lake, ordinary)
     assert held["quarantine.commerce.orders"] >= 1  # the malformed line, matched by the key-value rule
@@ -181,7 +186,8 @@ def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_
         pq.write_table(pa.table({"line": [f'{{"user_id":"{ordinary}"}}']}), out)
 
     request = erasure.file_request(lake, "user_id", ordinary)
-    assert json.loads(storage.read_text(lake, erasure.request_uri(lake, request.request_id)))["subject_value"] == ordinary
+    filed = json.loads(storage.read_text(lake, erasure.request_uri(lake, request.request_id)))
+    assert filed["subject_value"] == ordinary
     with pytest.raises(RuntimeError, match="unreachable"):
         erasure.execute_request(lake, request.request_id, "half-way", stores=(_failing_store,))
     done = {r["target"]: r["rows"] for r in audit.read(lake, "half-way")}
