@@ -13,14 +13,16 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 RAW_COLUMNS = {"line": "the landing line exactly as received", "line_number": "1-based line in source_file"}
 
 
-def _raw(name: str, description: str) -> Dataset:
+def _raw(name: str, description: str, subject_paths: dict[str, tuple[str, ...]] | None = None) -> Dataset:
     return Dataset(name=name, domain=DOMAIN, layer="raw", owner=OWNER, landing=name, retention_days=90,
-                   description=description, columns=RAW_COLUMNS, classification={"line": C.RESTRICTED})
+                   description=description, columns=RAW_COLUMNS, classification={"line": C.RESTRICTED},
+                   subject_paths=subject_paths or {})
 
 
 RAW_BUDGETS = _raw("tenant_budgets", "Every line of the day's tenant budget snapshots, unparsed, with ingestion metadata.")
 RAW_RUNS = _raw("agent_runs", "Every agent-run line of the day (LLM calls, prompt excerpts included), unparsed, "
-                              "with its source file, line number, ingestion time and run.")
+                              "with its source file, line number, ingestion time and run.",
+               {"user_id": ("$.user_id",)})
 RAW_TOOL_CALLS = _raw("tool_calls", "Every tool-call line of the day, unparsed, with ingestion metadata.")
 
 TENANT_BUDGETS = Dataset(

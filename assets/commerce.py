@@ -21,17 +21,17 @@ TOKEN = "tokenized user id (the same token as processed/commerce/users.user_id)"
 LINE_COLUMNS = {"line": "the landing line exactly as received", "line_number": "1-based line in source_file"}
 
 
-def _raw(source: str, what: str) -> Dataset:
+def _raw(source: str, what: str, subject_paths: dict[str, tuple[str, ...]] | None = None) -> Dataset:
     return Dataset(
         name=source, domain=DOMAIN, layer="raw", owner=OWNER, landing=source, retention_days=90,
         description=f"Every landing line of {what}, unparsed, with its source file, line number, ingestion time "
                     "and run.",
-        columns=LINE_COLUMNS, classification={"line": C.RESTRICTED},
+        columns=LINE_COLUMNS, classification={"line": C.RESTRICTED}, subject_paths=subject_paths or {},
     )
 
 
-RAW_USERS = _raw("users", "the day's users snapshot")
-RAW_ORDERS = _raw("orders", "the day's orders")
+RAW_USERS = _raw("users", "the day's users snapshot", {"user_id": ("$.user_id",)})
+RAW_ORDERS = _raw("orders", "the day's orders", {"user_id": ("$.user_id",)})
 RAW_ORDER_ITEMS = _raw("order_items", "the day's order items")
 
 USERS = Dataset(

@@ -15,6 +15,7 @@ RAW = Dataset(
     description="Every landing line of the day, unparsed, with its source file, line number, ingestion time and run.",
     columns={"line": "the landing line exactly as received", "line_number": "1-based line in source_file"},
     classification={"line": C.RESTRICTED},
+    subject_paths={"user_id": ("$.userId", "$.data.payload.userId")},
 )
 PROCESSED = Dataset(
     name="events", domain=DOMAIN, layer="processed", owner=OWNER, upstream=(RAW.path,), transform=t.parse_events,

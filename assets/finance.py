@@ -17,11 +17,12 @@ RAW_ACCOUNTS = Dataset(
     name="accounts", domain=DOMAIN, layer="raw", owner=OWNER, landing="accounts", retention_days=90,
     description="Every line of the day's accounts snapshot (all accounts opened up to that day), unparsed.",
     columns=LINE, classification={"line": C.RESTRICTED},
+    subject_paths={"account_id": ("$.account_id",), "customer_id": ("$.customer_id",)},
 )
 RAW_TRANSACTIONS = Dataset(
     name="transactions", domain=DOMAIN, layer="raw", owner=OWNER, landing="transactions", retention_days=90,
     description="Every line of the day's transactions feed, unparsed, with source file, line number and run.",
-    columns=LINE, classification={"line": C.RESTRICTED},
+    columns=LINE, classification={"line": C.RESTRICTED}, subject_paths={"account_id": ("$.account_id",)},
 )
 ACCOUNTS = Dataset(
     name="accounts", domain=DOMAIN, layer="processed", owner=OWNER, upstream=(RAW_ACCOUNTS.path,),

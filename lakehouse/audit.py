@@ -1,8 +1,9 @@
 """The audit trail of retention and erasure: one Delta table, `<root>/audit/actions`, appended to.
 
-A row is one action on one target (a table or a landing source): what it removed or would
-remove (dry run), the run, the time and, for erasure, the subject's token (never the subject
-itself) and whether the verification scan found it gone.
+A row is one action on one target (a table, a landing source, a staging folder, a store): what it
+removed or would remove (dry run), the run, the time and, for erasure, the subject's token (never the
+subject itself) and whether the verification scan found it gone. Erasure appends each place's row as
+soon as that place is done, so the trail of a run that failed half-way says what it removed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ SCHEMA = pa.schema([
 @dataclass(frozen=True)
 class Record:
     action: str  # retention | erasure | backfill
-    step: str  # delete | vacuum | landing | staging | refused | summary | verify
+    step: str  # delete | vacuum | landing | staging | refused | summary | verify | emptied
     target: str  # catalog dataset id, e.g. raw.events.events or landing.events.events
     rows: int = 0
     files: int = 0

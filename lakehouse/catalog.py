@@ -4,8 +4,9 @@ Three Delta tables, each upserted by key so that re-running a partition updates
 rather than duplicates:
 - `catalog/datasets` (dataset_id): the AIC catalog entry (datasetId, domain, name,
   schema fields, owner, tags, location, createdAt, updatedAt) plus layer,
-  classification, retention, regions, subject columns, latest partition, row
-  count, last run and quality status;
+  classification, retention, regions, subject columns (and, for raw tables and landing
+  sources, the JSON paths of each subject in the lines), latest partition, row count,
+  last run and quality status;
 - `catalog/lineage` (run_id, dataset_id): one materialization: the upstream
   datasets' Delta versions -> the output's version, partitions, code version, rows;
 - `catalog/column_lineage` (dataset_id, column): which upstream columns feed each column.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ DATASETS = pa.schema([
     ("tenant_column", pa.string()), ("region_column", pa.string()), ("latest_partition", pa.string()),
     ("row_count", pa.int64()), ("delta_version", pa.int64()), ("last_run_id", pa.string()),
     ("quality_status", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
-    ("updated_at", pa.timestamp("us", tz="UTC")),
+    ("updated_at", pa.timestamp("us", tz="UTC")), ("subject_paths_json", pa.string()),
 ])
 LINEAGE = pa.schema([
     ("run_id", pa.string()), ("dataset_id", pa.string()), ("dataset_version", pa.int64()),
@@ -77,6 +78,8 @@ class Entry:
     retention_days: int | None = None
     regions: Sequence[str] = ()
     subject_columns: Sequence[str] = ()
+    # raw tables and landing sources: subject column -> JSON paths in a line
+    subject_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
     tenant_column: str | None = None
     region_column: str | None = None
     latest_partition: str | None = None
@@ -120,7 +123,7 @@ def _upsert(config: LakehouseConfig, table: str, rows: list[dict[str, Any]], kee
                 write_deltalake(uri, data.slice(0, 0), mode="append", storage_options=config.storage_options)
             predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
             merge = (DeltaTable(uri, storage_options=config.storage_options)
-                     .merge(data, predicate, source_alias="s", target_alias="t")
+                     .merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
                      .when_matched_update(updates).when_not_matched_insert_all())
             if replace_within:
                 owned = ", ".join("'" + str(v).replace("'", "''") + "'" for v in set(data.column(replace_within).to_pylist()))
@@ -146,6 +149,7 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
             "schema_json": json.dumps({"fields": [f.__dict__ for f in e.fields]}),
             "retention_days": e.retention_days, "regions": list(e.regions),
             "subject_columns": list(e.subject_columns), "tenant_column": e.tenant_column,
+            "subject_paths_json": json.dumps({c: list(p) for c, p in e.subject_paths.items()}),
             "region_column": e.region_column, "latest_partition": e.latest_partition, "row_count": e.row_count,
             "delta_version": e.delta_version, "last_run_id": m.run_id, "quality_status": e.quality_status,
             "created_at": now, "updated_at": now,
@@ -201,7 +205,9 @@ def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]
         "updatedAt": row["updated_at"].isoformat(),
         "classification": {f["name"]: f.get("classification") for f in schema["fields"]},
         "retentionDays": row["retention_days"], "regions": row["regions"],
-        "subjectColumns": row["subject_columns"], "tenantColumn": row["tenant_column"],
+        "subjectColumns": row["subject_columns"],
+        "subjectPaths": json.loads(row.get("subject_paths_json") or "{}"),
+        "tenantColumn": row["tenant_column"],
         "regionColumn": row["region_column"], "latestPartition": row["latest_partition"],
         "rowCount": row["row_count"], "deltaVersion": row["delta_version"], "lastRunId": row["last_run_id"],
         "qualityStatus": row["quality_status"], "columnLineage": lineage,

@@ -57,6 +57,8 @@ class CatalogEntry(BaseModel):
     retentionDays: int | None = None
     regions: list[str]
     subjectColumns: list[str]
+    subjectPaths: dict[str, list[str]] = Field(
+        default_factory=dict, description="raw and landing: subject column -> JSON paths in a line")
     tenantColumn: str | None = None
     regionColumn: str | None = None
     latestPartition: str | None = None

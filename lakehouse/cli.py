@@ -117,11 +117,13 @@ def catalog_command(args: argparse.Namespace) -> int:
         print(f"lakehouse catalog: unknown dataset {args.dataset!r}", file=sys.stderr)
         return 1
     keys = ("datasetId", "domain", "name", "layer", "description", "owner", "tags", "location", "retentionDays",
-            "regions", "subjectColumns", "tenantColumn", "regionColumn", "latestPartition", "rowCount",
-            "deltaVersion", "lastRunId", "qualityStatus", "createdAt", "updatedAt")
+            "regions", "subjectColumns", "subjectPaths", "tenantColumn", "regionColumn", "latestPartition",
+            "rowCount", "deltaVersion", "lastRunId", "qualityStatus", "createdAt", "updatedAt")
     width = max(map(len, keys))
     for key in keys:
         value = entry[key]
+        if isinstance(value, dict):
+            value = [f"{column} at {', '.join(paths)}" for column, paths in value.items()]
         shown = _join(value) if isinstance(value, list) else "-" if value in (None, "") else value
         print(f"{key + ':':<{width + 1}}  {shown}")
     print()
@@ -157,18 +159,34 @@ def retention_command(args: argparse.Namespace) -> int:
 
 
 def erase_command(args: argparse.Namespace) -> int:
-    """Erase one subject everywhere the catalog says it can be, then verify (audited)."""
+    """`erase COLUMN VALUE`: file a request and carry it out; `erase request COLUMN VALUE`: only file it (for
+    the Dagster job); `erase --request-id ID`: carry out a filed request. Then verify (audited)."""
     import uuid
 
     from lakehouse import erasure
 
+    config, run_id = LakehouseConfig.from_env(), f"cli-{uuid.uuid4()}"
+    words = args.subject
     try:
-        records = erasure.erase(LakehouseConfig.from_env(), args.column, args.value, f"cli-{uuid.uuid4()}")
+        if args.request_id and not words:
+            records = erasure.execute_request(config, args.request_id, run_id, args.dry_run, args.force)
+        elif len(words) == 3 and words[0] == "request" and not args.request_id:
+            print(erasure.file_request(config, words[1], words[2]).request_id)
+            return 0
+        elif len(words) == 2 and not args.request_id:
+            records = erasure.erase(config, *words, run_id, dry_run=args.dry_run, force=args.force)
+        else:
+            print("lakehouse erase: give COLUMN VALUE, request COLUMN VALUE, or --request-id ID",
+                  file=sys.stderr)
+            return 2
     except erasure.ErasureError as error:
         print(f"lakehouse erase: {error}", file=sys.stderr)
         return 1
-    print_table(("place", "step", "rows", "files", "verified"),
-                [(r.target, r.step, str(r.rows), str(r.files), str(r.verified)) for r in records])
+    if args.dry_run:
+        print("dry run: nothing removed")
+    print_table(("place", "step", "partitions", "rows", "files", "verified"),
+                [(r.target, r.step, _join(r.partitions), str(r.rows), str(r.files), str(r.verified))
+                 for r in records])
     return 0
 
 
@@ -247,8 +265,13 @@ def main(argv: list[str] | None = None) -> int:
                           "deleted")
     ret.set_defaults(handler=retention_command)
     erase = commands.add_parser("erase", help="erase one subject from every layer, landing and online store")
-    erase.add_argument("column", help="subject column, e.g. user_id, account_id, customer_id")
-    erase.add_argument("value", help="the subject's identifier as it arrives")
+    erase.add_argument("subject", nargs="*", metavar="[request] COLUMN VALUE",
+                       help="subject column (e.g. user_id, account_id, customer_id) and the identifier as it "
+                            "arrives; with `request` first: only file the request and print its id")
+    erase.add_argument("--request-id", help="carry out a filed request")
+    erase.add_argument("--dry-run", action="store_true", help="report places, rows and files; remove nothing")
+    erase.add_argument("--force", action="store_true",
+                       help="go past the brake that refuses to remove more than a small share of a table")
     erase.set_defaults(handler=erase_command)
     aud = commands.add_parser("audit", help="the retention and erasure audit trail")
     aud.add_argument("--run-id")

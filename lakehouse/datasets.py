@@ -7,6 +7,7 @@ personal data, its residency rule and the metadata shown in the UI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -17,6 +18,7 @@ from lakehouse.delta import SchemaPolicy
 
 LAYERS = ("raw", "processed", "curated")
 QUARANTINE_REASON = "quarantine_reason"
+JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")  # $.key.key...: what erasure can follow in a line
 
 
 class Classification(str, Enum):
@@ -65,6 +67,10 @@ class Dataset:
     classification: dict[str, Classification] = field(default_factory=dict)  # unlisted columns: internal
     personal_data: dict[str, Protection] = field(default_factory=dict)
     subject_columns: tuple[str, ...] = ()  # who a row is about, for erasure
+    # raw datasets: subject column -> JSON paths in the landing line that hold that subject's id (e.g.
+    # {"user_id": ("$.userId", "$.data.payload.userId")}); erasure removes a line only when one of them
+    # holds exactly the id or its token
+    subject_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tenant_column: str | None = None
     region_column: str | None = None
     allowed_regions: tuple[str, ...] = ()  # empty: any region
@@ -83,6 +89,11 @@ class Dataset:
             problems.append("a processed or curated dataset needs a transform")
         if self.layer != "raw" and not self.upstream:
             problems.append("a processed or curated dataset needs upstream datasets")
+        if self.subject_paths and self.layer != "raw":
+            problems.append("subject_paths locate subjects in raw lines: only raw datasets declare them")
+        bad_paths = [p for paths in self.subject_paths.values() for p in paths if not JSON_PATH.match(p)]
+        if bad_paths:
+            problems.append(f"subject paths must look like $.key or $.key.key: {bad_paths}")
         if self.allowed_regions and not self.region_column:
             problems.append("allowed_regions needs a region_column")
         if problems:
@@ -99,6 +110,11 @@ class Dataset:
         if self.layer == "raw":
             return f"quarantine/{self.domain}/landing_{self.landing}"
         return f"quarantine/{self.domain}/{self.name}"
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        """Subject columns of the rows, or (raw) of the declared paths in the lines."""
+        return tuple(dict.fromkeys((*self.subject_columns, *self.subject_paths)))
 
     @property
     def has_quarantine(self) -> bool:

@@ -190,6 +190,10 @@ def _period(view) -> pd.Timedelta:
     return pd.Timedelta(view.tags["period"])
 
 
+def _source_uri(config: LakehouseConfig, view) -> str:
+    return config.table_uri(*view.tags["source_table"].split("/"))
+
+
 def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     """Rewrite the view's Parquet snapshot from the current version of its curated table.
 
@@ -198,8 +202,7 @@ def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     the row's period: the moment the aggregate was complete.
     """
     started = time.monotonic()
-    table = DeltaTable(config.table_uri(*view.tags["source_table"].split("/")),
-                       storage_options=config.storage_options)
+    table = DeltaTable(_source_uri(config, view), storage_options=config.storage_options)
     key, column = _join_key(view), view.tags["period_column"]
     features = {f.name: _ARROW[str(f.dtype)] for f in view.features}
     frame = table.to_pandas(columns=[key, column, *features])
@@ -354,10 +357,11 @@ class OnlineErasure:
     remaining: int  # keys still online or in an offline snapshot afterwards (0 when verified)
 
 
-def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iterable[str]) -> OnlineErasure | None:
+def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iterable[str],
+                         dry_run: bool = False) -> OnlineErasure | None:
     """Erasure of a subject column's values (pass the value and its token) from every feature view keyed
     by the column's entity, verified by listing the online keys again; None when no entity has that join
-    key or the feature store was never applied."""
+    key or the feature store was never applied. A dry run counts the keys online and changes nothing."""
     entity = entity_for(column)
     store = feature_store(config)
     if entity is None or entity not in {e.name for e in store.list_entities()}:
@@ -365,12 +369,18 @@ def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iter
     keys = list(dict.fromkeys(str(k) for k in keys))
     views = _views_of_entity(store, entity)
     online = _Online(store)
+    if dry_run:
+        found = len({key for view in views for key in online.timestamps(view) if key in keys})
+        return OnlineErasure(entity, tuple(sorted(v.name for v in views)), found, found)
     removed = online.delete(views, keys)
     remaining = sum(key in online.timestamps(view) for view in views for key in keys)
-    # The offline snapshots are copies of the curated tables: rewrite them from the erased tables.
+    # The offline snapshots are copies of the curated tables: rewrite them from the erased tables
+    # (a view whose table was never built in this lake has no snapshot).
+    config = config or LakehouseConfig.from_env()
     for view in views:
-        snapshot = pq.read_table(export_snapshot(config or LakehouseConfig.from_env(), view).path,
-                                 columns=[_join_key(view)])
+        if not DeltaTable.is_deltatable(_source_uri(config, view), storage_options=config.storage_options):
+            continue
+        snapshot = pq.read_table(export_snapshot(config, view).path, columns=[_join_key(view)])
         remaining += sum(key in keys for key in snapshot.column(0).to_pylist())
     return OnlineErasure(entity, tuple(sorted(v.name for v in views)), removed, remaining)
 

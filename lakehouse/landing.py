@@ -195,7 +195,7 @@ def numbered_lines(day: dt.date, uri: str, chunks: Iterable[bytes],
 
 def _too_long(day: dt.date, uri: str, number: int, start: bytes, size: int, limit: int) -> Refusal:
     return Refusal(day, uri, number, f"line_too_long: {size} bytes > {limit}",
-                   {"line_start": start[:_KEPT_PREFIX].decode("utf-8", "backslashreplace"), "bytes": size})
+                   {"line": start[:_KEPT_PREFIX].decode("utf-8", "backslashreplace"), "bytes": size})
 
 
 def _split(day: dt.date, uri: str, content: bytes, offset: int, max_line_bytes: int):

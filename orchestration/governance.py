@@ -26,8 +26,12 @@ class RetentionConfig(dg.Config):
 
 
 class ErasureConfig(dg.Config):
-    subject_column: str = Field(description="A subject column the catalog knows, e.g. user_id or account_id.")
-    subject_value: str = Field(description="The subject's identifier as it arrives (not its token).")
+    """A reference to a request, never the subject: Dagster keeps run config forever."""
+
+    request_id: str = Field(description="A request filed by `lakehouse erase request COLUMN VALUE`.")
+    dry_run: bool = Field(default=False, description="Report places, rows and files; remove nothing.")
+    force: bool = Field(default=False, description=f"Go past the brake (more than {erasure.BRAKE_SHARE:.0%} "
+                                                   "of a table's rows).")
 
 
 def _print_removals(context: dg.OpExecutionContext, removals: list[retention.Removal], dry_run: bool) -> None:
@@ -58,12 +62,17 @@ def apply_retention(context: dg.OpExecutionContext, config: RetentionConfig, lak
 
 @dg.op(pool=GOVERNANCE_POOL)
 def erase_subject(context: dg.OpExecutionContext, config: ErasureConfig, lake: LakeResource) -> dg.Output:
-    records = erasure.erase(lake.config, config.subject_column, config.subject_value, context.run.run_id)
+    """Logs and metadata name the request, the column and the token: the clear value stays in the request."""
+    records = erasure.execute_request(lake.config, config.request_id, context.run.run_id,
+                                      dry_run=config.dry_run, force=config.force)
+    verb = "would remove" if config.dry_run else "removed"
     for r in records:
-        context.log.info(f"{r.target} {r.step}: {r.rows} rows, {r.files} files, verified={r.verified}")
+        context.log.info(f"{r.target} {r.step}: {verb} {r.rows} rows, {r.files} files, verified={r.verified}")
     return dg.Output(None, metadata={
-        "subject_column": config.subject_column, "subject_token": records[-1].subject_token,
-        "rows_erased": records[-1].rows, "places": len(records) - 1, "verified": bool(records[-1].verified),
+        "request_id": config.request_id, "dry_run": config.dry_run,
+        "subject_column": records[-1].subject_column, "subject_token": records[-1].subject_token,
+        "rows_erased": 0 if config.dry_run else records[-1].rows, "rows_found": records[-1].rows,
+        "places": len(records) - 1, "verified": bool(records[-1].verified),
     })
 
 
@@ -73,8 +82,10 @@ def retention_job():
     apply_retention()
 
 
-@dg.job(description="Erase one subject (e.g. user_id) from every layer, landing and the online store, "
-                    "vacuum, verify; audited.")
+@dg.job(description="Carry out an erasure request (`lakehouse erase request COLUMN VALUE` files one): "
+                    "remove the subject from every layer, landing, staging and the online store, vacuum, "
+                    "verify; audited. `dry_run: true` reports and removes nothing. Not while the domains' "
+                    "runs are going.")
 def erasure_job():
     erase_subject()
 

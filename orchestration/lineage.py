@@ -63,9 +63,9 @@ def dagster_column_lineage(lineage: dict[str, list[tuple[str, str]]]) -> dg.Tabl
 
 def _tags(dataset: Dataset, layer: str) -> list[str]:
     tags = {layer, dataset.domain, *(dataset.classification_of(c).value for c in dataset.classification)}
-    if dataset.personal_data or layer in ("raw", "quarantine") and dataset.subject_columns:
+    if dataset.personal_data or layer in ("raw", "quarantine") and dataset.subjects:
         tags.add("personal-data")
-    if dataset.subject_columns:
+    if dataset.subjects:
         tags.add("gdpr")
     return sorted(tags)
 
@@ -81,8 +81,8 @@ def catalog_entry(lake: LakeResource, path: str, dataset: Dataset, schema: T.Str
                               dataset.classification_of(f.name).value if layer != "quarantine" else "restricted")
                 for f in schema.fields],
         tags=_tags(dataset, layer), retention_days=dataset.retention_days, regions=dataset.allowed_regions,
-        subject_columns=dataset.subject_columns, tenant_column=dataset.tenant_column,
-        region_column=dataset.region_column, row_count=stats.row_count,
+        subject_columns=dataset.subjects, subject_paths=dataset.subject_paths if path == dataset.path else {},
+        tenant_column=dataset.tenant_column, region_column=dataset.region_column, row_count=stats.row_count,
         # an empty partition has no files, yet it is materialized
         latest_partition=max(filter(None, [stats.latest_partition, *(d.isoformat() for d in written.partitions)])),
         delta_version=written.version,
@@ -94,7 +94,8 @@ def landing_entry(lake: LakeResource, dataset: Dataset) -> catalog.Entry:
         path=landing_path(dataset), owner=dataset.owner, location=lake.config.landing_uri(dataset.domain),
         description=f"Landing files {dataset.landing}-* of the {dataset.domain} domain, as received.",
         fields=[catalog.Field("line", "string", "one line of a landing file", "restricted")],
-        tags=["landing", dataset.domain], retention_days=lake.config.landing_retention_days, subject_columns=dataset.subject_columns,
+        tags=["landing", dataset.domain], retention_days=lake.config.landing_retention_days,
+        subject_columns=dataset.subjects, subject_paths=dataset.subject_paths,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
@@ -55,6 +56,15 @@ def commerce_lake(lake, instance, tmp_path, monkeypatch):
     return subject, other
 
 
+def run_erasure_job(instance, request_id: str, **config) -> dg.ExecuteInProcessResult:
+    """`erasure_job` as the UI launches it: with a request's id, never the subject's value."""
+    from orchestration.definitions import defs
+
+    run_config = {"ops": {"erase_subject": {"config": {"request_id": request_id, **config}}}}
+    return defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, raise_on_error=False,
+                                                                  run_config=run_config)
+
+
 def _uri(lake, dataset_id: str) -> str:
     return catalog.get_entry(lake, dataset_id)["location"]
 
@@ -89,8 +99,6 @@ def _landing_mentions(lake, value: str) -> int:
 
 def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouched(spark, lake, commerce_lake,
                                                                                    instance):
-    from orchestration.definitions import defs
-
     subject, other = commerce_lake
     token = erasure.subject_token(subject, lake.token_key())
     before = {d: _matching(spark, lake, d, subject) for d in TABLES}
@@ -103,8 +111,7 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
     assert _online_spend(lake, subject)[0] is not None and _online_spend(lake, other)[0] is not None
     assert token in _snapshot_keys(lake)
 
-    result = defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, run_config={
-        "ops": {"erase_subject": {"config": {"subject_column": "user_id", "subject_value": subject}}}})
+    result = run_erasure_job(instance, erasure.file_request(lake, "user_id", subject).request_id)
     assert result.success
 
     assert {d: _matching(spark, lake, d, subject) for d in TABLES} == {d: 0 for d in TABLES}
@@ -139,8 +146,7 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
     assert {r["subject_token"] for r in records} == {token} and {r["subject_column"] for r in records} == {"user_id"}
     assert subject not in json.dumps(records, default=str)  # the audit names the token, never the subject
 
-    again = defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, run_config={
-        "ops": {"erase_subject": {"config": {"subject_column": "user_id", "subject_value": subject}}}})
+    again = run_erasure_job(instance, erasure.file_request(lake, "user_id", subject).request_id)
     assert again.success
     rerun = audit.read(lake, again.run_id)
     assert sum(r["rows"] + r["files"] for r in rerun if r["step"] != "verify") == 0
