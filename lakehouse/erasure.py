@@ -13,7 +13,8 @@ Places, found through the catalog:
   the value or its token;
 - quarantine tables, whose `record` is the refused row as JSON: a record goes when its subject column
   holds the value or token (`$.user_id`), or when a declared path of the raw lines it was parsed from holds
-  it inside the line it carries (`$.line.userId`);
+  it inside the line it carries (`$.line.userId`; the quarantine of a raw table, holding lines that are
+  not text, declares those paths itself);
 - the staging folders of the domains erased from (`_staging/<domain>/`: raw lines left by killed runs);
 - the feature store (online keys and offline snapshots), after the tables it is rebuilt from.
 A text that is not JSON (a malformed or truncated line) cannot be walked: it matches when the last key of a
@@ -185,7 +186,7 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
         if entry["layer"] == "landing":
             places.append(Place(target, entry["location"], "landing", "line", declared))
         elif entry["layer"] == "quarantine" and "record" in fields:
-            paths = (f"$.{column}", *dict.fromkeys(f"$.line{p[1:]}" for p in carried))
+            paths = (f"$.{column}", *dict.fromkeys([*(f"$.line{p[1:]}" for p in carried), *declared]))
             places.append(Place(target, entry["location"], "records", "record", paths))
         elif column in fields:
             places.append(Place(target, entry["location"], "column", column))

@@ -134,13 +134,15 @@ def landing_files(config: LakehouseConfig, domain: str, days: Sequence[dt.date],
 _LANDING_FILE = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/([^/]+)$")
 
 
-def source_files(config: LakehouseConfig, domain: str, source: str) -> dict[str, tuple[dt.date, int]]:
-    """URI -> (day, size) of every landing file of one source, on every day (retention, erasure)."""
+def source_files(config: LakehouseConfig, domain: str, source: str) -> dict[str, tuple[dt.date | None, int]]:
+    """URI -> (day, size) of every landing file of one source, on every day (retention, erasure). A folder
+    that is no real day (`dt=2024-02-30`) gives day None: never ingested nor expired, yet erasure reads it."""
     found = {}
     for uri, size in storage.list_tree(config, config.landing_uri(domain)).items():
         match = _LANDING_FILE.search(uri)
         if match and match.group(2).startswith(f"{source}-"):
-            found[uri] = (dt.date.fromisoformat(match.group(1)), size)
+            day = dt.date.fromisoformat(match.group(1)) if _is_date(match.group(1)) else None
+            found[uri] = (day, size)
     return found
 
 

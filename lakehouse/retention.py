@@ -95,7 +95,7 @@ def expired_landing(config: LakehouseConfig, target: str, cutoff: dt.date, modif
     """The source's files of days before `cutoff` last modified before `modified_before`, and their URIs."""
     _, domain, source = target.split(".")
     past = {uri: day for uri, (day, _) in landing.source_files(config, domain, source).items()
-            if day < cutoff}
+            if day is not None and day < cutoff}
     stored = storage.list_objects(config, config.landing_uri(domain)) if past else {}
     expired = sorted(uri for uri in past if uri in stored and stored[uri].modified < modified_before)
     return Removal("landing", target, tuple(sorted({past[uri].isoformat() for uri in expired})),

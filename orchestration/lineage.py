@@ -70,6 +70,16 @@ def _tags(dataset: Dataset, layer: str) -> list[str]:
     return sorted(tags)
 
 
+def _subject_paths(dataset: Dataset, path: str) -> dict[str, tuple[str, ...]]:
+    """Where subjects are in the table's records: a raw table's lines at the declared paths, and the lines
+    its quarantine keeps (not text, too long) under `line`."""
+    if path == dataset.path:
+        return dataset.subject_paths
+    if dataset.layer == "raw":
+        return {column: tuple(f"$.line{p[1:]}" for p in paths) for column, paths in dataset.subject_paths.items()}
+    return {}
+
+
 def catalog_entry(lake: LakeResource, path: str, dataset: Dataset, schema: T.StructType,
                   written: WriteResult) -> catalog.Entry:
     layer = path.split("/")[0]
@@ -81,7 +91,7 @@ def catalog_entry(lake: LakeResource, path: str, dataset: Dataset, schema: T.Str
                               dataset.classification_of(f.name).value if layer != "quarantine" else "restricted")
                 for f in schema.fields],
         tags=_tags(dataset, layer), retention_days=dataset.retention_days, regions=dataset.allowed_regions,
-        subject_columns=dataset.subjects, subject_paths=dataset.subject_paths if path == dataset.path else {},
+        subject_columns=dataset.subjects, subject_paths=_subject_paths(dataset, path),
         tenant_column=dataset.tenant_column, region_column=dataset.region_column, row_count=stats.row_count,
         # an empty partition has no files, yet it is materialized
         latest_partition=max(filter(None, [stats.latest_partition, *(d.isoformat() for d in written.partitions)])),

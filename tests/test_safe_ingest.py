@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 
 from assets import events
 from lakehouse import config as config_module
-from lakehouse import audit, landing, storage
+from lakehouse import audit, erasure, landing, storage
 from lakehouse.config import LakehouseConfig, TokenKeyError
 from lakehouse.synthetic import read_record
 from lakehouse.synthetic.events import generate_day
@@ -89,7 +89,8 @@ def test_landing_input_that_is_not_text_or_misnamed_is_quarantined_or_warned(spa
     expected = read_record(lake, "events", day)["expected"]
     folder = lake.landing_uri("events", day)
     good = json.dumps({"eventId": "x"}).encode()
-    storage.write_bytes(lake, f"{folder}/events-90001.jsonl", good + b"\n" + b'{"name": "\xff\xfe"}\n' + good + b"\n")
+    bad_text = b'{"userId": "u-erase-me-0001", "name": "\xff\xfe"}'
+    storage.write_bytes(lake, f"{folder}/events-90001.jsonl", good + b"\n" + bad_text + b"\n" + good + b"\n")
     storage.write_bytes(lake, f"{folder}/events-90002.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
     storage.write_bytes(lake, f"{folder}/events-90003.jsonl", good + b"\n" + b"y" * 10_000 + b"\n" + good)
     storage.write_bytes(lake, f"{folder}/events-00001.jsonl.part", good + b"\n")
@@ -107,7 +108,8 @@ def test_landing_input_that_is_not_text_or_misnamed_is_quarantined_or_warned(spa
     by_reason = {r["reason"]: r for r in held}
     assert by_reason["invalid_utf8"]["line_number"] == 2
     assert by_reason["invalid_utf8"]["source_file"].endswith("events-90001.jsonl")
-    assert json.loads(by_reason["invalid_utf8"]["record"]) == {"line": '{"name": "\\xff\\xfe"}'}
+    assert json.loads(by_reason["invalid_utf8"]["record"]) == {
+        "line": '{"userId": "u-erase-me-0001", "name": "\\xff\\xfe"}'}
     assert by_reason["binary_file"]["line_number"] is None
     assert by_reason["line_too_long: 10000 bytes > 4096"]["line_number"] == 2
     assert by_reason["file_name_outside_pattern"]["source_file"].endswith("events-00001.jsonl.part")
@@ -117,6 +119,9 @@ def test_landing_input_that_is_not_text_or_misnamed_is_quarantined_or_warned(spa
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
               for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
     assert checks["rows_reconcile"]
+    # erasure finds the subject of a refused line where the raw dataset declares it, under `line`
+    planned = {r.target: r.rows for r in erasure.erase(lake, "user_id", "u-erase-me-0001", "dry", dry_run=True)}
+    assert planned["quarantine.events.landing_events"] == 1
 
 
 def test_a_landing_file_is_read_in_bounded_memory():
