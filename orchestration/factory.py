@@ -112,7 +112,7 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     file_count = sum(map(len, files.values()))
     context.log.info(f"{file_count} landing files of {dataset.landing} for {len(days)} partition(s)")
     with landing.staged_lines(lake.config, dataset.domain, files) as folder:
-        lines = lake.spark.read.parquet(folder) if folder else lake.spark.createDataFrame([], landing.LINES_DDL)
+        lines = lake.spark.read.parquet(lake.engine_path(folder)) if folder else lake.spark.createDataFrame([], landing.LINES_DDL)
         raw = common.raw_lines(lines, context.run.run_id, dt.datetime.now(dt.timezone.utc))
         result = lake.write(dataset.path, raw, days, dataset.schema_policy)
     columns = lineage.column_lineage(dataset, raw.schema, {})
@@ -157,8 +157,8 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
             (output.withColumns({c: F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(c))
                                  for c in output.columns if c.startswith("_")})
              if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns)
-             else output).write.parquet(folder)
-            output = lake.spark.read.schema(output.schema).parquet(folder)
+             else output).write.parquet(lake.engine_path(folder))
+            output = lake.spark.read.schema(output.schema).parquet(lake.engine_path(folder))
             accepted = common.accepted_rows(output)
             outputs, results = [], []
             if dataset.has_quarantine:
