@@ -194,6 +194,8 @@ def _properties(s3: local_s3.LocalS3, master: str, port: int, jars: Path) -> Pat
         "spark.sql.shuffle.partitions": "4",
         # Delta rebuilds a table's state from its log in 50 tasks by default: far too many for small tables.
         "spark.databricks.delta.snapshotPartitions": "2",
+        # VACUUM lists a table's files in this many tasks (default 10000: minutes per small table).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "4",
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         # Erasure vacuums with no retention, as it does with delta-rs.

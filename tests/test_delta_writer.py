@@ -71,6 +71,7 @@ def test_partition_write_replaces_exactly_that_partition(spark, lake, uri, seede
     assert counts == {D1: (3, ["v1"]), D2: (5, ["v2"]), D3: (3, ["v1"]), D4: (3, ["v1"])}
 
 
+@SAIL_ONLY  # the same replaceWhere as a single partition; on the cluster every write costs seconds
 def test_range_write_replaces_exactly_the_range(spark, lake, uri, seeded):
     before = seeded.active_files()
     write_partitions(frame(spark, [D2, D3], rows_per_day=1, value="v2"), uri, [D2, D3], lake.storage_options)
