@@ -78,6 +78,14 @@ def _rows(config: LakehouseConfig, uri: str) -> list[tuple]:
     return sorted((tuple(value(v) for v in row.values()) for row in table.to_pylist()), key=repr)
 
 
+def _record(line: str):
+    try:
+        found = json.loads(line)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _per_partition(config: LakehouseConfig, uri: str) -> dict[str, int]:
     files = TableMaintenance(uri, config.storage_options).files()
     counts: dict[str, int] = {}
@@ -133,33 +141,39 @@ def test_events_and_commerce_on_the_spark_cluster_equal_sail(lakes):
 def test_retention_and_erasure_on_tables_spark_built(lakes, monkeypatch, spark_cluster_url):
     config, _ = lakes["spark"]
     monkeypatch.setenv("LAKEHOUSE_ROOT", config.root)
-    monkeypatch.setenv("LAKEHOUSE_SPARK_REMOTE", spark_cluster_url)
-    monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(config.state_dir / "feast-unused"))
+    monkeypatch.setenv("LAKEHOUSE_SPARK_REMOTE", spark_cluster_url)  # deletes and vacuums by Delta on Spark
     orders = config.table_uri("processed", "commerce", "orders")
+    stats = config.table_uri("curated", "commerce", "customer_order_stats")
     before = _per_partition(config, orders)
+    # The subject: a user of D2 who has customer features (picked before retention expires the raw lines).
+    raw = pa.table(DeltaTable(config.table_uri("raw", "commerce", "orders"), storage_options=config.storage_options)
+                   .to_pyarrow_table()).to_pylist()
+    users = [(_record(r["line"]) or {}).get("user_id") for r in raw if r["dt"] == D2]
+    tokens_d2 = {r["user_id"] for r in pa.table(DeltaTable(stats, storage_options=config.storage_options)
+                                                 .to_pyarrow_table()).to_pylist() if r["dt"] == D2}
+    subject = next(u for u in users if isinstance(u, str) and erasure.subject_token(u, config.token_key()) in tokens_d2)
+    token = erasure.subject_token(subject, config.token_key())
 
-    # Retention: with a reference date that expires D1 of the 365-day tables only.
-    reference = D1 + dt.timedelta(days=366)
-    removals = retention.apply(config, reference, "retention-on-spark", safety_window_hours=0)
+    # Retention: the reference date expires D1 of the 365-day tables and every raw partition (90 days).
+    removals = retention.apply(config, D1 + dt.timedelta(days=365), "retention-on-spark", safety_window_hours=0)
     after = _per_partition(config, orders)
-    assert D1.isoformat() not in after and after == {k: v for k, v in before.items() if k != D1.isoformat()}
+    assert after == {k: v for k, v in before.items() if k != D1.isoformat()}
     deleted = [r for r in removals if r.step == "delete" and r.target == "processed.commerce.orders"]
     assert deleted and deleted[0].rows == before[D1.isoformat()]
+    assert _per_partition(config, config.table_uri("raw", "commerce", "orders")) == {}
+    vacuumed = [r for r in removals if r.step == "vacuum" and r.target == "processed.commerce.orders"]
+    assert vacuumed and vacuumed[0].files > 0  # the deleted files left storage
     curated = config.table_uri("curated", "commerce", "daily_revenue_by_currency")
     assert D1.isoformat() in _per_partition(config, curated)  # analytics keep 1095 days
 
-    # Erasure: a user of D2, by value; the rows go (through Delta on Spark), verified and audited.
-    users = pa.table(DeltaTable(config.table_uri("raw", "commerce", "users"), storage_options=config.storage_options)
-                     .to_pyarrow_table()).to_pylist()
-    subject = next(json.loads(r["line"])["user_id"] for r in users
-                   if r["dt"] == D2 and r["line"].startswith("{") and '"user_id"' in r["line"])
-    token = erasure.subject_token(subject, config.token_key())
-    stats = config.table_uri("curated", "commerce", "customer_order_stats")
-    had = sum(1 for row in _rows(config, stats) if token in row)
+    # Erasure of that user, by value: rows go through Delta on Spark, verified, audited.
     records = erasure.erase(config, "user_id", subject, "erasure-on-spark", stores=())
-    assert records[-1].verified
-    assert not [row for row in _rows(config, stats) if token in row] and had >= 0
-    assert any(r["action"] == "erasure" for r in audit.read(config)) if hasattr(audit, "read") else True
+    assert records[-1].verified and records[-1].step == "verify"
+    assert not [r for r in pa.table(DeltaTable(stats, storage_options=config.storage_options).to_pyarrow_table())
+                .to_pylist() if r["user_id"] == token]
+    assert any(r["rows"] for r in audit.read(config, "erasure-on-spark") if r["target"] == "curated.commerce.customer_order_stats")
+    latest = TableMaintenance(stats, config.storage_options).history(3)
+    assert any(e["operation"] == "DELETE" and e["engineInfo"].startswith("Apache-Spark") for e in latest), latest
 
 
 def test_an_unreachable_cluster_fails_in_seconds_naming_the_url(lake, instance, monkeypatch, spark_cluster_url):
