@@ -218,8 +218,11 @@ def _properties(s3: local_s3.LocalS3, master: str, port: int, jars: Path) -> Pat
     return path
 
 
-def start(timeout: float = 180.0, quiet: bool = True) -> str:
-    """Start (or reuse) master, worker and Connect server; returns the Spark Connect URL."""
+def start(port: int | None = None, timeout: float = 180.0, quiet: bool = True) -> str:
+    """Start (or reuse) master, worker and Connect server; returns the Spark Connect URL.
+
+    The Connect server listens on `port`, else `$LAKEHOUSE_SPARK_CONNECT_PORT`, else 15002 when free,
+    else a free port (tests pass a free port: two clusters starting at once could both find 15002 free)."""
     running = url()
     if running is not None:
         return running
@@ -238,7 +241,7 @@ def start(timeout: float = 180.0, quiet: bool = True) -> str:
         env.pop(key, None)
     (directory / "conf").mkdir(exist_ok=True)
     spark_class, spark_submit = str(home / "bin" / "spark-class"), str(home / "bin" / "spark-submit")
-    master_port, connect_port = _free_port(), int(os.environ.get("LAKEHOUSE_SPARK_CONNECT_PORT", "0")) or (
+    master_port, connect_port = _free_port(), port or int(os.environ.get("LAKEHOUSE_SPARK_CONNECT_PORT", "0")) or (
         DEFAULT_CONNECT_PORT if not _port_open(DEFAULT_CONNECT_PORT) else _free_port())
     master_url = f"spark://127.0.0.1:{master_port}"
     deadline = time.monotonic() + timeout
@@ -258,6 +261,9 @@ def start(timeout: float = 180.0, quiet: bool = True) -> str:
         (directory / "connect.port").write_text(str(connect_port))
         (directory / "master.url").write_text(master_url)
         _wait_for_port("connect", connect, connect_port, deadline)
+        time.sleep(1.0)  # a server that lost the port to another one exits: the port is not ours then
+        if connect.poll() is not None:
+            raise RuntimeError(f"the Spark Connect server exited (port {connect_port} taken?); see {directory / 'log'}")
         if worker.poll() is not None:
             raise RuntimeError(f"the Spark worker exited; see {directory / 'log' / 'worker.out'}")
     except BaseException:

@@ -132,7 +132,7 @@ def spark_cluster_url(s3_server) -> Iterator[str]:
     session's S3) per test session, in the session's state dir; stopped at the end."""
     from infra import spark_connect
 
-    url = spark_connect.start()
+    url = spark_connect.start(port=spark_connect._free_port())
     yield url
     spark_connect.stop()
 
