@@ -43,7 +43,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: infra/dagster.yaml
-	mkdir -p $(DAGSTER_HOME) && cp infra/dagster.yaml $@
+	install -d -m 700 $(STATE) $(DAGSTER_HOME) && cp infra/dagster.yaml $@
 
 up: install $(DAGSTER_HOME)/dagster.yaml
 	@$(BIN)/python -m infra.local_s3 start
@@ -66,7 +66,7 @@ spark-down:
 env: install
 	@$(BIN)/python -m infra.local_s3 env
 	@$(if $(ENGINE_UP),$(BIN)/python -m infra.spark_connect env)
-	@echo "export DAGSTER_HOME=$(DAGSTER_HOME)"
+	@$(BIN)/python -c 'import os, shlex; print("export DAGSTER_HOME=" + shlex.quote(os.environ["DAGSTER_HOME"]))'
 	@$(BIN)/lakehouse features env
 
 demo: up $(ENGINE_UP)

@@ -21,11 +21,12 @@ PROCESSED = Dataset(
     quarantine=True, primary_key=("event_id",), deduplicate_on=("event_id",), retention_days=365,
     description="Typed events, one per eventId per day; late events (dated before arrival) flagged is_late. "
                 "Personal data from user.registered payloads is lifted out of the JSON and protected.",
-    columns={"event_ts": "event time (UTC)", "payload": "data.payload as JSON, personal fields removed",
+    columns={"event_ts": "event time (UTC)",
+             "payload": "data.payload as JSON, personal fields removed, userId tokenized (as user_id)",
              "metadata": "data.metadata as JSON, personal fields removed",
              "email": "registration email, tokenized", "ip_address": "client IP, masked"},
     personal_data={"user_id": P.TOKENIZE, "email": P.TOKENIZE, "first_name": P.MASK, "last_name": P.MASK,
-                   "ip_address": P.MASK},
+                   "ip_address": P.MASK, "payload.userId": P.TOKENIZE},
     classification={"payload": C.CONFIDENTIAL, "metadata": C.CONFIDENTIAL},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
 )

@@ -62,7 +62,8 @@ def _baseline_run(config) -> float:
 
     started = time.perf_counter()
     files = landing.landing_files(config, "events", [DAY], "events")
-    tables = [landing.numbered_lines(DAY, uri, storage.read_bytes(config, uri)) for uri in files[DAY]]
+    tables = [part for uri in files[DAY] for part in landing.numbered_lines(DAY, uri, [storage.read_bytes(config, uri)])
+              if isinstance(part, pa.Table)]
     write_deltalake(f"{config.root}/baseline/events", pa.concat_tables(tables), partition_by=["dt"],
                     mode="overwrite", storage_options=config.storage_options)
     return time.perf_counter() - started

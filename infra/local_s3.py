@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -19,6 +20,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from lakehouse.config import default_state_dir
+from lakehouse.secret_files import create_secret, private_dir, write_secret
 
 DEFAULT_PORT = 8333
 DEFAULT_BUCKET = "lakehouse"
@@ -29,7 +33,7 @@ _SERVICE_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("LAKEHOUSE_STATE_DIR", ".lakehouse")).resolve() / "s3"
+    return default_state_dir() / "s3"
 
 
 @dataclass(frozen=True)
@@ -61,11 +65,11 @@ def _weed_binary() -> str:
 
 
 def _credentials(directory: Path) -> tuple[str, str]:
+    """The server's generated credentials (created once, mode 0600 from the start, in a 0700 folder)."""
     path = directory / "credentials.json"
     if not path.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"access_key": "lakehouse" + secrets.token_hex(6), "secret_key": secrets.token_hex(24)}))
-        path.chmod(0o600)
+        create_secret(private_dir(directory) / path.name, json.dumps({
+            "access_key": "lakehouse" + secrets.token_hex(6), "secret_key": secrets.token_hex(24)}))
     creds = json.loads(path.read_text())
     return creds["access_key"], creds["secret_key"]
 
@@ -114,13 +118,12 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
         return running
     access, secret = _credentials(directory)
     port = port or int(os.environ.get("LAKEHOUSE_S3_PORT", "0")) or (DEFAULT_PORT if not _port_open(DEFAULT_PORT) else _free_port())
-    for sub in ("data", "log", "run"):
-        (directory / sub).mkdir(parents=True, exist_ok=True)
+    for folder in (directory, *(directory / sub for sub in ("data", "log", "run"))):
+        private_dir(folder)  # also tightens the folders an older checkout created
     config = directory / "s3.json"
     identity = {"name": "admin", "credentials": [{"accessKey": access, "secretKey": secret}],
                 "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
-    config.write_text(json.dumps({"identities": [identity]}))
-    config.chmod(0o600)
+    write_secret(config, json.dumps({"identities": [identity]}))
     # Internal ports are chosen free so that two checkouts (or a test session) can coexist.
     command = [
         _weed_binary(), f"-logdir={directory / 'log'}", "server", f"-dir={directory / 'data'}",
@@ -190,7 +193,7 @@ def stop(timeout: float = 60.0) -> bool:
 
 def shell_exports(server: LocalS3, bucket: str = DEFAULT_BUCKET) -> str:
     env = {"LAKEHOUSE_ROOT": os.environ.get("LAKEHOUSE_ROOT", f"s3://{bucket}"), **server.environment()}
-    return "\n".join(f"export {key}={value}" for key, value in env.items())
+    return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in env.items())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,8 @@ SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class Record:
-    action: str  # retention | erasure
-    step: str  # delete | vacuum | landing | verify
+    action: str  # retention | erasure | backfill
+    step: str  # delete | vacuum | landing | staging | refused | summary | verify
     target: str  # catalog dataset id, e.g. raw.events.events or landing.events.events
     rows: int = 0
     files: int = 0

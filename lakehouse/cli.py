@@ -10,7 +10,7 @@ import sys
 import warnings
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS
+from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS, MAX_SHARE, SAFETY_WINDOW_FLOOR_HOURS
 
 GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
 DEFAULT_ROWS = {"events": 5_000, "commerce": 3_000, "finance": 3_000, "iot": 20_000, "ai_ops": 2_000}
@@ -49,7 +49,7 @@ def summary(args: argparse.Namespace) -> int:
     config = LakehouseConfig.from_env()
     rows = []
     tables = [(d.domain, d.name, d.layer) for d in DATASETS]
-    tables += [(d.domain, d.name, "quarantine") for d in DATASETS if d.has_quarantine]
+    tables += [(d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine") for d in DATASETS if d.has_quarantine]
     order = ("raw", "processed", "quarantine", "curated")
     for domain, name, layer in sorted(tables, key=lambda table: (table[0], order.index(table[2]), table[1])):
         uri = config.table_uri(layer, domain, name)
@@ -135,20 +135,24 @@ def catalog_command(args: argparse.Namespace) -> int:
 
 
 def retention_command(args: argparse.Namespace) -> int:
-    """Apply (or with --dry-run, report) retention to every catalogued table and landing source."""
+    """Apply (or with --dry-run, report) retention to every catalogued table, landing source and staging
+    folder; refused (exit 1) when a brake stops it."""
     import uuid
 
     from lakehouse import retention
 
     config = LakehouseConfig.from_env()
-    reference = dt.date.fromisoformat(args.reference_date) if args.reference_date else dt.date.today()
-    removals = retention.apply(config, reference, f"cli-{uuid.uuid4()}", dry_run=args.dry_run,
-                               safety_window_hours=args.safety_window_hours)
+    reference = (dt.date.fromisoformat(args.reference_date) if args.reference_date
+                 else dt.datetime.now(dt.timezone.utc).date())
+    try:
+        removals = retention.apply(config, reference, f"cli-{uuid.uuid4()}", dry_run=args.dry_run,
+                                   safety_window_hours=args.safety_window_hours,
+                                   override_safety_floor=args.allow_short_safety_window, confirm=args.confirm)
+    except retention.RetentionRefused as refused:
+        print(f"lakehouse retention: refused: {refused}", file=sys.stderr)
+        return 1
     print(f"retention as of {reference} ({'dry run: nothing removed' if args.dry_run else 'applied'}):")
-    print_table(("dataset", "step", "partitions", "rows", "files", "bytes"),
-                [(r.target, r.step, _join(r.partitions), "-" if r.step != "delete" else str(r.rows), str(r.files),
-                  str(r.bytes))
-                 for r in removals if r.files or r.rows])
+    print_table(retention.REPORT_COLUMNS, retention.report(removals))
     return 0
 
 
@@ -230,9 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     cat.set_defaults(handler=catalog_command)
     ret = commands.add_parser("retention", help="delete partitions past their retention, vacuum, expire landing")
     ret.add_argument("--dry-run", action="store_true", help="report what would be removed; remove nothing")
-    ret.add_argument("--reference-date", help="ISO date retention counts back from (default: today)")
+    ret.add_argument("--reference-date",
+                     help="ISO date retention counts back from, not after today (default: today, UTC)")
     ret.add_argument("--safety-window-hours", type=int, default=DEFAULT_SAFETY_WINDOW_HOURS,
-                     help=f"vacuum files deleted longer ago than this (default {DEFAULT_SAFETY_WINDOW_HOURS})")
+                     help="vacuum files deleted, and delete expired landing files modified, longer ago "
+                          f"than this (default {DEFAULT_SAFETY_WINDOW_HOURS}, at least "
+                          f"{SAFETY_WINDOW_FLOOR_HOURS})")
+    ret.add_argument("--allow-short-safety-window", action="store_true",
+                     help=f"allow a safety window under {SAFETY_WINDOW_FLOOR_HOURS} h")
+    ret.add_argument("--confirm", action="store_true",
+                     help=f"apply even where more than {MAX_SHARE * 100:.0f}%% of a table's rows would be "
+                          "deleted")
     ret.set_defaults(handler=retention_command)
     erase = commands.add_parser("erase", help="erase one subject from every layer, landing and online store")
     erase.add_argument("column", help="subject column, e.g. user_id, account_id, customer_id")

@@ -5,21 +5,26 @@
 | LAKEHOUSE_ROOT | s3://lakehouse (embedded S3) | lake root: s3://bucket[/prefix] or a local path |
 | LAKEHOUSE_SPARK_REMOTE | unset = in-process Sail | a Spark Connect URL, e.g. sc://spark:15002 |
 | LAKEHOUSE_START_DATE | 2024-01-01 | first daily partition |
-| LAKEHOUSE_STATE_DIR | .lakehouse | local state: embedded S3 data, credentials, Dagster home |
+| LAKEHOUSE_STATE_DIR | <project>/.lakehouse | local state: embedded S3 data, credentials, Dagster home |
 | LAKEHOUSE_LANDING_RETENTION_DAYS | 7 | days landing files are kept (retention deletes older ones) |
-| LAKEHOUSE_TOKEN_KEY | generated into the state dir | key of the deterministic tokenization of personal data |
+| LAKEHOUSE_TOKEN_KEY | generated once into <state dir>/token.key | key of the deterministic tokenization |
 | AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP | embedded S3 | S3 access |
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lakehouse.secret_files import create_secret, private_dir
+
 LAYERS = ("raw", "processed", "curated", "quarantine", "quality")  # quality: metrics tables
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 _S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
            "AWS_ALLOW_HTTP")
 
@@ -34,7 +39,7 @@ class LakehouseConfig:
 
     @classmethod
     def from_env(cls) -> "LakehouseConfig":
-        state_dir = Path(os.environ.get("LAKEHOUSE_STATE_DIR", ".lakehouse")).resolve()
+        state_dir = default_state_dir()
         root = os.environ.get("LAKEHOUSE_ROOT", "s3://lakehouse").rstrip("/")
         if "://" not in root:
             root = str(Path(root).resolve())
@@ -65,15 +70,38 @@ class LakehouseConfig:
         return int(os.environ.get("LAKEHOUSE_LANDING_RETENTION_DAYS", "7"))
 
     def token_key(self) -> str:
-        """The tokenization key: from the environment, else generated once for this machine (never printed)."""
+        """The tokenization key, checked against the fingerprint the lake recorded with its first use.
+
+        From `LAKEHOUSE_TOKEN_KEY`, else `<state dir>/token.key` (one absolute place for every entry point),
+        generated only for a lake that has no fingerprint yet: a different key would make tokens stop
+        matching and erasure miss the subject, so a mismatch is an error, never a new key.
+        """
+        cached = _checked_keys.get(self.root)
+        if cached is not None:
+            return cached
+        recorded = _recorded_fingerprint(self)
         if os.environ.get("LAKEHOUSE_TOKEN_KEY"):
-            return os.environ["LAKEHOUSE_TOKEN_KEY"]
-        path = self.state_dir / "token.key"
-        if not path.exists():
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+            key, origin = os.environ["LAKEHOUSE_TOKEN_KEY"], "LAKEHOUSE_TOKEN_KEY"
+        else:
+            path = self.state_dir / "token.key"
+            origin = str(path)
+            if not path.exists():
+                if recorded is not None:
+                    raise TokenKeyError(f"the lake {self.root} was written with the tokenization key of fingerprint "
+                                        f"{recorded}, and no key is at {path}: restore that file or set "
+                                        "LAKEHOUSE_TOKEN_KEY (a new key would not match the lake's tokens)")
+                private_dir(self.state_dir)
+                key = create_secret(path, secrets.token_hex(32)).strip()
+            else:
+                key = path.read_text().strip()
+        fingerprint = key_fingerprint(key)
+        if recorded is None:
+            _record_fingerprint(self, fingerprint)
+        elif recorded != fingerprint:
+            raise TokenKeyError(f"the tokenization key from {origin} (fingerprint {fingerprint}) is not the key the "
+                                f"lake {self.root} was written with (fingerprint {recorded})")
+        _checked_keys[self.root] = key
+        return key
 
     def table_uri(self, layer: str, domain: str, dataset: str) -> str:
         if layer not in LAYERS:
@@ -83,6 +111,42 @@ class LakehouseConfig:
     def landing_uri(self, domain: str, day: dt.date | None = None) -> str:
         base = f"{self.root}/landing/{domain}"
         return base if day is None else f"{base}/dt={day.isoformat()}"
+
+
+class TokenKeyError(RuntimeError):
+    pass
+
+
+_checked_keys: dict[str, str] = {}
+
+
+def default_state_dir() -> Path:
+    """`LAKEHOUSE_STATE_DIR`, else the project's `.lakehouse`: the same folder whatever the working directory."""
+    configured = os.environ.get("LAKEHOUSE_STATE_DIR")
+    return Path(configured).resolve() if configured else PROJECT_DIR / ".lakehouse"
+
+
+def key_fingerprint(key: str) -> str:
+    """Identifies a key without revealing it."""
+    return hashlib.sha256(f"lakehouse-token-key-fingerprint|{key}".encode()).hexdigest()[:16]
+
+
+def _fingerprint_uri(config: LakehouseConfig) -> str:
+    return f"{config.root}/_lakehouse/token_key.json"
+
+
+def _recorded_fingerprint(config: LakehouseConfig) -> str | None:
+    from lakehouse import storage
+
+    text = storage.read_text_if_exists(config, _fingerprint_uri(config))
+    return None if text is None else json.loads(text)["fingerprint"]
+
+
+def _record_fingerprint(config: LakehouseConfig, fingerprint: str) -> None:
+    from lakehouse import storage
+
+    storage.write_text(config, _fingerprint_uri(config), json.dumps({
+        "fingerprint": fingerprint, "recordedAt": dt.datetime.now(dt.timezone.utc).isoformat()}))
 
 
 def _embedded_s3_env() -> dict[str, str]:

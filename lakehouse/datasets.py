@@ -94,11 +94,15 @@ class Dataset:
 
     @property
     def quarantine_path(self) -> str:
+        """Raw datasets' quarantine holds the landing lines and files that are not text (named after the
+        landing source, as processed datasets often share their raw dataset's name)."""
+        if self.layer == "raw":
+            return f"quarantine/{self.domain}/landing_{self.landing}"
         return f"quarantine/{self.domain}/{self.name}"
 
     @property
     def has_quarantine(self) -> bool:
-        return self.quarantine or bool(self.allowed_regions)
+        return self.layer == "raw" or self.quarantine or bool(self.allowed_regions)
 
     @property
     def key_path(self) -> list[str]:

@@ -44,6 +44,8 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.transport.file import FileConfig, FileTransport
 
+from lakehouse.config import default_state_dir
+
 EventType = Literal["START", "COMPLETE", "FAIL"]
 DEFAULT_JOB_NAMESPACE = "lakehouse"
 # Fixed namespace for uuid5: the same (Dagster run, step) always maps to the same OpenLineage run.
@@ -90,8 +92,7 @@ def openlineage_run_id(dagster_run_id: str, job_name: str) -> str:
 
 def default_log_path() -> Path:
     """Where events go when the client has no transport configured."""
-    state_dir = Path(os.environ.get("LAKEHOUSE_STATE_DIR", ".lakehouse")).resolve()
-    return state_dir / "openlineage" / "events.jsonl"
+    return default_state_dir() / "openlineage" / "events.jsonl"
 
 
 def make_client() -> OpenLineageClient:

@@ -5,6 +5,8 @@ through boto3 on S3, which deletes a thousand keys per request."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from pyarrow import fs
@@ -44,13 +46,23 @@ def list_files(config: LakehouseConfig, uri: str, suffix: str = "") -> list[str]
                   if info.type == fs.FileType.File and info.path.endswith(suffix))
 
 
-def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
+def list_dirs(config: LakehouseConfig, uri: str) -> list[str]:
+    """URIs of the folders directly under `uri` (sorted; empty when it is missing)."""
+    infos = filesystem(config).get_file_info(fs.FileSelector(fs_path(uri), allow_not_found=True))
+    return sorted(to_uri(config, info.path) for info in infos if info.type == fs.FileType.Directory)
+
+
+def write_bytes(config: LakehouseConfig, uri: str, content: bytes) -> None:
     filesystem_ = filesystem(config)
     path = fs_path(uri)
     if not config.is_s3:
         filesystem_.create_dir(path.rsplit("/", 1)[0], recursive=True)
     with filesystem_.open_output_stream(path) as out:
-        out.write(text.encode())
+        out.write(content)
+
+
+def write_text(config: LakehouseConfig, uri: str, text: str) -> None:
+    write_bytes(config, uri, text.encode())
 
 
 def read_bytes(config: LakehouseConfig, uri: str) -> bytes:
@@ -62,7 +74,18 @@ def read_text(config: LakehouseConfig, uri: str) -> str:
     return read_bytes(config, uri).decode()
 
 
+def read_text_if_exists(config: LakehouseConfig, uri: str) -> str | None:
+    try:
+        return read_text(config, uri)
+    except FileNotFoundError:
+        return None
+
+
 def delete_dir(config: LakehouseConfig, uri: str) -> None:
+    """Remove a folder and everything under it (on S3: its objects, by bulk deletes)."""
+    if config.is_s3:
+        delete_files(config, sorted(list_tree(config, uri)))
+        return
     filesystem_ = filesystem(config)
     if filesystem_.get_file_info(fs_path(uri)).type != fs.FileType.NotFound:
         filesystem_.delete_dir(fs_path(uri))
@@ -80,16 +103,29 @@ def _s3_client(config: LakehouseConfig):
                         config=Config(s3={"addressing_style": "path"}))
 
 
-def list_tree(config: LakehouseConfig, uri: str) -> dict[str, int]:
-    """URI -> size of every file under `uri`, at any depth."""
+@dataclass(frozen=True)
+class StoredObject:
+    size: int  # bytes
+    modified: dt.datetime  # last-modified time, UTC
+
+
+def list_objects(config: LakehouseConfig, uri: str) -> dict[str, StoredObject]:
+    """URI -> size and last-modified time of every file under `uri`, at any depth (retention ages)."""
     if config.is_s3:
         bucket, _, prefix = fs_path(uri).partition("/")
         found = {}
         for page in _s3_client(config).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-            found.update({f"s3://{bucket}/{item['Key']}": item["Size"] for item in page.get("Contents", [])})
+            found.update({f"s3://{bucket}/{item['Key']}": StoredObject(item["Size"], item["LastModified"])
+                          for item in page.get("Contents", [])})
         return found
     infos = filesystem(config).get_file_info(fs.FileSelector(uri, recursive=True, allow_not_found=True))
-    return {info.path: info.size for info in infos if info.type == fs.FileType.File}
+    return {info.path: StoredObject(info.size, info.mtime.astimezone(dt.timezone.utc))
+            for info in infos if info.type == fs.FileType.File}
+
+
+def list_tree(config: LakehouseConfig, uri: str) -> dict[str, int]:
+    """URI -> size of every file under `uri`, at any depth."""
+    return {path: stored.size for path, stored in list_objects(config, uri).items()}
 
 
 def delete_files(config: LakehouseConfig, uris: list[str]) -> None:

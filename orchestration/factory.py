@@ -3,14 +3,14 @@
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import landing, openlineage
+from lakehouse import audit, catalog, landing, openlineage
 from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
@@ -20,6 +20,12 @@ from transforms import common
 
 DAILY = dg.DailyPartitionsDefinition(start_date=os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
 SINGLE_RUN = dg.BackfillPolicy.single_run()
+# A run tagged so may replace a non-empty partition by an empty one when its input is missing.
+ALLOW_EMPTY_TAG = "lakehouse/allow_empty_partitions"
+
+
+class MissingInputError(RuntimeError):
+    """A partition with rows would be replaced by nothing because its input is missing."""
 
 
 def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
@@ -107,23 +113,69 @@ def dataset_specs(dataset: Dataset) -> list[dg.AssetSpec]:
     return specs
 
 
+def _kept_without_input(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset,
+                        days: list[dt.date], has_input: Callable[[dt.date], bool]) -> list[dt.date]:
+    """The days whose input is missing while the table holds rows for them: never emptied by accident.
+    A run tagged to allow it empties them, and the audit records what it emptied."""
+    current = lake.rows_per_partition(dataset.path, days)
+    missing = [day for day in days if current[day] and not has_input(day)]
+    if not missing or context.run.tags.get(ALLOW_EMPTY_TAG, "").lower() != "true":
+        return missing
+    audit.write(lake.config, context.run.run_id, [audit.Record(
+        "backfill", "emptied", catalog.dataset_id(dataset.path), rows=sum(current[day] for day in missing),
+        partitions=[day.isoformat() for day in missing],
+        detail=f"input missing; emptied on purpose by a run tagged {ALLOW_EMPTY_TAG}=true")])
+    context.log.warning(f"{dataset.path}: emptying {', '.join(d.isoformat() for d in missing)} on purpose "
+                        f"({sum(current[day] for day in missing)} rows): their input is missing")
+    return []
+
+
 def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset, days: list[dt.date]):
-    files = landing.landing_files(lake.config, dataset.domain, days, dataset.landing, dataset.landing_format)
+    listing = landing.list_landing(lake.config, dataset.domain, days, dataset.landing, dataset.landing_format)
+    for warning in listing.warnings:
+        context.log.warning(warning)
+    kept = _kept_without_input(context, lake, dataset, days, listing.present)
+    for day in kept:
+        why = landing.expiry_note(lake.config, dataset.domain, dataset.landing, day)
+        context.log.warning(f"{dataset.path} {day}: kept as it is. {why} "
+                            f"To empty the partition on purpose, run with the tag {ALLOW_EMPTY_TAG}=true.")
+    build = [day for day in days if day not in kept]
+    if not build:
+        for key in (dataset.key_path, dataset.quarantine_path.split("/")):
+            yield dg.MaterializeResult(asset_key=key, metadata={"partitions_kept": [d.isoformat() for d in kept]})
+        return lineage.planned(lake, dataset)
+    files = {day: listing.files[day] for day in build}
     file_count = sum(map(len, files.values()))
-    context.log.info(f"{file_count} landing files of {dataset.landing} for {len(days)} partition(s)")
-    with landing.staged_lines(lake.config, dataset.domain, files) as folder:
-        lines = lake.spark.read.parquet(lake.engine_path(folder)) if folder else lake.spark.createDataFrame([], landing.LINES_DDL)
-        raw = common.raw_lines(lines, context.run.run_id, dt.datetime.now(dt.timezone.utc))
-        result = lake.write(dataset.path, raw, days, dataset.schema_policy)
+    context.log.info(f"{file_count} landing files of {dataset.landing} for {len(build)} partition(s)")
+    now = dt.datetime.now(dt.timezone.utc)
+    with landing.staged_lines(lake.config, dataset.path, files,
+                              [r for r in listing.refused if r.day in build]) as staged:
+        lines = (lake.spark.read.parquet(lake.engine_path(staged.lines)) if staged.lines
+                 else lake.spark.createDataFrame([], landing.LINES_DDL))
+        refusals = (lake.spark.read.parquet(lake.engine_path(staged.refused)) if staged.refused
+                    else lake.spark.createDataFrame([], landing.REFUSALS_DDL))
+        raw = common.raw_lines(lines, context.run.run_id, now)
+        rejected = common.refused_lines(refusals, context.run.run_id, now)
+        result = lake.write(dataset.path, raw, build, dataset.schema_policy)
+        held = lake.write(dataset.quarantine_path, rejected, build)
+    if held.row_count:
+        context.log.warning(f"{held.row_count} landing lines or files of {dataset.landing} refused (not text, too "
+                            f"long, or misnamed): see {dataset.quarantine_path}")
     columns = lineage.column_lineage(dataset, raw.schema, {})
-    reported = lineage.record(lake, context.run.run_id, dataset, days, [
+    source = [(lineage.landing_path(dataset), None)]
+    reported = lineage.record(lake, context.run.run_id, dataset, build, [
         (lineage.landing_entry(lake, dataset), file_count, (), {}),
-        (lineage.catalog_entry(lake, dataset.path, dataset, raw.schema, result), result.row_count,
-         [(lineage.landing_path(dataset), None)], columns),
+        (lineage.catalog_entry(lake, dataset.path, dataset, raw.schema, result), result.row_count, source, columns),
+        (lineage.catalog_entry(lake, dataset.quarantine_path, dataset, rejected.schema, held), held.row_count,
+         source, {}),
     ])
+    kept_metadata = {"partitions_kept": [d.isoformat() for d in kept]} if kept else {}
     yield dg.MaterializeResult(asset_key=dataset.key_path, metadata={
-        **write_metadata(result, raw.schema, dataset), "landing_files": file_count,
+        **write_metadata(result, raw.schema, dataset), "landing_files": file_count, "lines_read": staged.line_count,
+        "lines_refused": held.row_count, **kept_metadata,
         "dagster/column_lineage": lineage.dagster_column_lineage(columns)})
+    yield dg.MaterializeResult(asset_key=dataset.quarantine_path.split("/"),
+                               metadata={**write_metadata(held, rejected.schema), **kept_metadata})
     return reported
 
 
@@ -137,6 +189,14 @@ def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
 
 def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset, days: list[dt.date]):
     reads = {path: lake.read(path, days) for path in dataset.upstream}
+    primary, (_, primary_version) = dataset.upstream[0], reads[dataset.upstream[0]]
+    available = lake.rows_per_partition(primary, days, primary_version)
+    missing = _kept_without_input(context, lake, dataset, days, lambda day: available[day] > 0)
+    if missing:
+        raise MissingInputError(
+            f"{dataset.path}: {primary} has no rows for {', '.join(d.isoformat() for d in missing)} while "
+            f"{dataset.path} has; refusing to empty those partitions (rebuild {primary} first, or run with "
+            f"the tag {ALLOW_EMPTY_TAG}=true to empty them on purpose)")
     upstream = [(path, version) for path, (_, version) in reads.items()]
     inputs = {path.split("/")[-1]: rows for path, (rows, _) in reads.items()}
     output = dataset.transform(*inputs.values()) if len(inputs) == 1 else dataset.transform(**inputs)
@@ -152,7 +212,7 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         results = [(dataset.key_path, metadata)]
     else:
         # The output feeds several writes and counts: compute it once (Spark Connect has no persist on Sail).
-        with landing.staging_folder(lake.config, dataset.domain) as folder:
+        with landing.staging_folder(lake.config, dataset.path) as folder:
             # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
             (output.withColumns({c: F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(c))
                                  for c in output.columns if c.startswith("_")})

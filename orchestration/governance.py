@@ -9,13 +9,20 @@ from lakehouse import erasure, retention
 from orchestration.resources import LakeResource
 
 GOVERNANCE_POOL = "governance"
+FLOOR = retention.SAFETY_WINDOW_FLOOR_HOURS
 
 
 class RetentionConfig(dg.Config):
-    dry_run: bool = Field(default=False, description="Report what would be removed; remove nothing.")
-    reference_date: str = Field(default="", description="ISO date retention counts back from; empty: today (UTC).")
+    dry_run: bool = Field(default=False, description="Report what would be removed (and refused); remove "
+                                                     "nothing.")
+    reference_date: str = Field(default="", description="ISO date retention counts back from, not after "
+                                                        "today; empty: today (UTC).")
     safety_window_hours: int = Field(default=retention.DEFAULT_SAFETY_WINDOW_HOURS,
-                                     description="Deleted files are vacuumed once tombstoned this long.")
+                                     description="Deleted files are vacuumed, and expired landing files "
+                                                 f"deleted, once this old (>= {FLOOR} h).")
+    override_safety_floor: bool = Field(default=False, description=f"Allow a safety window under {FLOOR} h.")
+    confirm: bool = Field(default=False, description=f"Apply even where more than {retention.MAX_SHARE:.0%} "
+                                                     "of a table's rows would be deleted.")
 
 
 class ErasureConfig(dg.Config):
@@ -25,10 +32,10 @@ class ErasureConfig(dg.Config):
 
 def _print_removals(context: dg.OpExecutionContext, removals: list[retention.Removal], dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
-    for r in removals:
-        if r.files or r.rows:
-            context.log.info(f"{r.target} {r.step}: {verb} partitions {', '.join(r.partitions) or '-'}, "
-                             f"{r.rows} rows, {r.files} files, {r.bytes} bytes")
+    for row in retention.report(removals):
+        target, step, partitions, rows, files, size, note = row
+        context.log.info(f"{target} {step}: {verb} partitions {partitions}, {rows} rows, {files} files, "
+                         f"{size} bytes{'; ' + note if note else ''}")
 
 
 @dg.op(pool=GOVERNANCE_POOL)
@@ -36,13 +43,16 @@ def apply_retention(context: dg.OpExecutionContext, config: RetentionConfig, lak
     reference = dt.date.fromisoformat(config.reference_date) if config.reference_date \
         else dt.datetime.now(dt.timezone.utc).date()
     removals = retention.apply(lake.config, reference, context.run.run_id, dry_run=config.dry_run,
-                               safety_window_hours=config.safety_window_hours)
+                               safety_window_hours=config.safety_window_hours,
+                               override_safety_floor=config.override_safety_floor, confirm=config.confirm)
     _print_removals(context, removals, config.dry_run)
+    done = [r for r in removals if not r.refused]
     return dg.Output(None, metadata={
         "dry_run": config.dry_run, "reference_date": reference.isoformat(),
-        "rows": sum(r.rows for r in removals if r.step == "delete"),
-        "files": sum(r.files for r in removals), "bytes": sum(r.bytes for r in removals),
-        "targets": sorted({r.target for r in removals if r.files or r.rows}),
+        "rows": sum(r.rows for r in done if r.step == "delete"),
+        "files": sum(r.files for r in done), "bytes": sum(r.bytes for r in done),
+        "targets": sorted({r.target for r in done if r.files or r.rows}),
+        "would_refuse": sorted(f"{r.target} ({r.share:.1%})" for r in removals if r.refused),
     })
 
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -158,12 +157,6 @@ def _quarantine_results(dataset: Dataset, days: Sequence[dt.date], written: Writ
     return results
 
 
-def _input_rows(lake: LakeResource, path: str, version: int, days: Sequence[dt.date]) -> dict[dt.date, int]:
-    """Rows per partition of the upstream table at the version read (from the Delta log, no scan)."""
-    table = DeltaTable(lake.uri(path), version=version, storage_options=lake.config.storage_options)
-    return delta.rows_per_partition(table, days)
-
-
 def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], written: WriteResult, run_id: str,
              held: WriteResult | None = None, duplicates: dict[dt.date, int] | None = None,
              upstream: Sequence[tuple[str, int]] = ()) -> Outcome:
@@ -185,7 +178,8 @@ def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], writ
     by_rule = {r.expectation_config.meta["rule"]: r for r in result.results}
     results = [_result(dataset, rule, by_rule[rule.name], docs_url) for rule in rules]
     if held is not None:
-        inputs = (_input_rows(lake, *next(u for u in upstream if u[0] == dataset.upstream[0]), days)
+        versions = dict(upstream)
+        inputs = (lake.rows_per_partition(dataset.upstream[0], days, versions[dataset.upstream[0]])
                   if _reconciles(dataset) else None)
         results += _quarantine_results(dataset, days, written, held, duplicates or {}, inputs)
     failed = [r.check_name for r in results if not r.passed]

@@ -11,14 +11,14 @@ from orchestration.resources import LakeResource
 
 
 def run_assets(instance: dg.DagsterInstance, assets: Sequence, first: dt.date, last: dt.date | None = None,
-               raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+               raise_on_error: bool = True, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
     """Materialize `assets` for the partitions first..last in one run (as a single-run backfill does)."""
     job = dg.define_asset_job("test_run", selection=dg.AssetSelection.all())
     defs = dg.Definitions(assets=list(assets), jobs=[job], resources={"lake": LakeResource()},
                           executor=dg.in_process_executor)
     return defs.resolve_job_def("test_run").execute_in_process(instance=instance, raise_on_error=raise_on_error, tags={
         "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": (last or first).isoformat(),
+        "dagster/asset_partition_range_end": (last or first).isoformat(), **(tags or {}),
     })
 
 

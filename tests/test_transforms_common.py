@@ -28,6 +28,26 @@ def test_tokenize_is_keyed_deterministic_and_keeps_nulls(engine):
     assert first[0] != other[0]
 
 
+def test_a_declared_json_field_gets_the_token_of_its_column_at_any_depth(engine):
+    payloads = ['{"orderId":"o-1","userId":"u-1","items":[{"userId": "u\\"2"}]}',
+                '{"userId":42,"n":{"userId":4}}', '{"other":"userId"}', None]
+    df = engine.createDataFrame([(DAY, p, u) for p, u in zip(payloads, ["u-1", "42", None, None])],
+                                "dt date, payload string, user_id string")
+    rows = common.protect(df, {"user_id": Protection.TOKENIZE, "payload.userId": Protection.TOKENIZE},
+                          "key-1").collect()
+    parsed = [json.loads(r["payload"]) if r["payload"] else None for r in rows]
+    assert parsed[0]["userId"] == rows[0]["user_id"] == common_token(engine, "u-1")
+    assert parsed[0]["orderId"] == "o-1"
+    assert parsed[0]["items"][0]["userId"] == common_token(engine, 'u"2')
+    assert parsed[1] == {"userId": rows[1]["user_id"], "n": {"userId": common_token(engine, "4")}}
+    assert parsed[2] == {"other": "userId"} and parsed[3] is None
+
+
+def common_token(engine, value: str) -> str:
+    df = engine.createDataFrame([(value,)], "v string")
+    return common.protect(df, {"v": Protection.TOKENIZE}, "key-1").collect()[0]["v"]
+
+
 def test_mask_keeps_a_recognisable_shape(engine):
     rows = common.protect(people(engine), {"email": Protection.MASK, "name": Protection.MASK, "ip": Protection.MASK},
                           "k").collect()

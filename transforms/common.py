@@ -4,7 +4,8 @@ protection of personal data. Pure functions; the factory applies them as declare
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -18,6 +19,12 @@ def raw_lines(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFr
     """Every landing line, unparsed, with ingestion metadata."""
     return lines.select("dt", "source_file", "line_number", "line",
                         F.lit(ingested_at).cast("timestamp").alias("ingested_at"), F.lit(run_id).alias("run_id"))
+
+
+def refused_lines(refused: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
+    """Landing lines and files the raw layer could not keep as text, in the shared quarantine schema."""
+    return refused.select("dt", "source_file", "line_number", "reason", "record", F.lit(run_id).alias("run_id"),
+                          F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"))
 
 
 def first_reason(*rules: tuple[Column, str]) -> Column:
@@ -84,12 +91,41 @@ def mask(column: Column) -> Column:
             .otherwise(F.concat(F.substring(value, 1, 1), F.lit("***"))))
 
 
+def _json_members(json_text: Column, field: str, protection: Callable[[Column], Column]) -> Column:
+    """The JSON text with every `"<field>": value` member, at any depth, holding the protected value instead
+    (a string; string and number values are protected, others left as they are).
+
+    Each member's raw value is replaced by exact text; longest first, so a number that begins another
+    is not replaced inside it. The raw value is decoded (JSON escapes) before it is protected, so a token
+    equals the token of the same value in its own column.
+    """
+    if not re.fullmatch(r"\w+", field):
+        raise ValueError(f"a JSON field to protect is a plain name, not {field!r}")
+    name = f'"{field}":'
+    normalized = F.regexp_replace(json_text, f'"{field}"\\s*:\\s*', name)
+    raws = F.sort_array(F.regexp_extract_all(
+        normalized, F.lit(f'{name}("(?:[^"\\\\]|\\\\.)*"|-?[0-9][0-9.eE+-]*)'), 1), asc=False)
+
+    def protected(raw: Column) -> Column:
+        value = F.get_json_object(F.concat(F.lit('{"v":'), raw, F.lit("}")), "$.v")
+        return F.concat(F.lit(f'{name}"'), protection(value), F.lit('"'))
+
+    return F.aggregate(raws, normalized,
+                       lambda text, raw: F.replace(text, F.concat(F.lit(name), raw), protected(raw)))
+
+
 def protect(df: DataFrame, personal_data: Mapping[str, Protection], key: str) -> DataFrame:
-    """Apply each personal-data column's declared protection."""
-    missing = [c for c in personal_data if c not in df.columns]
-    if missing:
-        raise ValueError(f"personal-data columns declared but not produced: {missing}")
-    return df.withColumns({
-        name: tokenize(F.col(name), key) if how is Protection.TOKENIZE else mask(F.col(name))
-        for name, how in personal_data.items()
-    })
+    """Apply each personal-data column's declared protection.
+
+    A key `column.field` declares a field inside the JSON text of `column`: each of its values, at any depth,
+    is protected in place (a tokenized id keeps the token its own column gets, so joins still work).
+    """
+    how_to = {Protection.TOKENIZE: lambda value: tokenize(value, key), Protection.MASK: mask}
+    columns: dict[str, Column] = {}
+    for name, how in personal_data.items():
+        column, _, field = name.partition(".")
+        if column not in df.columns:
+            raise ValueError(f"personal-data column declared but not produced: {column}")
+        current = columns.get(column, F.col(column))
+        columns[column] = _json_members(current, field, how_to[how]) if field else how_to[how](current)
+    return df.withColumns(columns)
