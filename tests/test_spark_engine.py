@@ -155,7 +155,8 @@ def test_retention_and_erasure_on_tables_spark_built(lakes, monkeypatch, spark_c
     token = erasure.subject_token(subject, config.token_key())
 
     # Retention: the reference date expires D1 of the 365-day tables and every raw partition (90 days).
-    removals = retention.apply(config, D1 + dt.timedelta(days=365), "retention-on-spark", safety_window_hours=0)
+    removals = retention.apply(config, D1 + dt.timedelta(days=365), "retention-on-spark", safety_window_hours=0,
+                               override_safety_floor=True, confirm=True)  # the brakes: a test lake, on purpose
     after = _per_partition(config, orders)
     assert after == {k: v for k, v in before.items() if k != D1.isoformat()}
     deleted = [r for r in removals if r.step == "delete" and r.target == "processed.commerce.orders"]
