@@ -11,8 +11,16 @@ DEMO_END ?= 2024-01-07
 DEMO_DAYS ?= 7
 BENCH_ROWS ?= 1000000
 BENCH_RUNS ?= 3
+# ENGINE=spark: the local Apache Spark cluster (infra/spark_connect.py) instead of in-process Sail.
+ENGINE ?= sail
+ifeq ($(ENGINE),spark)
+ENGINE_UP := spark-up
+ON_ENGINE = LAKEHOUSE_SPARK_REMOTE=$$($(BIN)/python -m infra.spark_connect url)
+else ifneq ($(ENGINE),sail)
+$(error ENGINE must be sail or spark, not $(ENGINE))
+endif
 
-.PHONY: help install up down env demo dev catalog-api test bench clean redis
+.PHONY: help install up down env demo dev catalog-api test bench clean redis spark-jars spark-up spark-down
 
 help:
 	@echo "make demo   set up, start the embedded S3, build 7 days of every asset, print a summary"
@@ -20,6 +28,8 @@ help:
 	@echo "make dev    the Dagster UI on http://127.0.0.1:3000"
 	@echo "make up / make down   start / stop the embedded S3 (and the UI if running)"
 	@echo "make env    exports for your shell: eval \"\$$(make -s env)\""
+	@echo "make spark-up / make spark-down   start / stop the local Apache Spark cluster (Delta Lake, S3A)"
+	@echo "ENGINE=spark  make demo|env|dev|bench on that cluster instead of Sail"
 	@echo "make bench  one events partition of BENCH_ROWS rows, landing -> curated"
 	@echo "make catalog-api   the read-only catalog API on http://127.0.0.1:8090/v1/data/catalog"
 
@@ -40,32 +50,44 @@ up: install $(DAGSTER_HOME)/dagster.yaml
 
 down:
 	@$(BIN)/python -m infra.dagster_ui stop || true
+	@$(BIN)/python -m infra.spark_connect stop || true
 	@$(BIN)/python -m infra.local_s3 stop
+
+# Delta Lake, hadoop-aws and the AWS SDK bundle from Maven Central (infra/spark/pom.xml), cached.
+spark-jars: install
+	@$(BIN)/python -m infra.spark_connect jars
+
+spark-up: up spark-jars
+	@$(BIN)/python -m infra.spark_connect start
+
+spark-down:
+	@$(BIN)/python -m infra.spark_connect stop
 
 env: install
 	@$(BIN)/python -m infra.local_s3 env
+	@$(if $(ENGINE_UP),$(BIN)/python -m infra.spark_connect env)
 	@$(BIN)/python -c 'import os, shlex; print("export DAGSTER_HOME=" + shlex.quote(os.environ["DAGSTER_HOME"]))'
 	@$(BIN)/lakehouse features env
 
-demo: up
+demo: up $(ENGINE_UP)
 	$(BIN)/lakehouse generate --start $(DEMO_START) --days $(DEMO_DAYS)
-	@echo "materializing every asset for $(DEMO_START)...$(DEMO_END) in one run (log: $(STATE)/demo-run.log)"
-	@$(BIN)/dagster asset materialize -m orchestration.definitions --select '*' \
+	@echo "materializing every asset for $(DEMO_START)...$(DEMO_END) in one run on $(ENGINE) (log: $(STATE)/demo-run.log)"
+	@$(ON_ENGINE) $(BIN)/dagster asset materialize -m orchestration.definitions --select '*' \
 	    --partition-range $(DEMO_START)...$(DEMO_END) > $(STATE)/demo-run.log 2>&1 \
 	    || { grep -vE " (DEBUG|INFO) " $(STATE)/demo-run.log | tail -40; exit 1; }
 	@grep -oE "RUN_SUCCESS.*" $(STATE)/demo-run.log
-	$(BIN)/lakehouse summary
+	$(ON_ENGINE) $(BIN)/lakehouse summary
 	@echo
-	$(BIN)/lakehouse quality
+	$(ON_ENGINE) $(BIN)/lakehouse quality
 	@echo "Data Docs: $(STATE)/quality/data_docs/index.html"
 	@echo
-	$(BIN)/lakehouse features lookup --service churn --sample 3
+	$(ON_ENGINE) $(BIN)/lakehouse features lookup --service churn --sample 3
 	@echo
 	@echo "The embedded S3 is still running. Open the UI with: make dev  (http://127.0.0.1:3000)"
 	@echo "Use the lake from your shell with: eval \"\$$(make -s env)\"   Stop everything with: make down"
 
-dev: up
-	$(BIN)/python -m infra.dagster_ui run
+dev: up $(ENGINE_UP)
+	$(ON_ENGINE) $(BIN)/python -m infra.dagster_ui run
 
 catalog-api: up
 	$(BIN)/python -m lakehouse.catalog_api
@@ -74,11 +96,11 @@ catalog-api: up
 redis:
 	@infra/install_redis.sh
 
-test: install redis
+test: install redis spark-jars
 	$(BIN)/python -m pytest tests
 
-bench: up
-	$(BIN)/python -m benchmarks.events_pipeline --rows $(BENCH_ROWS) --runs $(BENCH_RUNS)
+bench: up $(ENGINE_UP)
+	$(ON_ENGINE) $(BIN)/python -m benchmarks.events_pipeline --rows $(BENCH_ROWS) --runs $(BENCH_RUNS)
 
 clean: down
 	rm -rf $(STATE)

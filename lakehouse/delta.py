@@ -4,10 +4,12 @@ Promise: writing partitions P1..Pn of a table replaces exactly those partitions
 and nothing else, or commits nothing and says why. Everything is checked before
 the engine is asked to commit, because Sail's `replaceWhere` writes rows outside
 its predicate, and its appends drop columns the table does not have yet
-(`notes/engine-findings.md`). Tables are created by delta-rs so that every column
-is nullable and the schema is exactly the DataFrame's; the engine then only ever
+(`notes/engine-findings.md`). On Sail, tables are created by delta-rs so that every
+column is nullable and the schema is exactly the DataFrame's; on Apache Spark,
+Delta Lake on Spark creates them by the first partition write (it makes columns nullable itself) and adds
+allowed columns with `ALTER TABLE`. Either way the engine then only ever
 overwrites partitions by `replaceWhere` on a DataFrame already checked against
-the predicate, which is correct on Sail and on Spark with delta-spark alike.
+the predicate. Which engine does what: `lakehouse/engine.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
+
+from lakehouse.engine import delta_sql_engine, engine_path, is_apache_spark, spark_predicate
 
 PARTITION_COLUMN = "dt"
 
@@ -96,8 +100,10 @@ def _check_rows_inside(df: DataFrame, predicate: str) -> None:
         raise DeltaWriteError(f"rows outside the target partitions ({predicate}): {listed}")
 
 
-def _reconcile_schema(table: DeltaTable, incoming: pa.Schema, policy: SchemaPolicy, uri: str) -> list[str]:
-    """Refuse schema changes the policy does not allow; add allowed columns. Returns columns added."""
+def _reconcile_schema(table: DeltaTable, incoming: pa.Schema, policy: SchemaPolicy, uri: str,
+                      df: DataFrame | None = None) -> list[str]:
+    """Refuse schema changes the policy does not allow; add allowed columns (through Delta Lake on
+    Spark when `df`'s engine is Apache Spark, else delta-rs). Returns columns added."""
     current = _delta_field_types(pa.schema(table.schema().to_arrow()))
     wanted = _delta_field_types(incoming)
     added = [name for name in wanted if name not in current]
@@ -113,7 +119,11 @@ def _reconcile_schema(table: DeltaTable, incoming: pa.Schema, policy: SchemaPoli
         problems.append(f"added: {', '.join(added)} (schema policy is {policy.value})")
     if problems:
         raise SchemaChangeError(f"schema of {uri} does not match the DataFrame: {'; '.join(problems)}")
-    if added:
+    if added and df is not None and is_apache_spark(df.sparkSession):
+        types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        columns = ", ".join(f"`{name}` {types[name]}" for name in added)
+        df.sparkSession.sql(f"ALTER TABLE delta.`{engine_path(df.sparkSession, uri)}` ADD COLUMNS ({columns})").collect()
+    elif added:
         new_fields = Schema.from_arrow(pa.schema([incoming.field(name) for name in added])).fields
         table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in new_fields])
     return added
@@ -145,13 +155,17 @@ def write_partitions(
     incoming = _nullable_arrow_schema(df.schema)
     _check_rows_inside(df, predicate)
     added: list[str] = []
+    spark = df.sparkSession
+    target = engine_path(spark, uri)
     if DeltaTable.is_deltatable(uri, storage_options=storage_options):
         table = DeltaTable(uri, storage_options=storage_options)
         if table.metadata().partition_columns != [PARTITION_COLUMN]:
             raise DeltaWriteError(f"{uri} is partitioned by {table.metadata().partition_columns}, not [{PARTITION_COLUMN!r}]")
-        added = _reconcile_schema(table, incoming, schema_policy, uri)
+        added = _reconcile_schema(table, incoming, schema_policy, uri, df)
         table.update_incremental()
         columns = [f.name for f in table.schema().fields]
+    elif is_apache_spark(spark):
+        columns = incoming.names  # Delta Lake on Spark creates the table with the partition write below
     else:
         DeltaTable.create(uri, schema=incoming, partition_by=[PARTITION_COLUMN], storage_options=storage_options)
         columns = incoming.names
@@ -159,7 +173,7 @@ def write_partitions(
     # e.g. substring_index yields) back into the strings its partition overwrite expects.
     declared = {f.name: f.dataType for f in df.schema.fields}
     (df.select(*[F.col(name).cast(declared[name]) for name in columns]).write.format("delta").mode("overwrite")
-       .option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN).save(uri))
+       .option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN).save(target))
     table = DeltaTable(uri, storage_options=storage_options)
     return WriteResult(uri=uri, version=table.version(), partitions=partitions,
                        rows_per_partition=rows_per_partition(table, partitions), added_columns=tuple(added))
@@ -174,10 +188,22 @@ class DeleteResult:
 
 
 def delete_rows(uri: str, predicate: str, storage_options: dict[str, str]) -> DeleteResult:
-    """Delete the rows matching a SQL predicate through delta-rs (Sail has no DELETE).
+    """Delete the rows matching a SQL predicate: SQL `DELETE` through Delta Lake on Spark when the
+    configured engine is Apache Spark, else delta-rs (Sail's DELETE is not relied on).
 
     A predicate on `dt` alone removes whole files; any other rewrites the files holding matches.
     Nothing matched: nothing is committed."""
+    spark = delta_sql_engine()
+    if spark is not None:
+        before = DeltaTable(uri, storage_options=storage_options).version()
+        deleted = spark.sql(f"DELETE FROM delta.`{engine_path(spark, uri)}` WHERE {spark_predicate(predicate)}").collect()
+        table = DeltaTable(uri, storage_options=storage_options)
+        removed = 0
+        if table.version() > before:
+            metrics = table.history(1)[0].get("operationMetrics", {})
+            removed = int(metrics.get("numRemovedFiles", 0))
+        return DeleteResult(uri=uri, version=table.version(), rows_deleted=int(deleted[0][0]) if deleted else 0,
+                            files_removed=removed)
     table = DeltaTable(uri, storage_options=storage_options)
     metrics = table.delete(predicate)
     return DeleteResult(uri=uri, version=table.version(), rows_deleted=metrics["num_deleted_rows"],

@@ -1,5 +1,7 @@
-"""Table maintenance through delta-rs: Sail cannot parse VACUUM, OPTIMIZE or DESCRIBE HISTORY,
-and delta-rs reads and writes the same tables on any engine."""
+"""Table maintenance: history, vacuum and optimize through Delta Lake on Spark (SQL `DESCRIBE HISTORY`,
+`VACUUM`, `OPTIMIZE`) when the configured engine is Apache Spark, else through delta-rs (Sail cannot
+parse them). Reads of the log (version, active files, row counts) and checkpoints are delta-rs on
+both: it reads the same tables whichever engine wrote them. The split: `lakehouse/engine.py`."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable
+
+from lakehouse.engine import delta_sql_engine, engine_path
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,19 @@ class TableMaintenance:
     def version(self) -> int:
         return self._table().version()
 
+    def _sql(self, statement: str):
+        """`statement` (with `{table}`) on Delta Lake on Spark, or None when the engine is Sail."""
+        spark = delta_sql_engine()
+        if spark is None:
+            return None
+        return spark.sql(statement.format(table=f"delta.`{engine_path(spark, self.uri)}`")).collect()
+
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._table().history(limit)
+        """Commits, newest first."""
+        rows = self._sql("DESCRIBE HISTORY {table}" + (f" LIMIT {int(limit)}" if limit else ""))
+        if rows is None:
+            return self._table().history(limit)
+        return [row.asDict(recursive=True) for row in rows]
 
     def files(self) -> list[DataFile]:
         """The active data files, from the log (no scan)."""
@@ -61,13 +76,25 @@ class TableMaintenance:
         return TableStats(row_count=sum(f.rows for f in files), latest_partition=max(days) if days else None)
 
     def vacuum(self, retention_hours: int = 168, dry_run: bool = True) -> list[str]:
-        """Remove files no longer referenced and older than the retention; returns them."""
-        return self._table().vacuum(retention_hours=retention_hours, dry_run=dry_run,
-                                    enforce_retention_duration=False)
+        """Remove files no longer referenced and older than the retention; returns them (relative to the table)."""
+        spark = delta_sql_engine()
+        if spark is None:
+            return self._table().vacuum(retention_hours=retention_hours, dry_run=dry_run,
+                                        enforce_retention_duration=False)
+        root = engine_path(spark, self.uri).rstrip("/") + "/"
+        table = f"delta.`{root.rstrip('/')}`"
+        found = [row[0] for row in spark.sql(f"VACUUM {table} RETAIN {int(retention_hours)} HOURS DRY RUN").collect()]
+        if found and not dry_run:
+            spark.sql(f"VACUUM {table} RETAIN {int(retention_hours)} HOURS").collect()
+        return [path[len(root):] if path.startswith(root) else path for path in found]
 
     def optimize(self, partition_filters: list[tuple[str, str, Any]] | None = None) -> dict[str, Any]:
         """Compact small files (per partition when filtered)."""
-        return self._table().optimize.compact(partition_filters=partition_filters)
+        where = " AND ".join(f"`{column}` {op} '{value}'" for column, op, value in partition_filters or [])
+        rows = self._sql("OPTIMIZE {table}" + (f" WHERE {where}" if where else ""))
+        if rows is None:
+            return self._table().optimize.compact(partition_filters=partition_filters)
+        return rows[0]["metrics"].asDict(recursive=True) if rows else {}
 
     def checkpoint(self) -> None:
         self._table().create_checkpoint()

@@ -150,9 +150,9 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     now = dt.datetime.now(dt.timezone.utc)
     with landing.staged_lines(lake.config, dataset.path, files,
                               [r for r in listing.refused if r.day in build]) as staged:
-        lines = (lake.spark.read.parquet(staged.lines) if staged.lines
+        lines = (lake.spark.read.parquet(lake.engine_path(staged.lines)) if staged.lines
                  else lake.spark.createDataFrame([], landing.LINES_DDL))
-        refusals = (lake.spark.read.parquet(staged.refused) if staged.refused
+        refusals = (lake.spark.read.parquet(lake.engine_path(staged.refused)) if staged.refused
                     else lake.spark.createDataFrame([], landing.REFUSALS_DDL))
         raw = common.raw_lines(lines, context.run.run_id, now)
         rejected = common.refused_lines(refusals, context.run.run_id, now)
@@ -217,8 +217,8 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
             (output.withColumns({c: F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(c))
                                  for c in output.columns if c.startswith("_")})
              if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns)
-             else output).write.parquet(folder)
-            output = lake.spark.read.schema(output.schema).parquet(folder)
+             else output).write.parquet(lake.engine_path(folder))
+            output = lake.spark.read.schema(output.schema).parquet(lake.engine_path(folder))
             accepted = common.accepted_rows(output)
             outputs, results = [], []
             if dataset.has_quarantine:

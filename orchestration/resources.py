@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse import delta
 from lakehouse.config import LakehouseConfig
-from lakehouse.engine import spark_session
+from lakehouse.engine import engine_path, spark_session
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -29,11 +29,15 @@ class LakeResource(dg.ConfigurableResource):
         layer, domain, name = path.split("/")
         return self.config.table_uri(layer, domain, name)
 
+    def engine_path(self, uri: str) -> str:
+        """`uri` as the engine reads and writes it (`s3a://` on Apache Spark: `lakehouse.engine`)."""
+        return engine_path(self.spark, uri)
+
     def read(self, path: str, days: Sequence[dt.date]) -> tuple[DataFrame, int]:
         """The rows of `days` of the table at `path` (layer/domain/name), pinned to its current version
         (returned too, for lineage): every read of the run sees the same snapshot."""
         version = DeltaTable(self.uri(path), storage_options=self.config.storage_options).version()
-        rows = (self.spark.read.format("delta").option("versionAsOf", version).load(self.uri(path))
+        rows = (self.spark.read.format("delta").option("versionAsOf", version).load(self.engine_path(self.uri(path)))
                 .where(delta.partition_predicate(days)))
         return rows, version
 

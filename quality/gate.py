@@ -166,7 +166,7 @@ def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], writ
     now = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)
-    rows = (lake.spark.read.format("delta").option("versionAsOf", written.version).load(written.uri)
+    rows = (lake.spark.read.format("delta").option("versionAsOf", written.version).load(lake.engine_path(written.uri))
             .where(delta.partition_predicate(days)))
     missing = sorted({c for rule in rules for c in rule.columns if c not in rows.columns})
     if missing:

@@ -18,6 +18,9 @@ import dagster as dg
 from lakehouse.config import LakehouseConfig
 
 REPO = Path(__file__).resolve().parents[1]
+# The Spark cluster's jars are cached in the user's state dir (`make spark-jars`), not the session's.
+os.environ.setdefault("LAKEHOUSE_SPARK_JARS_DIR",
+                      str(Path(os.environ.get("LAKEHOUSE_STATE_DIR", REPO / ".lakehouse")).resolve() / "spark" / "jars"))
 # Collected timestamps come back naive in the process's local zone, on both engines.
 os.environ["TZ"] = "UTC"
 time.tzset()
@@ -121,6 +124,36 @@ def jvm_spark():
     except subprocess.TimeoutExpired:
         gateway.proc.kill()
     SparkContext._gateway = SparkContext._jvm = None
+
+
+@pytest.fixture(scope="session")
+def spark_cluster_url(s3_server) -> Iterator[str]:
+    """One local Apache Spark standalone cluster (master, worker, Connect server; Delta Lake, S3A on the
+    session's S3) per test session, in the session's state dir; stopped at the end."""
+    from infra import spark_connect
+
+    url = spark_connect.start(port=spark_connect._free_port())
+    yield url
+    spark_connect.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(spark_cluster_url):
+    """A Spark Connect session on that cluster."""
+    import dataclasses
+
+    from lakehouse.engine import spark_session
+
+    session = spark_session(dataclasses.replace(LakehouseConfig.from_env(), spark_remote=spark_cluster_url))
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def on_spark_cluster(spark_cluster, spark_cluster_url, monkeypatch: pytest.MonkeyPatch):
+    """This test's configuration points at the Spark cluster (LAKEHOUSE_SPARK_REMOTE), as a user's would."""
+    monkeypatch.setenv("LAKEHOUSE_SPARK_REMOTE", spark_cluster_url)
+    return spark_cluster
 
 
 @pytest.fixture(scope="session", params=["sail", pytest.param("spark-jvm", marks=pytest.mark.jvm)])
