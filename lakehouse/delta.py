@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -167,16 +169,36 @@ def write_partitions(
     elif is_apache_spark(spark):
         columns = incoming.names  # Delta Lake on Spark creates the table with the partition write below
     else:
-        DeltaTable.create(uri, schema=incoming, partition_by=[PARTITION_COLUMN], storage_options=storage_options)
+        # "ignore": a run writing other partitions may have created it a moment ago
+        DeltaTable.create(uri, schema=incoming, partition_by=[PARTITION_COLUMN], mode="ignore",
+                          storage_options=storage_options)
         columns = incoming.names
     # Casting to the declared types is a no-op on Spark; on Sail it turns string views (which
     # e.g. substring_index yields) back into the strings its partition overwrite expects.
     declared = {f.name: f.dataType for f in df.schema.fields}
-    (df.select(*[F.col(name).cast(declared[name]) for name in columns]).write.format("delta").mode("overwrite")
-       .option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN).save(target))
+    writer = (df.select(*[F.col(name).cast(declared[name]) for name in columns]).write.format("delta")
+              .mode("overwrite").option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN))
+    _save_retrying_conflicts(writer, target)
     table = DeltaTable(uri, storage_options=storage_options)
     return WriteResult(uri=uri, version=table.version(), partitions=partitions,
                        rows_per_partition=rows_per_partition(table, partitions), added_columns=tuple(added))
+
+
+_CONFLICT = re.compile(r"conflict|concurrent|already exists|transaction", re.IGNORECASE)
+
+
+def _save_retrying_conflicts(writer, target: str, attempts: int = 5) -> None:
+    """Commit, retrying when a writer of other partitions committed first: the rows were checked against the
+    predicate and `replaceWhere` replaces only it, so committing again is exact (runs on different
+    partitions of one table both land)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            writer.save(target)
+            return
+        except Exception as error:
+            if attempt == attempts or not _CONFLICT.search(str(error)):
+                raise
+            time.sleep(0.5 * attempt)
 
 
 @dataclass(frozen=True)

@@ -118,9 +118,16 @@ def engine_path(spark: SparkSession, uri: str) -> str:
 def spark_predicate(predicate: str) -> str:
     """A predicate written for delta-rs (DataFusion) in Spark SQL: Spark has `instr`, not `strpos`
     (same arguments, same 1-based result; delta-rs cannot turn `instr` back into a predicate)."""
-    parts = re.split(r"('(?:[^']|'')*')", predicate)  # string literals (odd parts) stay as they are
-    return "".join(part if i % 2 else re.sub(r"\bstrpos\s*\(", "instr(", part, flags=re.IGNORECASE)
+    parts = re.split(r"('(?:[^']|'')*')", predicate)  # string literals are the odd parts
+    return "".join(_spark_literal(part) if i % 2 else re.sub(r"\bstrpos\s*\(", "instr(", part, flags=re.IGNORECASE)
                    for i, part in enumerate(parts))
+
+
+def _spark_literal(literal: str) -> str:
+    """A DataFusion string literal (backslashes as they are, quotes doubled) in Spark SQL, where a backslash
+    escapes and adjacent literals concatenate: JSON text such as `\"` would otherwise lose its backslash."""
+    text = literal[1:-1].replace("''", "'")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def delta_sql_engine() -> SparkSession | None:

@@ -48,7 +48,7 @@ print("success" if result.success else "failure")
 def _run_process(dagster_home, first: dt.date, last: dt.date, selection: str = "raw+processed") -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, first.isoformat(), last.isoformat(), selection],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
 
@@ -73,8 +73,9 @@ def test_two_runs_on_different_partitions_of_one_table_both_land(spark, lake, tm
         generate_day(day, ROWS).write(lake, "events")
     home = _dagster_home(tmp_path)
     runs = [_run_process(home, day, day) for day in DAYS]
-    outcomes = [run.communicate(timeout=600)[0].strip().splitlines()[-1] for run in runs]
-    assert outcomes == ["success", "success"]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    outcomes = [output.strip().splitlines()[-1] if output.strip() else "" for output in outputs]
+    assert outcomes == ["success", "success"], "\n".join(o[-3000:] for o in outputs)
     expected = {day: read_record(lake, "events", day)["expected"] for day in DAYS}
     assert counts_by_day(spark, _uri(lake, events.RAW.path)) == {day: e["raw"] for day, e in expected.items()}
     assert counts_by_day(spark, _uri(lake, events.PROCESSED.path)) == {
