@@ -10,6 +10,7 @@ import sys
 import warnings
 
 from lakehouse.config import LakehouseConfig
+from lakehouse.production import check_production
 from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS, MAX_SHARE, SAFETY_WINDOW_FLOOR_HOURS
 
 GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
@@ -220,6 +221,7 @@ def _quiet_library_notices() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    check_production()
     _quiet_library_notices()
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

@@ -5,6 +5,7 @@ import warnings
 import dagster as dg
 
 from assets import ai_ops, commerce, events, finance, iot
+from lakehouse.production import check_production
 from orchestration import features, governance
 from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
@@ -31,6 +32,7 @@ with warnings.catch_warnings():
         assets=[dg.AssetKey(d.key_path) for d in DATASETS if d.layer != "raw"], deadline_cron="0 3 * * *")
     FRESHNESS_SENSOR = dg.build_sensor_for_freshness_checks(freshness_checks=FRESHNESS_CHECKS)
 
+check_production()  # LAKEHOUSE_ENV=production refuses the embedded defaults
 defs = dg.Definitions(
     # Feature assets sit in their domain's group, so each domain job materializes its features too.
     assets=[asset for module in DOMAINS.values() for asset in module.ASSETS] + features.ASSETS
