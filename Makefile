@@ -20,7 +20,7 @@ else ifneq ($(ENGINE),sail)
 $(error ENGINE must be sail or spark, not $(ENGINE))
 endif
 
-.PHONY: help install up down env demo dev catalog-api test bench clean redis spark-jars spark-up spark-down
+.PHONY: help install up down env demo dev catalog-api test bench clean redis postgres spark-jars spark-up spark-down
 
 help:
 	@echo "make demo   set up, start the embedded S3, build 7 days of every asset, print a summary"
@@ -96,7 +96,11 @@ catalog-api: up
 redis:
 	@infra/install_redis.sh
 
-test: install redis spark-jars
+# Debian's PostgreSQL server binaries for the Dagster-on-PostgreSQL tests (the tests start their own server).
+postgres:
+	@infra/install_postgres.sh
+
+test: install redis postgres spark-jars
 	$(BIN)/python -m pytest tests
 
 bench: up $(ENGINE_UP)

@@ -1,0 +1,100 @@
+"""The deployment files are valid and agree with what `make` and the tests use: manifests against the schemas of
+the Kubernetes version each declares, the image installs as `make install` does, the cluster's concurrency is the
+embedded one, the Spark Connect jars are infra/spark/pom.xml's."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+INFRA = REPO / "infra"
+MANIFESTS = sorted((INFRA / "k8s").glob("*.yaml"))
+
+
+def _target(path) -> str:
+    found = re.search(r"^# Targets Kubernetes (\d+\.\d+)", path.read_text(), re.MULTILINE)
+    assert found, f"{path.name} does not say which Kubernetes version it targets"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_every_manifest_validates_against_its_kubernetes_version(path):
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert documents
+    for document in documents:
+        kubernetes_validate.validate(document, f"{_target(path)}.0", strict=True)
+
+
+def test_an_invalid_manifest_is_refused():
+    [deployment] = [d for d in yaml.safe_load_all((INFRA / "k8s" / "spark-connect.yaml").read_text())
+                    if d and d["kind"] == "Deployment"]
+    deployment["spec"]["replicas"] = "one"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, "1.34.0", strict=True)
+    deployment["spec"]["replicas"] = 1
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy2"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, "1.34.0", strict=True)
+
+
+def _make_install_commands() -> list[str]:
+    """The install recipe of `make install` (`$(VENV)/.installed`), its variables expanded as the image names
+    them: the venv in the working directory, the interpreter on the PATH."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = re.search(r"^\$\(VENV\)/\.installed:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1)
+    variables = dict(re.findall(r"^(VENV|BIN) := (.*)$", makefile, re.MULTILINE))
+    commands = []
+    for line in recipe.splitlines():
+        if " install " not in line or line.strip().startswith("@"):
+            continue
+        command = line.strip().replace("$(BIN)", variables["BIN"]).replace("$(VENV)", variables["VENV"])
+        commands.append(command.replace("$(VENV)", variables["VENV"]))
+    return commands
+
+
+def test_the_image_installs_exactly_as_make_install():
+    dockerfile = (INFRA / "Dockerfile").read_text()
+    commands = _make_install_commands()
+    assert len(commands) == 2 and any('"uv>=' in c for c in commands) and any("uv pip install" in c for c in commands)
+    run = re.search(r"^RUN (.*?)(?<!\\)\n", dockerfile, re.MULTILINE | re.DOTALL).group(1)
+    steps = [step.strip().rstrip("\\").strip() for step in run.replace("\\\n", "\n").split("&&")]
+    assert [s for s in steps if " install " in s and "useradd" not in s] == commands
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-\w+$", dockerfile, re.MULTILINE)  # a pinned base
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)  # not root
+    ignored = (INFRA / "Dockerfile.dockerignore").read_text().split()
+    assert {".venv", ".lakehouse", ".git"} <= set(ignored)  # no local state or keys in the image
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def test_the_cluster_has_the_concurrency_of_the_embedded_setup():
+    embedded = yaml.safe_load((INFRA / "dagster.yaml").read_text())["concurrency"]
+    postgres = yaml.safe_load((INFRA / "postgres" / "dagster.yaml").read_text())
+    helm = yaml.safe_load((INFRA / "helm" / "dagster-values.yaml").read_text())["concurrency"]
+    assert postgres["concurrency"] == embedded
+    assert {group: {_snake(k): v for k, v in values.items()} for group, values in helm.items()} == embedded
+    assert postgres["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+
+
+def test_spark_connect_loads_the_jars_of_the_local_cluster():
+    pom = ET.parse(INFRA / "spark" / "pom.xml").getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    properties = {p.tag.split("}")[1]: p.text for p in pom.find("m:properties", ns)}
+    [config] = [d for d in yaml.safe_load_all((INFRA / "k8s" / "spark-connect.yaml").read_text())
+                if d and d["kind"] == "ConfigMap"]
+    defaults = dict(line.split(None, 1) for line in config["data"]["spark-defaults.conf"].splitlines() if line)
+    assert defaults["spark.jars.packages"].split(",") == [
+        f"io.delta:delta-spark_4.1_2.13:{properties['delta.version']}",
+        f"org.apache.hadoop:hadoop-aws:{properties['hadoop.version']}"]
+    assert defaults["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    import pyspark
+
+    assert defaults["spark.kubernetes.container.image"].startswith(f"apache/spark:{pyspark.__version__}-")
