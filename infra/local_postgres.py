@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server (Debian's binaries, `infra/install_postgres.sh`) for the Dagster instance tests.
+"""A throwaway PostgreSQL server (Debian's binaries, `infra/install_postgres.sh`) for the Dagster instance
+tests.
 
 Its own data directory, 127.0.0.1 on a given port, no Unix socket outside that directory, trust
 authentication for one user, fsync off: a test server, never a production one (on a cluster the Helm chart's
@@ -25,7 +26,8 @@ def bin_dir() -> Path:
         return Path(found).resolve().parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not versions:
-        raise FileNotFoundError("PostgreSQL's initdb not found: run `make postgres` (infra/install_postgres.sh)")
+        raise FileNotFoundError("PostgreSQL's initdb not found: run `make postgres` "
+                                "(infra/install_postgres.sh)")
     return Path(versions[-1]).parent
 
 

@@ -1,6 +1,7 @@
-"""The deployment files are valid and agree with what `make` and the tests use: manifests against the schemas of
-the Kubernetes version each declares, the image installs as `make install` does, the cluster's concurrency is the
-embedded one, the Spark Connect jars are infra/spark/pom.xml's."""
+"""The deployment files are valid and agree with what `make` and the tests use: manifests against the schemas
+of the Kubernetes version each declares, the image installs as `make install` does, the cluster's concurrency
+is the embedded one, the Spark Connect jars are infra/spark/pom.xml's, and the IAM and lifecycle rules fit
+the lake's prefixes."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def _make_install_commands() -> list[str]:
 def test_the_image_installs_exactly_as_make_install():
     dockerfile = (INFRA / "Dockerfile").read_text()
     commands = _make_install_commands()
-    assert len(commands) == 2 and any('"uv>=' in c for c in commands) and any("uv pip install" in c for c in commands)
+    assert len(commands) == 2 and '"uv>=' in commands[0] and "uv pip install" in commands[1]
     run = re.search(r"^RUN (.*?)(?<!\\)\n", dockerfile, re.MULTILINE | re.DOTALL).group(1)
     steps = [step.strip().rstrip("\\").strip() for step in run.replace("\\\n", "\n").split("&&")]
     assert [s for s in steps if " install " in s and "useradd" not in s] == commands
@@ -90,7 +91,8 @@ def test_spark_connect_loads_the_jars_of_the_local_cluster():
     properties = {p.tag.split("}")[1]: p.text for p in pom.find("m:properties", ns)}
     [config] = [d for d in yaml.safe_load_all((INFRA / "k8s" / "spark-connect.yaml").read_text())
                 if d and d["kind"] == "ConfigMap"]
-    defaults = dict(line.split(None, 1) for line in config["data"]["spark-defaults.conf"].splitlines() if line)
+    lines = config["data"]["spark-defaults.conf"].splitlines()
+    defaults = dict(line.split(None, 1) for line in lines if line)
     assert defaults["spark.jars.packages"].split(",") == [
         f"io.delta:delta-spark_4.1_2.13:{properties['delta.version']}",
         f"org.apache.hadoop:hadoop-aws:{properties['hadoop.version']}"]
@@ -98,3 +100,51 @@ def test_spark_connect_loads_the_jars_of_the_local_cluster():
     import pyspark
 
     assert defaults["spark.kubernetes.container.image"].startswith(f"apache/spark:{pyspark.__version__}-")
+
+
+def _grants(policy: dict, effect: str = "Allow") -> dict[str, set[str]]:
+    """Lake prefix -> the object actions `effect` statements give on it."""
+    grants: dict[str, set[str]] = {}
+    for statement in policy["Statement"]:
+        resources = statement["Resource"]
+        for resource in resources if isinstance(resources, list) else [resources]:
+            if statement["Effect"] == effect and resource.endswith("/*"):
+                prefix = resource.split(":::", 1)[1].split("/", 2)[2].removesuffix("/*")
+                grants.setdefault(prefix, set()).update(statement["Action"])
+    return grants
+
+
+def test_the_iam_policies_give_each_lake_prefix_least_privilege():
+    import json
+
+    from lakehouse.config import LAYERS
+
+    pipeline = json.loads((INFRA / "aws" / "iam-pipeline-policy.json").read_text())
+    allowed, denied = _grants(pipeline), _grants(pipeline, "Deny")
+    written = {*LAYERS, "curated", "catalog", "features", "_staging", "_lakehouse"} - {"landing"}
+    assert {prefix for prefix, actions in allowed.items() if "s3:PutObject" in actions} == written | {"audit"}
+    assert allowed["landing"] == {"s3:GetObject", "s3:DeleteObject"}
+    assert "s3:DeleteObject" not in allowed["audit"] and "s3:DeleteObject" in denied["audit"]
+    erasure = json.loads((INFRA / "aws" / "iam-erasure-policy.json").read_text())
+    assert set(_grants(erasure)) == {"landing"}
+    api = json.loads((INFRA / "aws" / "iam-catalog-api-policy.json").read_text())
+    assert _grants(api) == {"catalog": {"s3:GetObject"}}
+    [listing] = [s for s in api["Statement"] if s["Action"] == ["s3:ListBucket"]]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == ["prod/catalog/*"]
+
+
+def test_the_lifecycle_rules_follow_the_tiers_and_never_expire_landing_before_retention():
+    import json
+
+    from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS
+
+    lifecycle = json.loads((INFRA / "aws" / "s3-lifecycle.json").read_text())
+    rules = {rule["ID"]: rule for rule in lifecycle["Rules"]}
+    landing = rules["landing-expiry"]
+    # after the pipeline's own retention of landing (7 days) and its safety window
+    assert landing["Expiration"]["Days"] > 7 + DEFAULT_SAFETY_WINDOW_HOURS / 24
+    for layer in ("raw", "processed", "curated", "quarantine", "audit"):
+        rule = rules[f"tiers-{layer}"]
+        assert [(t["Days"], t["StorageClass"]) for t in rule["Transitions"]] == [
+            (8, "INTELLIGENT_TIERING"), (90, "GLACIER_IR")]  # warm 8-90, cold 90+, still readable in place
+        assert rule["Filter"]["And"]["ObjectSizeGreaterThan"] >= 128 * 1024  # Delta logs stay in Standard

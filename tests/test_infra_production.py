@@ -14,8 +14,8 @@ from lakehouse.production import ProductionConfigError, check_production, missin
 from tests.conftest import REPO
 
 # Everything the check reads: removed from the environment of each case first.
-CHECKED = ("LAKEHOUSE_TOKEN_KEY", "LAKEHOUSE_ROOT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "LAKEHOUSE_SPARK_REMOTE",
-           "DAGSTER_HOME")
+CHECKED = ("LAKEHOUSE_TOKEN_KEY", "LAKEHOUSE_ROOT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT",
+           "LAKEHOUSE_SPARK_REMOTE", "DAGSTER_HOME")
 TOPICS = ("a tokenization key", "a non-embedded S3", "TLS on a remote Spark Connect URL",
           "PostgreSQL instance storage")
 
@@ -28,7 +28,8 @@ def _home(tmp_path, config: str):
 
 
 def _production(tmp_path) -> dict[str, str]:
-    return {"LAKEHOUSE_ENV": "production", "LAKEHOUSE_TOKEN_KEY": "k" * 64, "LAKEHOUSE_ROOT": "s3://acme-lake/prod",
+    return {"LAKEHOUSE_ENV": "production", "LAKEHOUSE_TOKEN_KEY": "k" * 64,
+            "LAKEHOUSE_ROOT": "s3://acme-lake/prod",
             "LAKEHOUSE_SPARK_REMOTE": "sc://spark-connect.lakehouse.svc:15002/;use_ssl=true;token=t0k3n",
             "DAGSTER_HOME": _home(tmp_path, "postgres/dagster.yaml")}
 
@@ -47,12 +48,13 @@ def _start(code: str, overrides: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_the_code_location_and_the_cli_refuse_embedded_defaults_listing_all(tmp_path):
-    for number, code in enumerate(("import orchestration.definitions", "import sys; from lakehouse.cli import main; "
-                 "sys.argv = ['lakehouse', 'summary']; main()")):
+    cli = "import sys; from lakehouse.cli import main; sys.argv = ['lakehouse', 'summary']; main()"
+    for number, code in enumerate(("import orchestration.definitions", cli)):
         started = _start(code, _embedded(tmp_path / f"start-{number}"))
         assert started.returncode != 0
         error = started.stderr.strip().splitlines()
-        first = next(i for i, line in enumerate(error) if line.startswith("lakehouse.production.ProductionConfigError:"))
+        first = next(i for i, line in enumerate(error)
+                     if line.startswith("lakehouse.production.ProductionConfigError:"))
         listed = error[first + 1:first + 5]
         assert [line.strip(" -")[:len(topic)] for line, topic in zip(listed, TOPICS)] == list(TOPICS), error
         assert "127.0.0.1:8333" in listed[1] and "unset (the in-process Sail" in listed[2]
@@ -60,7 +62,8 @@ def test_the_code_location_and_the_cli_refuse_embedded_defaults_listing_all(tmp_
 
 
 def test_a_complete_production_environment_starts(tmp_path):
-    started = _start("import orchestration.definitions as d; print(len(d.defs.assets))", _production(tmp_path))
+    code = "import orchestration.definitions as d; print(len(d.defs.assets))"
+    started = _start(code, _production(tmp_path))
     assert started.returncode == 0, started.stderr[-3000:]
     assert int(started.stdout.strip().splitlines()[-1]) > 10
 
