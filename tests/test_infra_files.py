@@ -83,6 +83,11 @@ def test_the_cluster_has_the_concurrency_of_the_embedded_setup():
     assert postgres["concurrency"] == embedded
     assert {group: {_snake(k): v for k, v in values.items()} for group, values in helm.items()} == embedded
     assert postgres["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_POSTGRES_URL"}
+    # a dead run's pool slots are freed (else its tables' next writers wait forever)
+    monitoring = postgres["run_monitoring"]
+    assert monitoring["enabled"] and monitoring["free_slots_after_run_end_seconds"] > 0
+    chart = yaml.safe_load((INFRA / "helm" / "dagster-values.yaml").read_text())["dagsterDaemon"]["runMonitoring"]
+    assert chart["enabled"] and chart["freeSlotsAfterRunEndSeconds"] > 0
 
 
 def test_spark_connect_loads_the_jars_of_the_local_cluster():
