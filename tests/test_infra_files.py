@@ -86,7 +86,8 @@ def test_the_cluster_has_the_concurrency_of_the_embedded_setup():
     # a dead run's pool slots are freed (else its tables' next writers wait forever)
     monitoring = postgres["run_monitoring"]
     assert monitoring["enabled"] and monitoring["free_slots_after_run_end_seconds"] > 0
-    chart = yaml.safe_load((INFRA / "helm" / "dagster-values.yaml").read_text())["dagsterDaemon"]["runMonitoring"]
+    chart = yaml.safe_load((INFRA / "helm" / "dagster-values.yaml").read_text())["dagsterDaemon"]
+    chart = chart["runMonitoring"]
     assert chart["enabled"] and chart["freeSlotsAfterRunEndSeconds"] > 0
 
 
