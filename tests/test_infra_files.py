@@ -154,3 +154,17 @@ def test_the_lifecycle_rules_follow_the_tiers_and_never_expire_landing_before_re
         assert [(t["Days"], t["StorageClass"]) for t in rule["Transitions"]] == [
             (8, "INTELLIGENT_TIERING"), (90, "GLACIER_IR")]  # warm 8-90, cold 90+, still readable in place
         assert rule["Filter"]["And"]["ObjectSizeGreaterThan"] >= 128 * 1024  # Delta logs stay in Standard
+
+
+def test_the_image_can_load_the_instance_the_chart_writes():
+    """Every run pod of the code location image loads the chart's dagster.yaml: its run launcher and storage
+    classes must be dependencies of the project, not of the chart's own images only."""
+    import importlib
+    from importlib.metadata import requires
+
+    names = {re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0] for requirement in requires("lakehouse")}
+    assert {"dagster-k8s", "dagster-postgres"} <= names
+    for module, cls in (("dagster_k8s.launcher", "K8sRunLauncher"), ("dagster_postgres.run_storage",
+                        "PostgresRunStorage"), ("dagster_postgres.event_log", "PostgresEventLogStorage"),
+                        ("dagster_postgres.schedule_storage", "PostgresScheduleStorage")):
+        assert hasattr(importlib.import_module(module), cls)
