@@ -26,8 +26,9 @@ def bin_dir() -> Path:
         return Path(found).resolve().parent
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not versions:
-        raise FileNotFoundError("PostgreSQL's initdb not found: run `make postgres` "
-                                "(infra/install_postgres.sh)")
+        raise FileNotFoundError(
+            "PostgreSQL's initdb not found: run `make postgres` (infra/install_postgres.sh)"
+        )
     return Path(versions[-1]).parent
 
 
@@ -42,19 +43,60 @@ def start(directory: Path, port: int, timeout: int = 60) -> str:
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
     data, log = directory / "data", directory / "server.log"
-    subprocess.run(_as_owner([str(binaries / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-                              "-E", "UTF8", "--no-locale", "--no-sync"]), check=True, capture_output=True)
-    options = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={directory} "
-               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    subprocess.run(_as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
-                              "-w", "-t", str(timeout), "start"]), check=True, capture_output=True)
-    subprocess.run([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE],
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_owner(
+            [
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={directory} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    subprocess.run(
+        _as_owner(
+            [
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(timeout),
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE],
+        check=True,
+        capture_output=True,
+    )
     # SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3; dagster-postgres brings psycopg2
     return f"postgresql+psycopg2://{USER}@127.0.0.1:{port}/{DATABASE}"
 
 
 def stop(directory: Path) -> None:
     """Stop the server started in `directory` (fast shutdown: open connections are closed)."""
-    subprocess.run(_as_owner([str(bin_dir() / "pg_ctl"), "-D", str(directory / "data"), "-m", "fast", "-w",
-                              "stop"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_owner([str(bin_dir() / "pg_ctl"), "-D", str(directory / "data"), "-m", "fast", "-w", "stop"]),
+        check=True,
+        capture_output=True,
+    )

@@ -28,7 +28,7 @@ def objects(client, root: str) -> Iterator[tuple[str, int]]:
     bucket, prefix = _split(root)
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            yield item["Key"][len(prefix):], item["Size"]
+            yield item["Key"][len(prefix) :], item["Size"]
 
 
 def copy_lake(source, target, source_root: str, target_root: str) -> int:
@@ -44,8 +44,11 @@ def copy_lake(source, target, source_root: str, target_root: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.move_lake", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.move_lake",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("source_root", help="s3://bucket[/prefix], read with the AWS_* variables")
     parser.add_argument("target_root", help="s3://bucket[/prefix], empty")
     parser.add_argument("--target-profile", help="boto3 profile of the target (default: the default chain)")

@@ -30,8 +30,10 @@ def _loopback(host: str | None) -> bool:
 def _token_key(env: Mapping[str, str]) -> str | None:
     if env.get("LAKEHOUSE_TOKEN_KEY"):
         return None
-    return ("a tokenization key: set LAKEHOUSE_TOKEN_KEY from a secret (Kubernetes: secretKeyRef); "
-            "a key generated into the state dir would differ per pod and tokens would stop joining")
+    return (
+        "a tokenization key: set LAKEHOUSE_TOKEN_KEY from a secret (Kubernetes: secretKeyRef); "
+        "a key generated into the state dir would differ per pod and tokens would stop joining"
+    )
 
 
 def _s3(env: Mapping[str, str]) -> str | None:
@@ -51,12 +53,16 @@ def _s3(env: Mapping[str, str]) -> str | None:
 def _spark(env: Mapping[str, str]) -> str | None:
     remote = env.get("LAKEHOUSE_SPARK_REMOTE", "")
     if not remote:
-        return ("TLS on a remote Spark Connect URL: LAKEHOUSE_SPARK_REMOTE is unset (the in-process Sail "
-                "engine); set sc://host:15002/;use_ssl=true;token=...")
+        return (
+            "TLS on a remote Spark Connect URL: LAKEHOUSE_SPARK_REMOTE is unset (the in-process Sail "
+            "engine); set sc://host:15002/;use_ssl=true;token=..."
+        )
     address, _, options = remote.partition(";")
     host = urlsplit(address).hostname
-    params = {key.strip().lower(): value.strip().lower()
-              for key, _, value in (option.partition("=") for option in options.split(";"))}
+    params = {
+        key.strip().lower(): value.strip().lower()
+        for key, _, value in (option.partition("=") for option in options.split(";"))
+    }
     if _loopback(host):
         return f"TLS on a remote Spark Connect URL: LAKEHOUSE_SPARK_REMOTE points at this machine ({host})"
     if params.get("use_ssl") != "true":
@@ -78,8 +84,10 @@ def _postgres(env: Mapping[str, str]) -> str | None:
     modules = [str((settings.get(name) or {}).get("module", "")) for name in POSTGRES_STORAGES]
     if all(module.startswith("dagster_postgres") for module in modules):
         return None
-    return (f"{hint}: {path} keeps runs, events and schedules elsewhere (SQLite by default); "
-            "use infra/postgres/dagster.yaml or the Helm chart's")
+    return (
+        f"{hint}: {path} keeps runs, events and schedules elsewhere (SQLite by default); "
+        "use infra/postgres/dagster.yaml or the Helm chart's"
+    )
 
 
 def missing(env: Mapping[str, str] | None = None) -> list[str]:
@@ -95,5 +103,7 @@ def check_production(env: Mapping[str, str] | None = None) -> None:
         return
     problems = missing(env)
     if problems:
-        raise ProductionConfigError("LAKEHOUSE_ENV=production refuses the embedded defaults; missing:\n"
-                                    + "\n".join(f"  - {problem}" for problem in problems))
+        raise ProductionConfigError(
+            "LAKEHOUSE_ENV=production refuses the embedded defaults; missing:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+        )

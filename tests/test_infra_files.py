@@ -33,8 +33,11 @@ def test_every_manifest_validates_against_its_kubernetes_version(path):
 
 
 def test_an_invalid_manifest_is_refused():
-    [deployment] = [d for d in yaml.safe_load_all((INFRA / "k8s" / "spark-connect.yaml").read_text())
-                    if d and d["kind"] == "Deployment"]
+    [deployment] = [
+        d
+        for d in yaml.safe_load_all((INFRA / "k8s" / "spark-connect.yaml").read_text())
+        if d and d["kind"] == "Deployment"
+    ]
     deployment["spec"]["replicas"] = "one"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, "1.34.0", strict=True)
@@ -95,13 +98,17 @@ def test_spark_connect_loads_the_jars_of_the_local_cluster():
     pom = ET.parse(INFRA / "spark" / "pom.xml").getroot()
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     properties = {p.tag.split("}")[1]: p.text for p in pom.find("m:properties", ns)}
-    [config] = [d for d in yaml.safe_load_all((INFRA / "k8s" / "spark-connect.yaml").read_text())
-                if d and d["kind"] == "ConfigMap"]
+    [config] = [
+        d
+        for d in yaml.safe_load_all((INFRA / "k8s" / "spark-connect.yaml").read_text())
+        if d and d["kind"] == "ConfigMap"
+    ]
     lines = config["data"]["spark-defaults.conf"].splitlines()
     defaults = dict(line.split(None, 1) for line in lines if line)
     assert defaults["spark.jars.packages"].split(",") == [
         f"io.delta:delta-spark_4.1_2.13:{properties['delta.version']}",
-        f"org.apache.hadoop:hadoop-aws:{properties['hadoop.version']}"]
+        f"org.apache.hadoop:hadoop-aws:{properties['hadoop.version']}",
+    ]
     assert defaults["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     import pyspark
 
@@ -152,7 +159,9 @@ def test_the_lifecycle_rules_follow_the_tiers_and_never_expire_landing_before_re
     for layer in ("raw", "processed", "curated", "quarantine", "audit"):
         rule = rules[f"tiers-{layer}"]
         assert [(t["Days"], t["StorageClass"]) for t in rule["Transitions"]] == [
-            (8, "INTELLIGENT_TIERING"), (90, "GLACIER_IR")]  # warm 8-90, cold 90+, still readable in place
+            (8, "INTELLIGENT_TIERING"),
+            (90, "GLACIER_IR"),
+        ]  # warm 8-90, cold 90+, still readable in place
         assert rule["Filter"]["And"]["ObjectSizeGreaterThan"] >= 128 * 1024  # Delta logs stay in Standard
 
 
@@ -164,7 +173,10 @@ def test_the_image_can_load_the_instance_the_chart_writes():
 
     names = {re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0] for requirement in requires("lakehouse")}
     assert {"dagster-k8s", "dagster-postgres"} <= names
-    for module, cls in (("dagster_k8s.launcher", "K8sRunLauncher"), ("dagster_postgres.run_storage",
-                        "PostgresRunStorage"), ("dagster_postgres.event_log", "PostgresEventLogStorage"),
-                        ("dagster_postgres.schedule_storage", "PostgresScheduleStorage")):
+    for module, cls in (
+        ("dagster_k8s.launcher", "K8sRunLauncher"),
+        ("dagster_postgres.run_storage", "PostgresRunStorage"),
+        ("dagster_postgres.event_log", "PostgresEventLogStorage"),
+        ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+    ):
         assert hasattr(importlib.import_module(module), cls)

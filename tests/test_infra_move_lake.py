@@ -43,8 +43,13 @@ def _snapshot(lake: LakehouseConfig, folder, monkeypatch) -> pa.Table:
 def test_a_lake_copied_to_another_bucket_is_the_same_lake(s3_server, lake, instance, tmp_path, monkeypatch):
     generate_day(DAY, 300).write(lake, "ai_ops")
     assert run_assets(instance, ASSETS, DAY).success
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, aws_access_key_id=s3_server.access_key,
-                          aws_secret_access_key=s3_server.secret_key, region_name=s3_server.region)
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name=s3_server.region,
+    )
     local_s3.ensure_bucket(s3_server, "lakehouse-moved")
     moved = dataclasses.replace(lake, root=lake.root.replace("s3://lakehouse/", "s3://lakehouse-moved/", 1))
 
@@ -54,7 +59,8 @@ def test_a_lake_copied_to_another_bucket_is_the_same_lake(s3_server, lake, insta
 
     tables = _tables(client, lake.root)
     assert {"catalog/datasets", "raw/ai_ops/agent_runs", "curated/ai_ops/tenant_daily_cost_vs_budget"} <= {
-        *tables}
+        *tables
+    }
     assert _tables(client, moved.root) == tables
     for table in tables:
         before = DeltaTable(f"{lake.root}/{table}", storage_options=lake.storage_options)

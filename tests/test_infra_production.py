@@ -14,10 +14,20 @@ from lakehouse.production import ProductionConfigError, check_production, missin
 from tests.conftest import REPO
 
 # Everything the check reads: removed from the environment of each case first.
-CHECKED = ("LAKEHOUSE_TOKEN_KEY", "LAKEHOUSE_ROOT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT",
-           "LAKEHOUSE_SPARK_REMOTE", "DAGSTER_HOME")
-TOPICS = ("a tokenization key", "a non-embedded S3", "TLS on a remote Spark Connect URL",
-          "PostgreSQL instance storage")
+CHECKED = (
+    "LAKEHOUSE_TOKEN_KEY",
+    "LAKEHOUSE_ROOT",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT",
+    "LAKEHOUSE_SPARK_REMOTE",
+    "DAGSTER_HOME",
+)
+TOPICS = (
+    "a tokenization key",
+    "a non-embedded S3",
+    "TLS on a remote Spark Connect URL",
+    "PostgreSQL instance storage",
+)
 
 
 def _home(tmp_path, config: str):
@@ -28,23 +38,31 @@ def _home(tmp_path, config: str):
 
 
 def _production(tmp_path) -> dict[str, str]:
-    return {"LAKEHOUSE_ENV": "production", "LAKEHOUSE_TOKEN_KEY": "k" * 64,
-            "LAKEHOUSE_ROOT": "s3://acme-lake/prod",
-            "LAKEHOUSE_SPARK_REMOTE": "sc://spark-connect.lakehouse.svc:15002/;use_ssl=true;token=t0k3n",
-            "DAGSTER_HOME": _home(tmp_path, "postgres/dagster.yaml")}
+    return {
+        "LAKEHOUSE_ENV": "production",
+        "LAKEHOUSE_TOKEN_KEY": "k" * 64,
+        "LAKEHOUSE_ROOT": "s3://acme-lake/prod",
+        "LAKEHOUSE_SPARK_REMOTE": "sc://spark-connect.lakehouse.svc:15002/;use_ssl=true;token=t0k3n",
+        "DAGSTER_HOME": _home(tmp_path, "postgres/dagster.yaml"),
+    }
 
 
 def _embedded(tmp_path) -> dict[str, str]:
     """What `make env` gives on one machine: the local S3, Sail, SQLite, a generated key."""
-    return {"LAKEHOUSE_ENV": "production", "LAKEHOUSE_ROOT": "s3://lakehouse",
-            "AWS_ENDPOINT_URL": "http://127.0.0.1:8333", "DAGSTER_HOME": _home(tmp_path, "dagster.yaml")}
+    return {
+        "LAKEHOUSE_ENV": "production",
+        "LAKEHOUSE_ROOT": "s3://lakehouse",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:8333",
+        "DAGSTER_HOME": _home(tmp_path, "dagster.yaml"),
+    }
 
 
 def _start(code: str, overrides: dict[str, str]) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in CHECKED}
     env.update(overrides, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_code_location_and_the_cli_refuse_embedded_defaults_listing_all(tmp_path):
@@ -53,10 +71,13 @@ def test_the_code_location_and_the_cli_refuse_embedded_defaults_listing_all(tmp_
         started = _start(code, _embedded(tmp_path / f"start-{number}"))
         assert started.returncode != 0
         error = started.stderr.strip().splitlines()
-        first = next(i for i, line in enumerate(error)
-                     if line.startswith("lakehouse.production.ProductionConfigError:"))
-        listed = error[first + 1:first + 5]
-        assert [line.strip(" -")[:len(topic)] for line, topic in zip(listed, TOPICS)] == list(TOPICS), error
+        first = next(
+            i
+            for i, line in enumerate(error)
+            if line.startswith("lakehouse.production.ProductionConfigError:")
+        )
+        listed = error[first + 1 : first + 5]
+        assert [line.strip(" -")[: len(topic)] for line, topic in zip(listed, TOPICS)] == list(TOPICS), error
         assert "127.0.0.1:8333" in listed[1] and "unset (the in-process Sail" in listed[2]
         assert "SQLite" in listed[3]
 
@@ -76,16 +97,19 @@ def test_without_production_the_embedded_defaults_are_fine(tmp_path):
         check_production({**env, "LAKEHOUSE_ENV": "Production"})
 
 
-@pytest.mark.parametrize(("change", "topic"), [
-    ({"LAKEHOUSE_TOKEN_KEY": ""}, TOPICS[0]),
-    ({"LAKEHOUSE_ROOT": "/data/lake"}, TOPICS[1]),
-    ({"AWS_ENDPOINT_URL": "http://minio.internal:9000"}, TOPICS[1]),
-    ({"AWS_ENDPOINT_URL": "http://localhost:8333"}, TOPICS[1]),
-    ({"LAKEHOUSE_SPARK_REMOTE": "sc://spark-connect.lakehouse.svc:15002"}, TOPICS[2]),
-    ({"LAKEHOUSE_SPARK_REMOTE": "sc://spark-connect:15002/;use_ssl=false;token=t"}, TOPICS[2]),
-    ({"LAKEHOUSE_SPARK_REMOTE": "sc://127.0.0.1:15002/;use_ssl=true"}, TOPICS[2]),
-    ({"DAGSTER_HOME": ""}, TOPICS[3]),
-])
+@pytest.mark.parametrize(
+    ("change", "topic"),
+    [
+        ({"LAKEHOUSE_TOKEN_KEY": ""}, TOPICS[0]),
+        ({"LAKEHOUSE_ROOT": "/data/lake"}, TOPICS[1]),
+        ({"AWS_ENDPOINT_URL": "http://minio.internal:9000"}, TOPICS[1]),
+        ({"AWS_ENDPOINT_URL": "http://localhost:8333"}, TOPICS[1]),
+        ({"LAKEHOUSE_SPARK_REMOTE": "sc://spark-connect.lakehouse.svc:15002"}, TOPICS[2]),
+        ({"LAKEHOUSE_SPARK_REMOTE": "sc://spark-connect:15002/;use_ssl=false;token=t"}, TOPICS[2]),
+        ({"LAKEHOUSE_SPARK_REMOTE": "sc://127.0.0.1:15002/;use_ssl=true"}, TOPICS[2]),
+        ({"DAGSTER_HOME": ""}, TOPICS[3]),
+    ],
+)
 def test_each_missing_setting_is_named_alone(tmp_path, change, topic):
     env = _production(tmp_path)
     assert missing(env) == []
@@ -97,11 +121,17 @@ def test_each_missing_setting_is_named_alone(tmp_path, change, topic):
 def test_postgres_storage_may_also_be_declared_per_storage(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    storages = (("run_storage", "run_storage", "PostgresRunStorage"),
-                ("event_log_storage", "event_log", "PostgresEventLogStorage"),
-                ("schedule_storage", "schedule_storage", "PostgresScheduleStorage"))
-    (home / "dagster.yaml").write_text("".join(
-        f"{name}:\n  module: dagster_postgres.{module}\n  class: {cls}\n" for name, module, cls in storages))
+    storages = (
+        ("run_storage", "run_storage", "PostgresRunStorage"),
+        ("event_log_storage", "event_log", "PostgresEventLogStorage"),
+        ("schedule_storage", "schedule_storage", "PostgresScheduleStorage"),
+    )
+    (home / "dagster.yaml").write_text(
+        "".join(
+            f"{name}:\n  module: dagster_postgres.{module}\n  class: {cls}\n"
+            for name, module, cls in storages
+        )
+    )
     assert missing({**_production(tmp_path), "DAGSTER_HOME": str(home)}) == []
     (home / "dagster.yaml").write_text("run_storage:\n  module: dagster_postgres.run_storage\n")
     assert missing({**_production(tmp_path), "DAGSTER_HOME": str(home)})[0].startswith(TOPICS[3])
