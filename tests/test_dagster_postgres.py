@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from assets import commerce, events
 from infra import local_postgres
@@ -142,6 +144,18 @@ def _wait_http(dagster: Dagster, processes: list[subprocess.Popen], timeout: flo
         time.sleep(1)
 
 
+def _wait_port(port: int, process: subprocess.Popen, logs: Path, timeout: float = 420) -> None:
+    """Until the code server listens (it loads the definitions first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, f"the code server exited; logs in {logs}"
+        assert time.monotonic() < deadline, f"the code server did not come up; logs in {logs}"
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(1)
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -172,29 +186,52 @@ def dagster(s3_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dag
     }
     port = _free_port()
     logs = tmp_path_factory.mktemp("dagster-postgres-logs")
-    commands = {
-        "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
-        "daemon": [str(BIN / "dagster-daemon"), "run"],
-    }
-    processes = [
-        subprocess.Popen(
-            [*argv, "-m", "orchestration.definitions"],
-            cwd=REPO,
-            env=env,
-            stdout=(logs / f"{name}.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    # As on the cluster: the code location is a gRPC server of its own (the chart's user code deployment),
+    # which the webserver and the daemon reach through the workspace and which starts every run's process.
+    grpc_port = _free_port()
+    (home / "workspace.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {"grpc_server": {"host": "127.0.0.1", "port": grpc_port, "location_name": "lakehouse"}}
+                ]
+            }
         )
-        for name, argv in commands.items()
-    ]
+    )
+    workspace = ["-w", str(home / "workspace.yaml")]
+    commands = {
+        "code-server": [
+            str(BIN / "dagster"),
+            "api",
+            "grpc",
+            "-m",
+            "orchestration.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(grpc_port),
+        ],
+        "webserver": [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *workspace],
+        "daemon": [str(BIN / "dagster-daemon"), "run", *workspace],
+    }
+    processes: list[subprocess.Popen] = []
     lake = dataclasses.replace(LakehouseConfig.from_env(), root=root)
     service = Dagster(f"http://127.0.0.1:{port}", "", lake, logs, home)
     os.environ["DAGSTER_POSTGRES_URL"] = postgres_url  # for this process's own view of the instance
     try:
+        for name, argv in commands.items():
+            log = (logs / f"{name}.log").open("w")
+            processes.append(
+                subprocess.Popen(
+                    argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
+            if name == "code-server":
+                _wait_port(grpc_port, processes[0], logs)
         _wait_http(service, processes)
         yield service
     finally:
-        for process in processes:
+        for process in reversed(processes):
             _stop(process)
         os.environ.pop("DAGSTER_POSTGRES_URL", None)
         local_postgres.stop(database)
