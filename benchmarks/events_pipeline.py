@@ -79,7 +79,7 @@ def main() -> None:
 
     from lakehouse import storage
     from lakehouse.config import LakehouseConfig
-    from lakehouse.synthetic.events import generate_day
+    from synthetic.events import generate_day
 
     base = os.environ.get("LAKEHOUSE_ROOT", "s3://lakehouse").rstrip("/") + f"/_bench/{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()

@@ -11,6 +11,7 @@ import pandas as pd
 
 from lakehouse import features
 from lakehouse.config import LakehouseConfig
+from lakehouse.console import print_table
 
 
 def _env(args: argparse.Namespace) -> int:
@@ -26,7 +27,6 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    from lakehouse.cli import print_table
 
     config = LakehouseConfig.from_env()
     for change in features.apply_if_changed(config):
@@ -54,7 +54,6 @@ def _sample_rows(config: LakehouseConfig, service: str, count: int) -> list[dict
 
 
 def _lookup(args: argparse.Namespace) -> int:
-    from lakehouse.cli import print_table
 
     config = LakehouseConfig.from_env()
     refs = args.service or args.feature

@@ -22,7 +22,7 @@ from pyspark.sql import types as T
 from lakehouse import catalog, delta
 from lakehouse.datasets import Classification, Dataset
 from lakehouse.delta import WriteResult
-from orchestration.resources import LakeResource
+from lakehouse.lake import Lake
 from quality import metrics, suites
 from quality.rules import VALIDITY_TARGET, Rule, Severity
 
@@ -88,7 +88,7 @@ def _shown(value) -> str:
     return "null" if value is None else str(value)
 
 
-def _with_references(lake: LakeResource, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
+def _with_references(lake: Lake, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
     """Flag each row's referenced key as found (True) or not (null) in the referenced dataset, same `dt`."""
     for rule in rules:
         if rule.reference is None:
@@ -157,7 +157,7 @@ def _quarantine_results(dataset: Dataset, days: Sequence[dt.date], written: Writ
     return results
 
 
-def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], written: WriteResult, run_id: str,
+def evaluate(lake: Lake, dataset: Dataset, days: Sequence[dt.date], written: WriteResult, run_id: str,
              held: WriteResult | None = None, duplicates: dict[dt.date, int] | None = None,
              upstream: Sequence[tuple[str, int]] = ()) -> Outcome:
     """Validate the partitions just written, measure them, write the metrics table."""

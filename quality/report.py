@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pyarrow as pa
 from deltalake import DeltaTable
 
 from lakehouse.config import LakehouseConfig
+from lakehouse.datasets import Dataset
 from quality import metrics
 
 
@@ -14,13 +17,12 @@ def _weakest(rows: list[dict], name: str) -> str:
     return f"{min(values):.2%}" if values else "-"
 
 
-def quality_lines(config: LakehouseConfig, domain: str | None = None) -> list[tuple[str, ...]]:
+def quality_lines(config: LakehouseConfig, datasets: Iterable[Dataset],
+                  domain: str | None = None) -> list[tuple[str, ...]]:
     """Per processed and curated dataset: partitions measured, the latest run's status and checks, rows
     quarantined over all partitions, and the weakest value of each metric."""
-    from orchestration.definitions import DATASETS
-
     lines = []
-    for dataset in DATASETS:
+    for dataset in datasets:
         if dataset.layer == "raw" or (domain and dataset.domain != domain):
             continue
         uri = config.table_uri(*metrics.metrics_path(dataset).split("/"))

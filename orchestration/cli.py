@@ -10,9 +10,10 @@ import sys
 import warnings
 
 from lakehouse.config import LakehouseConfig
+from lakehouse.console import print_table
 from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS, MAX_SHARE, SAFETY_WINDOW_FLOOR_HOURS
 
-GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
+GENERATORS = {domain: f"synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
 DEFAULT_ROWS = {"events": 5_000, "commerce": 3_000, "finance": 3_000, "iot": 20_000, "ai_ops": 2_000}
 
 
@@ -44,7 +45,7 @@ def summary(args: argparse.Namespace) -> int:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    from orchestration.definitions import DATASETS
+    from assets import DATASETS
 
     config = LakehouseConfig.from_env()
     rows = []
@@ -68,10 +69,11 @@ def summary(args: argparse.Namespace) -> int:
 def quality(args: argparse.Namespace) -> int:
     """One line per processed and curated dataset from its metrics table (`quality/<domain>/<layer>_<name>`):
     the latest run's checks passed / failed and status, rows quarantined and the weakest metrics."""
+    from assets import DATASETS
     from quality.report import quality_lines
 
     config = LakehouseConfig.from_env()
-    lines = quality_lines(config, args.domain)
+    lines = quality_lines(config, DATASETS, args.domain)
     print_table(("dataset", "partitions", "status", "checks passed", "checks failed", "quarantined", "completeness",
                  "validity", "uniqueness", "consistency"), lines)
     return 0
@@ -199,12 +201,6 @@ def audit_command(args: argparse.Namespace) -> int:
                   str(r["dry_run"]), str(r["rows"]), str(r["files"]), str(r["bytes"]),
                   "-" if r["verified"] is None else str(r["verified"]), r["run_id"]) for r in rows])
     return 0
-
-
-def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(value)) for value in column) for column in zip(header, *rows)]
-    for line in (header, tuple("-" * w for w in widths), *rows):
-        print("  ".join(str(value).ljust(width) for value, width in zip(line, widths)).rstrip())
 
 
 def _quiet_library_notices() -> None:

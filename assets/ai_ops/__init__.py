@@ -4,7 +4,6 @@ and performance per model. landing -> raw -> processed (+ quarantine) -> curated
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
 from transforms import ai_ops as t
 
 DOMAIN = "ai_ops"
@@ -87,4 +86,3 @@ MODEL_DAILY_PERFORMANCE = Dataset(
 
 DATASETS = (RAW_BUDGETS, RAW_RUNS, RAW_TOOL_CALLS, TENANT_BUDGETS, AGENT_RUNS, TOOL_CALLS,
             TENANT_DAILY_COST_VS_BUDGET, MODEL_DAILY_PERFORMANCE)
-ASSETS = domain_assets(DATASETS)

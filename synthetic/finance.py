@@ -20,9 +20,9 @@ import math
 import random
 from functools import lru_cache
 
-from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, split_files
-from lakehouse.synthetic.population import Account, Population, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, iso_millis, split_files
+from synthetic.population import Account, Population, new_uuid
+from synthetic.population import population as synthetic_population
 
 DOMAIN = "finance"
 STATUSES = {"settled": 0.88, "pending": 0.07, "failed": 0.04, "reversed": 0.01}

@@ -29,9 +29,9 @@ import itertools
 import math
 import random
 
-from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
-from lakehouse.synthetic.population import TENANT_WEIGHTS, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
+from synthetic.population import TENANT_WEIGHTS, new_uuid
+from synthetic.population import population as synthetic_population
 
 DOMAIN = "ai_ops"
 # model: (provider, USD per 1K input tokens, USD per 1K output tokens, base latency ms, ms per output token,

@@ -3,7 +3,6 @@
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
 from transforms import events as t
 
 DOMAIN = "events"
@@ -54,4 +53,3 @@ DAILY_ORDER_REVENUE = Dataset(
 )
 
 DATASETS = (RAW, PROCESSED, HOURLY_EVENT_COUNTS, DAILY_ACTIVE_USERS, DAILY_ORDER_REVENUE)
-ASSETS = domain_assets(DATASETS)

@@ -11,9 +11,9 @@ import datetime as dt
 import math
 import random
 
-from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
-from lakehouse.synthetic.population import REGIONS, Population, User, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
+from synthetic.population import REGIONS, Population, User, new_uuid
+from synthetic.population import population as synthetic_population
 
 EVENT_TYPES = {  # type: (source, share)
     "user.registered": ("user-service", 0.05),

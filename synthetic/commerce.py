@@ -25,9 +25,9 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
-from lakehouse.synthetic.population import Population, User, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
+from synthetic.population import Population, User, new_uuid
+from synthetic.population import population as synthetic_population
 
 DOMAIN = "commerce"
 SOURCES = ("users", "orders", "order_items")

@@ -10,7 +10,6 @@ tokens of users and orders match and curated tables join on them.
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
 from transforms import commerce as t
 
 DOMAIN = "commerce"
@@ -101,4 +100,3 @@ CUSTOMER_ORDER_STATS = Dataset(
 
 DATASETS = (RAW_USERS, RAW_ORDERS, RAW_ORDER_ITEMS, USERS, ORDERS, ORDER_ITEMS, ORDERS_CONFORMED,
             DAILY_REVENUE_BY_CURRENCY, CUSTOMER_ORDER_STATS)
-ASSETS = domain_assets(DATASETS)

@@ -4,7 +4,6 @@ owned by tenants; tenant_id is what needs care."""
 
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
-from orchestration.factory import domain_assets
 from transforms import iot as t
 
 DOMAIN = "iot"
@@ -83,4 +82,3 @@ DEVICE_DAILY_HEALTH = Dataset(
 
 DATASETS = (RAW_DEVICES, RAW_READINGS, DEVICES, READINGS, DEVICE_HOURLY_AGGREGATES, READING_ANOMALIES,
             DEVICE_DAILY_HEALTH)
-ASSETS = domain_assets(DATASETS)

@@ -25,9 +25,9 @@ import json
 import math
 import random
 
-from lakehouse.synthetic import GeneratedDay, dumps, split_files
-from lakehouse.synthetic.population import REGIONS, SENSOR_KINDS, TENANTS, Device, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, split_files
+from synthetic.population import REGIONS, SENSOR_KINDS, TENANTS, Device, new_uuid
+from synthetic.population import population as synthetic_population
 
 UNITS = {"temperature": "C", "humidity": "%", "pressure": "hPa"}
 # kind: (daily amplitude, noise half-width, readings per day relative to a temperature sensor)

@@ -5,7 +5,6 @@ from functools import partial
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
 from transforms import finance as t
 
 DOMAIN = "finance"
@@ -90,4 +89,3 @@ ACCOUNT_RISK_FEATURES = Dataset(
 
 DATASETS = (RAW_ACCOUNTS, RAW_TRANSACTIONS, ACCOUNTS, TRANSACTIONS, SETTLED_TRANSACTIONS, ACCOUNT_DAILY_BALANCES,
             ACCOUNT_RISK_FEATURES)
-ASSETS = domain_assets(DATASETS)
