@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.datasets import Dataset
-from quality import metrics, suites
+from quality import metrics
 from quality.rules import COMPLETENESS_TARGET, CONSISTENCY_TARGET, VALIDITY_TARGET, Dimension, Severity, holds
 
 NAME = "quality_summary"
@@ -64,7 +64,6 @@ def summary_dataset(domain: str, datasets: Iterable[Dataset], owner: str = "team
         columns={"meets_targets": "every dataset meets the completeness, validity and consistency targets",
                  "quarantine_rate": "quarantined / (accepted + quarantined) over the processed datasets",
                  "max_freshness_hours": "hours from the end of the day to the latest measurement"},
+        checks=(holds("meets_targets", severity=Severity.WARN, mostly=1.0, dimension=Dimension.VALIDITY),),
     )
-    suites.register(summary.path, [holds("meets_targets", severity=Severity.WARN, mostly=1.0,
-                                         dimension=Dimension.VALIDITY)])
     return summary

@@ -18,7 +18,7 @@ from lakehouse import catalog
 from lakehouse.datasets import Dataset
 from synthetic import commerce as g
 from orchestration.factory import domain_assets
-from quality import metrics, suites
+from quality import metrics
 from quality.rules import between, complete
 from tests.helpers import run_assets
 from transforms import commerce as t
@@ -104,13 +104,13 @@ def total_per_day(readings):
 RAW = Dataset(name="lines", domain="qa", layer="raw", owner="team:qa", landing="lines",
               description="Constructed lines.")
 PROCESSED = Dataset(name="lines", domain="qa", layer="processed", owner="team:qa", upstream=(RAW.path,),
-                    transform=parse_lines, quarantine=True, primary_key=("id",), description="Parsed lines.")
+                    transform=parse_lines, quarantine=True, primary_key=("id",), description="Parsed lines.",
+                    checks=(*complete("note"), between("amount", 0, name="amount_ok")))
 CURATED = Dataset(name="totals", domain="qa", layer="curated", owner="team:qa", upstream=(PROCESSED.path,),
                   transform=total_per_day, primary_key=("dt",), description="Totals per day.")
 
 
 def test_a_warning_does_not_block_and_the_metrics_are_exact(spark, lake, instance, monkeypatch):
-    monkeypatch.setitem(suites.SUITES, PROCESSED.path, [*complete("note"), between("amount", 0, name="amount_ok")])
     lines = [json.dumps({"id": f"id-{i}", "note": None if i < 2 else "n", "amount": 1.5}) for i in range(40)]
     lines += [json.dumps({"id": f"bad-{i}", "note": "n", "amount": -1}) for i in range(10)]
     from synthetic import write_landing

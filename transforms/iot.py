@@ -28,6 +28,8 @@ UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 # kind: ((physical low, physical high), (normal band low, normal band high)) — the sensor data sheet.
 SENSOR_KINDS = {"temperature": ((-40.0, 125.0), (18.0, 26.0)), "humidity": ((0.0, 100.0), (30.0, 60.0)),
                 "pressure": ((300.0, 1100.0), (990.0, 1030.0))}
+# no kind's reading lies outside this (a table rule on every reading)
+PHYSICAL_RANGE = (min(low for (low, _), _ in SENSOR_KINDS.values()), max(high for (_, high), _ in SENSOR_KINDS.values()))
 Z_THRESHOLD = 3.0
 MIN_BASELINE = 10  # other readings of the device and day a z-score needs
 SUSTAINED_MICROS = 3_600 * 1_000_000  # out of band for more than an hour
