@@ -8,7 +8,8 @@ import importlib
 
 import dagster as dg
 
-from lakehouse import catalog, cli
+from lakehouse import catalog
+from orchestration import cli
 from orchestration.cli import GENERATORS
 from assets import DATASETS, DOMAINS, QUALITY_SUMMARIES
 from orchestration.definitions import defs
