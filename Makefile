@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 STATE := $(CURDIR)/.lakehouse
 export DAGSTER_HOME ?= $(STATE)/dagster
 export LAKEHOUSE_STATE_DIR ?= $(STATE)
-DEMO_START ?= 2024-01-01
-DEMO_END ?= 2024-01-07
+# The last DEMO_DAYS complete days (UTC), so freshness checks, schedules and sensors see real days.
 DEMO_DAYS ?= 7
+DEMO_END ?= $(shell date -u -d yesterday +%F)
+DEMO_START ?= $(shell date -u -d "$(DEMO_DAYS) days ago" +%F)
 BENCH_ROWS ?= 1000000
 BENCH_RUNS ?= 3
 # ENGINE=spark: the local Apache Spark cluster (infra/spark_connect.py) instead of in-process Sail.

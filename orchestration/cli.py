@@ -17,8 +17,9 @@ GENERATORS = {domain: f"synthetic.{domain}" for domain in ("events", "commerce",
 DEFAULT_ROWS = {"events": 5_000, "commerce": 3_000, "finance": 3_000, "iot": 20_000, "ai_ops": 2_000}
 
 
-def _days(start: str, count: int) -> list[dt.date]:
-    first = dt.date.fromisoformat(start)
+def _days(start: str | None, count: int) -> list[dt.date]:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    first = dt.date.fromisoformat(start) if start else today - dt.timedelta(days=count)
     return [first + dt.timedelta(days=offset) for offset in range(count)]
 
 
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = commands.add_parser("generate", help="write synthetic landing files for some days")
     gen.add_argument("--domain", action="append", choices=sorted(GENERATORS),
                      help="a domain to generate (repeatable; default: all)")
-    gen.add_argument("--start", default=os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
+    gen.add_argument("--start", default=None, help="first day (default: DAYS days ago, so the last complete days)")
     gen.add_argument("--days", type=int, default=7)
     gen.add_argument("--rows", type=int, default=None, help="lines per day (default LAKEHOUSE_EVENTS_PER_DAY or 5000)")
     gen.add_argument("--seed", type=int, default=7)

@@ -10,7 +10,7 @@ import dagster as dg
 from pyspark.sql import types as T
 
 from lakehouse import catalog
-from lakehouse.datasets import Dataset
+from lakehouse.datasets import LAYERS, Dataset
 from lakehouse.delta import WriteResult
 from lakehouse.maintenance import TableMaintenance
 from lakehouse.openlineage import DatasetInfo
@@ -55,6 +55,50 @@ def column_lineage(dataset: Dataset, schema: T.StructType,
     return lineage
 
 
+DAY = "the day the row belongs to (its daily partition)"
+
+
+@functools.cache
+def _declarations() -> dict[str, Dataset]:
+    from assets import DATASETS
+
+    return {dataset.path: dataset for dataset in DATASETS}
+
+
+def _declared_description(path: str, column: str, depth: int = 0) -> str | None:
+    """The description a column carries where it was declared, following same-column lineage upstream."""
+    if column == "dt":
+        return DAY
+    dataset = _declarations().get(path)
+    if dataset is None or depth > len(LAYERS):
+        return None
+    if column in dataset.columns:
+        return dataset.columns[column]
+    by_name = {upstream.split("/")[-1]: upstream for upstream in dataset.upstream}
+    refs = [ref.rpartition(".") for ref in dataset.column_lineage.get(column, ())]
+    sources = [(by_name.get(name, ""), name_column) for name, _, name_column in refs if name] or [
+        (upstream, column) for upstream in dataset.upstream]
+    return next(filter(None, (_declared_description(p, c, depth + 1) for p, c in sources if c == column)), None)
+
+
+def column_descriptions(dataset: Dataset, lineage: dict[str, list[tuple[str, str]]],
+                        schema: T.StructType) -> dict[str, str]:
+    """Every column's description: declared, else the declaration it is carried from, else what its
+    lineage says it is computed from, so the UI's column table and the catalog are never blank."""
+    described = {}
+    for f in schema.fields:
+        sources = lineage.get(f.name, [])
+        found = dataset.columns.get(f.name) or (DAY if f.name == "dt" else None) or next(
+            filter(None, (_declared_description(p, c) for p, c in sources if c == f.name)), None)
+        if found is None and sources and all(c == "line" and p.startswith("raw/") for p, c in sources):
+            found = f"`{f.name}` parsed from the landing line ({', '.join(p for p, _ in sources)})"
+        elif found is None and sources:
+            found = "computed from " + ", ".join(f"{p}.{c}" for p, c in sources)
+        if found:
+            described[f.name] = found
+    return described
+
+
 def dagster_column_lineage(lineage: dict[str, list[tuple[str, str]]]) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(deps_by_column={
         column: [dg.TableColumnDep(asset_key=dg.AssetKey(path.split("/")), column_name=name) for path, name in deps]
@@ -81,13 +125,13 @@ def _subject_paths(dataset: Dataset, path: str) -> dict[str, tuple[str, ...]]:
 
 
 def catalog_entry(lake: LakeResource, path: str, dataset: Dataset, schema: T.StructType,
-                  written: WriteResult) -> catalog.Entry:
+                  written: WriteResult, descriptions: dict[str, str] | None = None) -> catalog.Entry:
     layer = path.split("/")[0]
     stats = TableMaintenance(written.uri, lake.config.storage_options).stats()
     return catalog.Entry(
         path=path, owner=dataset.owner, location=written.uri,
         description=dataset.description if path == dataset.path else f"Rows of {dataset.path} refused by its rules.",
-        fields=[catalog.Field(f.name, f.dataType.simpleString(), dataset.columns.get(f.name),
+        fields=[catalog.Field(f.name, f.dataType.simpleString(), (descriptions or dataset.columns).get(f.name),
                               dataset.classification_of(f.name).value if layer != "quarantine" else "restricted")
                 for f in schema.fields],
         tags=_tags(dataset, layer), retention_days=dataset.retention_days, regions=dataset.allowed_regions,
