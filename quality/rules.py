@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -90,8 +90,8 @@ class Rule:
         GX is imported here, not at module import: it takes seconds, and only steps that validate need it."""
         import great_expectations.expectations as gxe
 
-        common = {"meta": {"rule": self.name, "severity": self.severity.value}}
-        mostly = {"mostly": self.mostly} if self.mostly < 1 else {}
+        common: dict[str, Any] = {"meta": {"rule": self.name, "severity": self.severity.value}}
+        mostly: dict[str, Any] = {"mostly": self.mostly} if self.mostly < 1 else {}
         if self.kind == "not_null":
             return gxe.ExpectColumnValuesToNotBeNull(column=self.column, **mostly, **common)
         if self.kind == "unique":
