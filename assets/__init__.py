@@ -8,7 +8,11 @@ from lakehouse.datasets import Dataset
 from quality.summary import summary_dataset
 
 DOMAINS: dict[str, ModuleType] = {
-    "events": events, "commerce": commerce, "finance": finance, "iot": iot, "ai_ops": ai_ops,
+    "events": events,
+    "commerce": commerce,
+    "finance": finance,
+    "iot": iot,
+    "ai_ops": ai_ops,
 }
 QUALITY_SUMMARIES: dict[str, Dataset] = {
     domain: summary_dataset(domain, module.DATASETS) for domain, module in DOMAINS.items()

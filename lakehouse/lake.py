@@ -40,17 +40,29 @@ class Lake:
         """The rows of `days` of the table at `path` (layer/domain/name), pinned to its current version
         (returned too, for lineage): every read of the run sees the same snapshot."""
         version = DeltaTable(self.uri(path), storage_options=self.config.storage_options).version()
-        rows = (self.spark.read.format("delta").option("versionAsOf", version).load(self.engine_path(self.uri(path)))
-                .where(delta.partition_predicate(days)))
+        rows = (
+            self.spark.read.format("delta")
+            .option("versionAsOf", version)
+            .load(self.engine_path(self.uri(path)))
+            .where(delta.partition_predicate(days))
+        )
         return rows, version
 
-    def rows_per_partition(self, path: str, days: Sequence[dt.date], version: int | None = None) -> dict[dt.date, int]:
-        """Rows of each of `days` (at `version`, else the current one) from the Delta log; 0 without a table."""
+    def rows_per_partition(
+        self, path: str, days: Sequence[dt.date], version: int | None = None
+    ) -> dict[dt.date, int]:
+        """Rows of each of `days` (at `version`, else the current one) from the Delta log; 0 without a
+        table."""
         uri, options = self.uri(path), self.config.storage_options
         if not DeltaTable.is_deltatable(uri, storage_options=options):
             return {day: 0 for day in days}
         return delta.rows_per_partition(DeltaTable(uri, version=version, storage_options=options), days)
 
-    def write(self, path: str, df: DataFrame, days: Sequence[dt.date],
-              schema_policy: delta.SchemaPolicy = delta.SchemaPolicy.STRICT) -> delta.WriteResult:
+    def write(
+        self,
+        path: str,
+        df: DataFrame,
+        days: Sequence[dt.date],
+        schema_policy: delta.SchemaPolicy = delta.SchemaPolicy.STRICT,
+    ) -> delta.WriteResult:
         return delta.write_partitions(df, self.uri(path), days, self.config.storage_options, schema_policy)

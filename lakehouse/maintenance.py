@@ -59,14 +59,18 @@ class TableMaintenance:
     def files(self) -> list[DataFile]:
         """The active data files, from the log (no scan)."""
         actions = pa.table(self._table().get_add_actions(flatten=True))
-        return [DataFile(path, None if day is None else str(day), rows or 0, size)
-                for path, day, rows, size in zip(actions.column("path").to_pylist(),
-                                                 actions.column("partition.dt").to_pylist(),
-                                                 actions.column("num_records").to_pylist(),
-                                                 actions.column("size_bytes").to_pylist())]
+        return [
+            DataFile(path, None if day is None else str(day), rows or 0, size)
+            for path, day, rows, size in zip(
+                actions.column("path").to_pylist(),
+                actions.column("partition.dt").to_pylist(),
+                actions.column("num_records").to_pylist(),
+                actions.column("size_bytes").to_pylist(),
+            )
+        ]
 
-    def active_files(self) -> dict[str, str]:
-        """Active data file path -> its partition's `dt` (ISO date)."""
+    def active_files(self) -> dict[str, str | None]:
+        """Active data file path -> its partition's `dt` (ISO date; None in an unpartitioned table)."""
         return {f.path: f.partition for f in self.files()}
 
     def stats(self) -> TableStats:
@@ -76,17 +80,22 @@ class TableMaintenance:
         return TableStats(row_count=sum(f.rows for f in files), latest_partition=max(days) if days else None)
 
     def vacuum(self, retention_hours: int = 168, dry_run: bool = True) -> list[str]:
-        """Remove files no longer referenced and older than the retention; returns them (relative to the table)."""
+        """Remove files no longer referenced and older than the retention; returns them (relative to the
+        table)."""
         spark = delta_sql_engine()
         if spark is None:
-            return self._table().vacuum(retention_hours=retention_hours, dry_run=dry_run,
-                                        enforce_retention_duration=False)
+            return self._table().vacuum(
+                retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False
+            )
         root = engine_path(spark, self.uri).rstrip("/") + "/"
         table = f"delta.`{root.rstrip('/')}`"
-        found = [row[0] for row in spark.sql(f"VACUUM {table} RETAIN {int(retention_hours)} HOURS DRY RUN").collect()]
+        found = [
+            row[0]
+            for row in spark.sql(f"VACUUM {table} RETAIN {int(retention_hours)} HOURS DRY RUN").collect()
+        ]
         if found and not dry_run:
             spark.sql(f"VACUUM {table} RETAIN {int(retention_hours)} HOURS").collect()
-        return [path[len(root):] if path.startswith(root) else path for path in found]
+        return [path[len(root) :] if path.startswith(root) else path for path in found]
 
     def optimize(self, partition_filters: list[tuple[str, str, Any]] | None = None) -> dict[str, Any]:
         """Compact small files (per partition when filtered)."""

@@ -8,6 +8,8 @@ rules, referential integrity and the completeness / validity / consistency targe
 
 from __future__ import annotations
 
+from typing import cast
+
 from lakehouse.datasets import Dataset
 from quality.rules import Rule, complete, one_of, required, unique
 
@@ -18,16 +20,17 @@ def derived_rules(dataset: Dataset) -> list[Rule]:
     rules = required("dt", *key)
     if dataset.primary_key:
         rules.append(unique("dt", *key))
-    if dataset.allowed_regions:
+    if dataset.allowed_regions and dataset.region_column:
         rules.append(one_of(dataset.region_column, dataset.allowed_regions))
     rules += complete(*[c for c in (dataset.tenant_column, dataset.region_column) if c])
     return rules
 
 
 def suite_rules(dataset: Dataset) -> list[Rule]:
-    """The dataset's whole suite; rule names are unique (a declared rule replaces a derived one of its name)."""
+    """The dataset's whole suite; rule names are unique (a declared rule replaces a derived one of its
+    name)."""
     rules = {rule.name: rule for rule in derived_rules(dataset)}
-    rules.update({rule.name: rule for rule in dataset.checks})
+    rules.update({rule.name: cast(Rule, rule) for rule in dataset.checks})
     return list(rules.values())
 
 

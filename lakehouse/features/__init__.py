@@ -19,9 +19,8 @@ Configuration (environment, with defaults; `feature_repo/feature_store.yaml` use
 |---|---|---|
 | LAKEHOUSE_FEAST_DIR | $LAKEHOUSE_STATE_DIR/feast | registry, SQLite online store, offline snapshots |
 | LAKEHOUSE_FEAST_REDIS | unset | Redis connection string (`host:port[,password=...]`): Redis online store |
-| LAKEHOUSE_FEAST_ONLINE_STORE | SQLite in LAKEHOUSE_FEAST_DIR, or Redis as above | the online store as a YAML mapping |
+| LAKEHOUSE_FEAST_ONLINE_STORE | SQLite in LAKEHOUSE_FEAST_DIR, or Redis | the online store (YAML mapping) |
 """
-
 
 from lakehouse.features.deletion import OnlineErasure, delete_online_entities, erase_subject_online
 from lakehouse.features.lookups import feature_records, online_features
@@ -50,9 +49,30 @@ from lakehouse.features.training import (
 )
 
 __all__ = [
-    "REPO", "TIMESTAMP", "TRAINING_ROOT", "Materialized", "OnlineErasure", "Snapshot", "apply",
-    "apply_if_changed", "definitions", "delete_online_entities", "entity_for", "erase_subject_online",
-    "export_snapshot", "feast_dir", "feast_environment", "feature_records", "feature_store",
-    "historical_features", "materialize", "offline_dir", "online_features", "registry_changes",
-    "repo_config", "training_set_uri", "view_tables", "write_training_set",
+    "REPO",
+    "TIMESTAMP",
+    "TRAINING_ROOT",
+    "Materialized",
+    "OnlineErasure",
+    "Snapshot",
+    "apply",
+    "apply_if_changed",
+    "definitions",
+    "delete_online_entities",
+    "entity_for",
+    "erase_subject_online",
+    "export_snapshot",
+    "feast_dir",
+    "feast_environment",
+    "feature_records",
+    "feature_store",
+    "historical_features",
+    "materialize",
+    "offline_dir",
+    "online_features",
+    "registry_changes",
+    "repo_config",
+    "training_set_uri",
+    "view_tables",
+    "write_training_set",
 ]

@@ -13,6 +13,7 @@ from lakehouse.features.online import OnlineStore
 from lakehouse.features.snapshots import export_snapshot, view_join_key, view_source_uri
 from lakehouse.features.store import entity_for, feature_store
 
+
 def _views_of_entity(store, entity_name: str) -> list:
     return [v for v in store.list_feature_views() if entity_name in v.entities]
 
@@ -34,8 +35,9 @@ class OnlineErasure:
     remaining: int  # keys still online or in an offline snapshot afterwards (0 when verified)
 
 
-def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iterable[str],
-                         dry_run: bool = False) -> OnlineErasure | None:
+def erase_subject_online(
+    config: LakehouseConfig | None, column: str, keys: Iterable[str], dry_run: bool = False
+) -> OnlineErasure | None:
     """Erasure of a subject column's values (pass the value and its token) from every feature view keyed
     by the column's entity, verified by listing the online keys again; None when no entity has that join
     key or the feature store was never applied. A dry run counts the keys online and changes nothing."""
@@ -55,7 +57,9 @@ def erase_subject_online(config: LakehouseConfig | None, column: str, keys: Iter
     # (a view whose table was never built in this lake has no snapshot).
     config = config or LakehouseConfig.from_env()
     for view in views:
-        if not DeltaTable.is_deltatable(view_source_uri(config, view), storage_options=config.storage_options):
+        if not DeltaTable.is_deltatable(
+            view_source_uri(config, view), storage_options=config.storage_options
+        ):
             continue
         snapshot = pq.read_table(export_snapshot(config, view).path, columns=[view_join_key(view)])
         remaining += sum(key in keys for key in snapshot.column(0).to_pylist())

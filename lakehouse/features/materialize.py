@@ -14,6 +14,7 @@ from lakehouse.features.online import OnlineStore
 from lakehouse.features.snapshots import export_snapshot, view_join_key, view_ttl
 from lakehouse.features.store import TIMESTAMP, feature_store
 
+
 @dataclass(frozen=True)
 class Materialized:
     view: str
@@ -29,8 +30,9 @@ def _latest(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     return frame.sort_values([key, TIMESTAMP]).drop_duplicates(key, keep="last").set_index(key, drop=False)
 
 
-def materialize(config: LakehouseConfig, first: dt.date, last: dt.date,
-                views: Sequence[str] | None = None) -> list[Materialized]:
+def materialize(
+    config: LakehouseConfig, first: dt.date, last: dt.date, views: Sequence[str] | None = None
+) -> list[Materialized]:
     """Bring the online store in line with the curated tables for partitions first..last.
 
     Per view: export the snapshot; write each entity's latest row if that row's period starts on or
@@ -60,6 +62,15 @@ def materialize(config: LakehouseConfig, first: dt.date, last: dt.date,
         online.delete([view], not_newer)
         if len(write):
             store.write_to_online_store(view.name, write.reset_index(drop=True))
-        done.append(Materialized(view.name, snapshot.table_version, snapshot.rows, len(latest), len(write), deleted,
-                                 time.monotonic() - started))
+        done.append(
+            Materialized(
+                view.name,
+                snapshot.table_version,
+                snapshot.rows,
+                len(latest),
+                len(write),
+                deleted,
+                time.monotonic() - started,
+            )
+        )
     return done

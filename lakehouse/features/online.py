@@ -11,6 +11,7 @@ import pandas as pd
 
 from lakehouse.features.snapshots import view_join_key
 
+
 def _python_value(value) -> Any:
     from feast.type_map import feast_value_type_to_python_type
 
@@ -46,13 +47,17 @@ class OnlineStore:
     def _key_bytes(self, join_key: str, value: Any) -> bytes:
         from feast.infra.key_encoding_utils import serialize_entity_key
 
-        return serialize_entity_key(_entity_key(join_key, value),
-                                    entity_key_serialization_version=self.repo.entity_key_serialization_version)
+        return serialize_entity_key(
+            _entity_key(join_key, value),
+            entity_key_serialization_version=self.repo.entity_key_serialization_version,
+        )
 
     def _key_value(self, raw: bytes) -> str:
         from feast.infra.key_encoding_utils import deserialize_entity_key
 
-        key = deserialize_entity_key(raw, entity_key_serialization_version=self.repo.entity_key_serialization_version)
+        key = deserialize_entity_key(
+            raw, entity_key_serialization_version=self.repo.entity_key_serialization_version
+        )
         return _python_value(key.entity_values[0])
 
     def timestamps(self, view) -> dict[str, pd.Timestamp]:
@@ -62,14 +67,18 @@ class OnlineStore:
 
             table = compute_table_id(self.repo.project, view)
             with self._sqlite() as conn:
-                rows = conn.execute(f'SELECT entity_key, MAX(event_ts) FROM "{table}" GROUP BY entity_key').fetchall()
+                rows = conn.execute(
+                    f'SELECT entity_key, MAX(event_ts) FROM "{table}" GROUP BY entity_key'
+                ).fetchall()
             return {self._key_value(raw): pd.Timestamp(int(ts), unit="s", tz="UTC") for raw, ts in rows}
         if self.kind == "redis":
             from feast.infra.online_stores.helpers import _redis_key_prefix
             from google.protobuf.timestamp_pb2 import Timestamp
 
             client, project = self._redis(), self.repo.project.encode()
-            keys = list(client.scan_iter(_redis_key_prefix([view_join_key(view)]) + b"*" + project, count=1000))
+            keys = list(
+                client.scan_iter(_redis_key_prefix([view_join_key(view)]) + b"*" + project, count=1000)
+            )
             with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hget(key, f"_ts:{view.name}")
@@ -79,7 +88,7 @@ class OnlineStore:
                 if raw is not None:
                     stamp = Timestamp()
                     stamp.ParseFromString(raw)
-                    found[self._key_value(key[:-len(project)])] = pd.Timestamp(stamp.ToDatetime(), tz="UTC")
+                    found[self._key_value(key[: -len(project)])] = pd.Timestamp(stamp.ToDatetime(), tz="UTC")
             return found
         raise NotImplementedError(f"online store {self.kind!r}: only sqlite and redis are supported")
 
@@ -97,16 +106,20 @@ class OnlineStore:
                 for view in views:
                     table = compute_table_id(self.repo.project, view)
                     for value in values:
-                        if conn.execute(f'DELETE FROM "{table}" WHERE entity_key = ?',
-                                        (self._key_bytes(join_key, value),)).rowcount:
+                        if conn.execute(
+                            f'DELETE FROM "{table}" WHERE entity_key = ?', (self._key_bytes(join_key, value),)
+                        ).rowcount:
                             removed.add(value)
             return len(removed)
         if self.kind == "redis":
             from feast.infra.online_stores.helpers import _mmh3
 
             client, project = self._redis(), self.repo.project.encode()
-            fields = [field for view in views for field in
-                      [*(_mmh3(f"{view.name}:{f.name}") for f in view.features), f"_ts:{view.name}"]]
+            fields = [
+                field
+                for view in views
+                for field in [*(_mmh3(f"{view.name}:{f.name}") for f in view.features), f"_ts:{view.name}"]
+            ]
             stamps = {f"_ts:{view.name}".encode() for view in views}
             for value in values:
                 key = self._key_bytes(join_key, value) + project

@@ -16,6 +16,7 @@ from deltalake import DeltaTable
 from lakehouse.config import LakehouseConfig
 from lakehouse.features.store import TIMESTAMP
 
+
 @dataclass(frozen=True)
 class Snapshot:
     view: str
@@ -57,8 +58,7 @@ def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     for name, arrow_type in features.items():
         if arrow_type == pa.float64():
             frame[name] = pd.to_numeric(frame[name].astype(object), errors="coerce").astype("float64")
-    schema = pa.schema([(key, pa.string()), (TIMESTAMP, pa.timestamp("us", tz="UTC")),
-                        *features.items()])
+    schema = pa.schema([(key, pa.string()), (TIMESTAMP, pa.timestamp("us", tz="UTC")), *features.items()])
     data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
     path = Path(view.batch_source.path)
     path.parent.mkdir(parents=True, exist_ok=True)

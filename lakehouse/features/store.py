@@ -16,8 +16,6 @@ REPO = PROJECT_DIR / "feature_repo"
 TIMESTAMP = "event_timestamp"
 
 
-
-
 def feast_dir(config: LakehouseConfig | None = None) -> Path:
     """Where the registry, the SQLite online store and the offline snapshots live."""
     if os.environ.get("LAKEHOUSE_FEAST_DIR"):
@@ -36,8 +34,11 @@ def feast_environment(config: LakehouseConfig | None = None) -> dict[str, str]:
     online = os.environ.get("LAKEHOUSE_FEAST_ONLINE_STORE")
     if not online:
         redis = os.environ.get("LAKEHOUSE_FEAST_REDIS")
-        store = ({"type": "redis", "connection_string": redis} if redis
-                 else {"type": "sqlite", "path": str(folder / "online.db")})
+        store = (
+            {"type": "redis", "connection_string": redis}
+            if redis
+            else {"type": "sqlite", "path": str(folder / "online.db")}
+        )
         online = yaml.safe_dump(store, default_flow_style=True).strip()
     return {"LAKEHOUSE_FEAST_DIR": str(folder), "LAKEHOUSE_FEAST_ONLINE_STORE": online}
 
@@ -84,8 +85,6 @@ def view_tables() -> dict[str, str]:
     return {name: spec[1] for name, spec in _definitions_module().VIEWS.items()}
 
 
-
-
 def _repo_contents(store, config: LakehouseConfig | None):
     """The definitions as Feast's `parse_repo` would collect them (with its project and dummy entity)."""
     from feast import Entity, FeatureService, FeatureView, Project
@@ -95,10 +94,16 @@ def _repo_contents(store, config: LakehouseConfig | None):
     objects = list(definitions(config).values())
     views = [o for o in objects if isinstance(o, FeatureView)]
     return RepoContents(
-        projects=[Project(name=store.project)], data_sources=[v.batch_source for v in views],
-        entities=[*(o for o in objects if isinstance(o, Entity)), DUMMY_ENTITY], feature_views=views,
+        projects=[Project(name=store.project)],
+        data_sources=[v.batch_source for v in views if v.batch_source is not None],
+        entities=[*(o for o in objects if isinstance(o, Entity)), DUMMY_ENTITY],
+        feature_views=views,
         feature_services=[o for o in objects if isinstance(o, FeatureService)],
-        on_demand_feature_views=[], stream_feature_views=[], label_views=[], permissions=[])
+        on_demand_feature_views=[],
+        stream_feature_views=[],
+        label_views=[],
+        permissions=[],
+    )
 
 
 def apply(config: LakehouseConfig | None = None) -> list[str]:
@@ -126,5 +131,8 @@ def registry_changes(config: LakehouseConfig | None = None, store=None) -> list[
 
     store = store or feature_store(config)
     registry_diff, _, _ = store.plan(_repo_contents(store, config))
-    return [f"{d.transition_type.name} {d.feast_object_type.name.lower()} {d.name}"
-            for d in registry_diff.feast_object_diffs if d.transition_type != TransitionType.UNCHANGED]
+    return [
+        f"{d.transition_type.name} {d.feast_object_type.name.lower()} {d.name}"
+        for d in registry_diff.feast_object_diffs
+        if d.transition_type != TransitionType.UNCHANGED
+    ]

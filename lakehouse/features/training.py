@@ -15,6 +15,7 @@ from lakehouse.features.store import TIMESTAMP, feature_store
 
 TRAINING_ROOT = "features/training_sets"
 
+
 def historical_features(config: LakehouseConfig, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time join: each row of `entity_df` (join keys, `event_timestamp`, labels) with the
     service's features as of its timestamp (latest row at or before it, within the view's TTL).
@@ -40,12 +41,20 @@ def historical_features(config: LakehouseConfig, service: str, entity_df: pd.Dat
         snapshot[key] = snapshot[key].astype(object)
         left = result[["_row", key, TIMESTAMP]].copy()
         left[key] = left[key].astype(object)
-        joined = pd.merge_asof(left.sort_values(TIMESTAMP), snapshot.sort_values(TIMESTAMP), on=TIMESTAMP, by=key,
-                               direction="backward", allow_exact_matches=True,
-                               tolerance=pd.Timedelta(view.ttl) if view.ttl else None)
+        joined = pd.merge_asof(
+            left.sort_values(TIMESTAMP),
+            snapshot.sort_values(TIMESTAMP),
+            on=TIMESTAMP,
+            by=key,
+            direction="backward",
+            allow_exact_matches=True,
+            tolerance=pd.Timedelta(view.ttl) if view.ttl else None,
+        )
         result = result.merge(joined.drop(columns=[key, TIMESTAMP]), on="_row", how="left")
         # Declared types, nullable: a column keeps its type whether or not some rows found no value.
-        result = result.astype({f"{view.name}__{f.name}": PANDAS_DTYPES[str(f.dtype)] for f in projection.features})
+        result = result.astype(
+            {f"{view.name}__{f.name}": PANDAS_DTYPES[str(f.dtype)] for f in projection.features}
+        )
     return result.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
@@ -53,8 +62,15 @@ def training_set_uri(config: LakehouseConfig, name: str) -> str:
     return f"{config.root}/{TRAINING_ROOT}/{name}"
 
 
-def write_training_set(config: LakehouseConfig, spark, service: str, entity_df: pd.DataFrame, name: str,
-                       days: Sequence[dt.date] | None = None, run_id: str | None = None):
+def write_training_set(
+    config: LakehouseConfig,
+    spark,
+    service: str,
+    entity_df: pd.DataFrame,
+    name: str,
+    days: Sequence[dt.date] | None = None,
+    run_id: str | None = None,
+):
     """Join `entity_df` with the service's features and write it as the Delta table
     `features/training_sets/<name>`, partitioned by the day of `event_timestamp`: `days` (default: the
     days of the rows) are replaced whole, through the lake's one Delta writer."""
@@ -65,28 +81,55 @@ def write_training_set(config: LakehouseConfig, spark, service: str, entity_df: 
     days = sorted(set(days or frame["dt"]))
     rows = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
     written = delta.write_partitions(rows, training_set_uri(config, name), days, config.storage_options)
-    _catalog_training_set(config, service, name, rows.schema, written, run_id or f"training-set-{uuid.uuid4()}")
+    _catalog_training_set(
+        config, service, name, rows.schema, written, run_id or f"training-set-{uuid.uuid4()}"
+    )
     return written
 
 
-def _catalog_training_set(config: LakehouseConfig, service: str, name: str, schema, written, run_id: str) -> None:
+def _catalog_training_set(
+    config: LakehouseConfig, service: str, name: str, schema, written, run_id: str
+) -> None:
     """A training set holds entity keys (e.g. user_id tokens): catalogued with them as subject columns,
     so erasure finds it and retention (feature data: 365 days) expires it."""
     from lakehouse import catalog
     from lakehouse.maintenance import TableMaintenance
 
     store = feature_store(config)
-    views = [store.get_feature_view(p.name) for p in store.get_feature_service(service).feature_view_projections]
+    views = [
+        store.get_feature_view(p.name) for p in store.get_feature_service(service).feature_view_projections
+    ]
     subjects = sorted({view_join_key(view) for view in views})
     sources = sorted({view.tags["source_table"] for view in views})
     stats = TableMaintenance(written.uri, config.storage_options).stats()
     entry = catalog.Entry(
-        path=f"{TRAINING_ROOT}/{name}", owner="team:ml-platform", location=written.uri,
+        path=f"{TRAINING_ROOT}/{name}",
+        owner="team:ml-platform",
+        location=written.uri,
         description=f"Point-in-time training set of the feature service {service!r}.",
-        fields=[catalog.Field(f.name, f.dataType.simpleString(), None,
-                              "confidential" if f.name in subjects else "internal") for f in schema.fields],
-        tags=["features", "training-set", "gdpr"], retention_days=365, subject_columns=subjects,
-        latest_partition=stats.latest_partition, row_count=stats.row_count, delta_version=written.version)
-    catalog.record(config, [catalog.Materialization(
-        run_id=run_id, entry=entry, partitions=[d.isoformat() for d in written.partitions],
-        rows_written=written.row_count, code_version="feature_repo", upstream=[(s, None) for s in sources])])
+        fields=[
+            catalog.Field(
+                f.name, f.dataType.simpleString(), None, "confidential" if f.name in subjects else "internal"
+            )
+            for f in schema.fields
+        ],
+        tags=["features", "training-set", "gdpr"],
+        retention_days=365,
+        subject_columns=subjects,
+        latest_partition=stats.latest_partition,
+        row_count=stats.row_count,
+        delta_version=written.version,
+    )
+    catalog.record(
+        config,
+        [
+            catalog.Materialization(
+                run_id=run_id,
+                entry=entry,
+                partitions=[d.isoformat() for d in written.partitions],
+                rows_written=written.row_count,
+                code_version="feature_repo",
+                upstream=[(s, None) for s in sources],
+            )
+        ],
+    )
