@@ -1,11 +1,12 @@
-"""Retention and erasure as Dagster jobs (launched from the UI with config, or on a schedule)."""
+"""Retention, erasure and table maintenance as Dagster jobs (launched from the UI with config, or on a
+schedule)."""
 
 import datetime as dt
 
 import dagster as dg
 from pydantic import Field
 
-from lakehouse import erasure, retention
+from lakehouse import erasure, maintenance, retention
 from orchestration.resources import LakeResource
 
 GOVERNANCE_POOL = "governance"
@@ -40,6 +41,15 @@ class ErasureConfig(dg.Config):
     force: bool = Field(
         default=False,
         description=f"Go past the brake (more than {erasure.BRAKE_SHARE:.0%} of a table's rows).",
+    )
+
+
+class MaintenanceConfig(dg.Config):
+    dry_run: bool = Field(default=False, description="Report what would be compacted and checkpointed.")
+    min_small_files: int = Field(
+        default=maintenance.MIN_SMALL_FILES,
+        description=f"Compact a partition once it has this many files under "
+        f"{maintenance.SMALL_FILE_BYTES // 2**20} MiB.",
     )
 
 
@@ -109,6 +119,38 @@ def erase_subject(context: dg.OpExecutionContext, config: ErasureConfig, lake: L
     )
 
 
+@dg.op(pool=GOVERNANCE_POOL)
+def maintain_tables(
+    context: dg.OpExecutionContext, config: MaintenanceConfig, lake: LakeResource
+) -> dg.Output:
+    records = maintenance.maintain(
+        lake.config, context.run.run_id, dry_run=config.dry_run, min_small_files=config.min_small_files
+    )
+    verb = "would " if config.dry_run else ""
+    for r in records:
+        context.log.info(f"{r.target}: {verb}{r.step} ({r.detail}; partitions {list(r.partitions) or '-'})")
+    compacted = [r for r in records if r.step == "optimize"]
+    return dg.Output(
+        None,
+        metadata={
+            "dry_run": config.dry_run,
+            "tables_compacted": sorted(r.target for r in compacted),
+            "small_files_compacted": sum(r.files for r in compacted),
+            "partitions_compacted": sum(len(r.partitions) for r in compacted),
+            "checkpoints": sorted(r.target for r in records if r.step == "checkpoint"),
+        },
+    )
+
+
+@dg.job(
+    description="Compact partitions that gathered small files and checkpoint Delta logs that grew, for every "
+    "table of the lake and the platform's own (catalog, audit, quality metrics); rows never change; "
+    "audited. `dry_run: true` reports and changes nothing."
+)
+def maintenance_job():
+    maintain_tables()
+
+
 @dg.job(
     description="Delete partitions past each dataset's retention, vacuum past the safety window, "
     "expire landing files; audited. `dry_run: true` reports and removes nothing."
@@ -141,5 +183,14 @@ def daily_retention(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     )
 
 
-JOBS = [retention_job, erasure_job]
-SCHEDULES = [daily_retention]
+# After retention (03:00); nothing it does changes a row, so it runs unless stopped.
+daily_maintenance = dg.ScheduleDefinition(
+    name="daily_maintenance",
+    job=maintenance_job,
+    cron_schedule="0 4 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+JOBS = [retention_job, erasure_job, maintenance_job]
+SCHEDULES = [daily_retention, daily_maintenance]
