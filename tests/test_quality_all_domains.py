@@ -55,6 +55,16 @@ def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, insta
         assert summary["checks_passed"] == sum(
             len(e) for e in [[x for x in evaluations if x.asset_key == dg.AssetKey(d.key_path)] for d in gated_here])
 
+    undescribed = {}
+    for dataset in (d for d in DATASETS if d.layer == "curated"):
+        metadata = instance.get_latest_materialization_event(dg.AssetKey(dataset.key_path)).asset_materialization.metadata
+        columns = metadata["dagster/column_schema"].schema.columns
+        entry = {f["name"]: f["description"] for f in catalog.get_entry(lake, catalog.dataset_id(dataset.path))["schema"]["fields"]}
+        assert {c.name: c.description for c in columns} == entry, dataset.path  # the UI and the catalog agree
+        undescribed[dataset.path] = [c.name for c in columns if not c.description]
+    missing = {path: names for path, names in undescribed.items() if names}
+    assert missing == {}, f"curated columns without a description: {missing}"
+
     capsys.readouterr()
     assert cli.main(["quality"]) == 0
     printed = {line.split()[0]: line.split()[1:6] for line in capsys.readouterr().out.splitlines()[2:]}

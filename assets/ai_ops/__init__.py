@@ -86,7 +86,8 @@ TENANT_DAILY_COST_VS_BUDGET = Dataset(
     primary_key=("dt", "tenant_id"), retention_days=1095,
     description="Per tenant and day: runs, tokens and cost against the daily share of the monthly budget "
                 "(amount / days in month), with warning and critical flags.",
-    columns={"daily_budget_usd": "monthly budget / days in the month, 6 decimals",
+    columns={"runs": "agent runs of the tenant that day", "monthly_budget_usd": "the tenant's monthly budget (USD)",
+             "daily_budget_usd": "monthly budget / days in the month, 6 decimals",
              "budget_used_ratio": "cost_usd / daily_budget_usd, 6 decimals",
              "is_warning": "budget_used_ratio >= warning_threshold",
              "is_critical": "budget_used_ratio >= critical_threshold"},
@@ -102,7 +103,8 @@ MODEL_DAILY_PERFORMANCE = Dataset(
     transform=t.model_daily_performance, primary_key=("dt", "model", "provider"), retention_days=1095,
     description="Per model and day: runs, p50/p95 latency (percentile_approx), error rate (error or timeout), "
                 "tokens and cost.",
-    columns={"error_rate": "share of runs that ended in error or timeout",
+    columns={"runs": "agent runs of the model that day", "failed_runs": "runs that ended in error or timeout",
+             "timeouts": "runs that timed out", "error_rate": "share of runs that ended in error or timeout",
              "p50_latency_ms": "approximate median latency", "p95_latency_ms": "approximate 95th percentile"},
     checks=(
         between("error_rate", 0, 1, name="error_rate_is_a_share"),

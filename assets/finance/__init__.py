@@ -87,7 +87,8 @@ ACCOUNT_DAILY_BALANCES = Dataset(
     description="Day-relative balances per account from settled movements: a partition-exact job cannot see "
                 "earlier days, so opening_balance is 0 by definition and closing_balance is the end-of-day "
                 "running sum of the day's movements (= net).",
-    columns={"opening_balance": "0: balances are relative to the start of the day",
+    columns={"transaction_count": "settled transactions of the account that day",
+             "opening_balance": "0: balances are relative to the start of the day",
              "debits": "sum of outgoing amounts, positive", "credits": "sum of incoming amounts",
              "net": "credits - debits", "closing_balance": "opening_balance + net (end-of-day running sum)",
              "min_running_balance": "lowest running sum during the day, by transaction time (at most 0)"},
@@ -106,7 +107,9 @@ ACCOUNT_RISK_FEATURES = Dataset(
     name="account_risk_features", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(TRANSACTIONS.path,),
     transform=t.account_risk_features, primary_key=("dt", "account_id"), retention_days=365,
     description="Per-account daily risk-style aggregates over all transactions (any status), as feature inputs.",
-    columns={"failed_ratio": "failed / all transactions", "max_amount": "largest absolute amount",
+    columns={"txn_count": "transactions of the account that day (every status)",
+             "distinct_merchant_categories": "distinct merchant categories of its transactions that day",
+             "failed_ratio": "failed / all transactions", "max_amount": "largest absolute amount",
              "night_txn_share": "share of transactions between 00:00 and 05:59 UTC"},
     classification={"account_id": C.CONFIDENTIAL, "max_amount": C.CONFIDENTIAL},
     subject_columns=("account_id",), tenant_column="tenant_id", region_column="region",

@@ -67,7 +67,9 @@ DEVICE_HOURLY_AGGREGATES = Dataset(
     name="device_hourly_aggregates", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(READINGS.path,),
     transform=t.device_hourly_aggregates, primary_key=("dt", "device_id", "hour"), retention_days=1095,
     description="Readings, min, max, mean and sample standard deviation per device and hour.",
-    columns={"hour": "hour of the readings (UTC)", "stddev": "sample standard deviation; null for one reading"},
+    columns={"hour": "hour of the readings (UTC)", "readings": "readings of the device in the hour",
+             "min": "lowest value", "max": "highest value", "mean": "average value",
+             "stddev": "sample standard deviation; null for one reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
     checks=(
         between("readings", 1, name="readings_positive"),
@@ -84,7 +86,8 @@ READING_ANOMALIES = Dataset(
     columns={"z_score": "(value - baseline_mean) / baseline_stddev; null with fewer than 10 other readings",
              "baseline_mean": "mean of the device's other readings of the day",
              "baseline_stddev": "sample stddev of the device's other readings of the day",
-             "out_of_band_minutes": "span of the out-of-band run the reading belongs to"},
+             "out_of_band_minutes": "span of the out-of-band run the reading belongs to",
+             "reason": "out_of_band_sustained (out of band for over an hour) or z_score (|z| > 3)"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
     checks=(
         references("device_id", "processed/iot/devices"),
@@ -95,7 +98,10 @@ DEVICE_DAILY_HEALTH = Dataset(
     upstream=(READINGS.path, READING_ANOMALIES.path), transform=t.device_daily_health,
     primary_key=("dt", "device_id"), retention_days=365,
     description="Per device and day: readings, active hours, anomalies and anomaly rate (capacity feature inputs).",
-    columns={"anomaly_rate": "anomalies / readings", "active_hours": "distinct hours with at least one reading"},
+    columns={"readings": "readings of the device that day", "mean_value": "average value of the day",
+             "anomalies": "readings flagged as anomalies (any reason)",
+             "z_score_anomalies": "anomalies whose reason is the z-score",
+             "anomaly_rate": "anomalies / readings", "active_hours": "distinct hours with at least one reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
     checks=(
         between("anomaly_rate", 0, 1, name="anomaly_rate_is_a_share"),
