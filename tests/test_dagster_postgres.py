@@ -35,10 +35,10 @@ from infra import local_postgres
 from infra.local_s3 import _free_port
 from lakehouse import storage
 from lakehouse.config import LakehouseConfig
-from lakehouse.synthetic import read_record
-from lakehouse.synthetic.commerce import generate_day as commerce_day
-from lakehouse.synthetic.events import generate_day as events_day
 from orchestration.factory import dataset_specs, pool_for
+from synthetic import read_record
+from synthetic.commerce import generate_day as commerce_day
+from synthetic.events import generate_day as events_day
 from tests.conftest import REPO
 from tests.helpers import counts_by_day
 

@@ -71,6 +71,12 @@ def test_the_image_installs_exactly_as_make_install():
     assert [s for s in steps if " install " in s and "useradd" not in s] == commands
     assert re.search(r"^FROM python:3\.11\.\d+-slim-\w+$", dockerfile, re.MULTILINE)  # a pinned base
     assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)  # not root
+    # every package the project installs is in the image
+    packages = re.search(r"^include = \[(.*)\]$", (REPO / "pyproject.toml").read_text(), re.MULTILINE).group(
+        1
+    )
+    for package in re.findall(r'"(\w+)\*"', packages):
+        assert f"COPY {package} {package}\n" in dockerfile, package
     ignored = (INFRA / "Dockerfile.dockerignore").read_text().split()
     assert {".venv", ".lakehouse", ".git"} <= set(ignored)  # no local state or keys in the image
 

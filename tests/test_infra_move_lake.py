@@ -12,12 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
-from assets.ai_ops import ASSETS
+from assets import ai_ops
 from infra import local_s3
 from infra.move_lake import copy_lake, objects
 from lakehouse import catalog, features
 from lakehouse.config import LakehouseConfig
-from lakehouse.synthetic.ai_ops import generate_day
+from orchestration.factory import domain_assets
+from synthetic.ai_ops import generate_day
 from tests.helpers import run_assets
 
 DAY = dt.date(2024, 1, 9)
@@ -42,7 +43,7 @@ def _snapshot(lake: LakehouseConfig, folder, monkeypatch) -> pa.Table:
 
 def test_a_lake_copied_to_another_bucket_is_the_same_lake(s3_server, lake, instance, tmp_path, monkeypatch):
     generate_day(DAY, 300).write(lake, "ai_ops")
-    assert run_assets(instance, ASSETS, DAY).success
+    assert run_assets(instance, domain_assets(ai_ops.DATASETS), DAY).success
     client = boto3.client(
         "s3",
         endpoint_url=s3_server.endpoint,

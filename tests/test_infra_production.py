@@ -66,7 +66,7 @@ def _start(code: str, overrides: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_the_code_location_and_the_cli_refuse_embedded_defaults_listing_all(tmp_path):
-    cli = "import sys; from lakehouse.cli import main; sys.argv = ['lakehouse', 'summary']; main()"
+    cli = "import sys; from orchestration.cli import main; sys.argv = ['lakehouse', 'summary']; main()"
     for number, code in enumerate(("import orchestration.definitions", cli)):
         started = _start(code, _embedded(tmp_path / f"start-{number}"))
         assert started.returncode != 0

@@ -8,9 +8,11 @@ import importlib
 
 import dagster as dg
 
-from lakehouse import catalog, cli
-from lakehouse.cli import GENERATORS
-from orchestration.definitions import DATASETS, DOMAINS, QUALITY_SUMMARIES, defs
+from lakehouse import catalog
+from orchestration import cli
+from orchestration.cli import GENERATORS
+from assets import DATASETS, DOMAINS, QUALITY_SUMMARIES
+from orchestration.definitions import defs
 from orchestration.factory import domain_assets
 from quality import metrics
 from tests.helpers import run_assets
@@ -22,8 +24,7 @@ ROWS = {"events": 600, "commerce": 300, "finance": 300, "iot": 1_500, "ai_ops": 
 def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, instance, capsys):
     for domain in DOMAINS:
         importlib.import_module(GENERATORS[domain]).generate_day(DAY, ROWS[domain], bad_share=0).write(lake, domain)
-    assets = [a for module in DOMAINS.values() for a in module.ASSETS] + domain_assets(QUALITY_SUMMARIES.values())
-    result = run_assets(instance, assets, DAY)
+    result = run_assets(instance, domain_assets(DATASETS), DAY)
     assert result.success
 
     gated = [d for d in DATASETS if d.layer != "raw"]
@@ -53,6 +54,16 @@ def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, insta
         assert summary["quarantined_rows"] == 0 and summary["quarantine_rate"] == 0.0
         assert summary["checks_passed"] == sum(
             len(e) for e in [[x for x in evaluations if x.asset_key == dg.AssetKey(d.key_path)] for d in gated_here])
+
+    undescribed = {}
+    for dataset in (d for d in DATASETS if d.layer == "curated"):
+        metadata = instance.get_latest_materialization_event(dg.AssetKey(dataset.key_path)).asset_materialization.metadata
+        columns = metadata["dagster/column_schema"].schema.columns
+        entry = {f["name"]: f["description"] for f in catalog.get_entry(lake, catalog.dataset_id(dataset.path))["schema"]["fields"]}
+        assert {c.name: c.description for c in columns} == entry, dataset.path  # the UI and the catalog agree
+        undescribed[dataset.path] = [c.name for c in columns if not c.description]
+    missing = {path: names for path, names in undescribed.items() if names}
+    assert missing == {}, f"curated columns without a description: {missing}"
 
     capsys.readouterr()
     assert cli.main(["quality"]) == 0

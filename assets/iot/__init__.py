@@ -4,7 +4,7 @@ owned by tenants; tenant_id is what needs care."""
 
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
-from orchestration.factory import domain_assets
+from quality.rules import UUID, between, matches, one_of, references, required, typed
 from transforms import iot as t
 
 DOMAIN = "iot"
@@ -38,6 +38,11 @@ DEVICES = Dataset(
              "installed_at": "installation time (UTC)"},
     classification=DEVICE_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
     allowed_regions=REGIONS,
+    checks=(
+        *required("kind"),
+        matches("device_id", UUID, "uuid"),
+        one_of("kind", tuple(t.SENSOR_KINDS)),
+    ),
 )
 READINGS = Dataset(
     name="readings", domain=DOMAIN, layer="processed", owner=OWNER, upstream=(RAW_READINGS.path, DEVICES.path),
@@ -51,13 +56,25 @@ READINGS = Dataset(
              "firmware": "device firmware version reported with the reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
     allowed_regions=REGIONS,
+    checks=(
+        *required("value", "kind"),
+        typed("timestamp", "TimestampType"),
+        between("value", *t.PHYSICAL_RANGE, name="value_within_physical_limits"),
+        references("device_id", "processed/iot/devices"),
+    ),
 )
 DEVICE_HOURLY_AGGREGATES = Dataset(
     name="device_hourly_aggregates", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(READINGS.path,),
     transform=t.device_hourly_aggregates, primary_key=("dt", "device_id", "hour"), retention_days=1095,
     description="Readings, min, max, mean and sample standard deviation per device and hour.",
-    columns={"hour": "hour of the readings (UTC)", "stddev": "sample standard deviation; null for one reading"},
+    columns={"hour": "hour of the readings (UTC)", "readings": "readings of the device in the hour",
+             "min": "lowest value", "max": "highest value", "mean": "average value",
+             "stddev": "sample standard deviation; null for one reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("readings", 1, name="readings_positive"),
+        references("device_id", "processed/iot/devices"),
+    ),
 )
 READING_ANOMALIES = Dataset(
     name="reading_anomalies", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(READINGS.path,),
@@ -69,18 +86,28 @@ READING_ANOMALIES = Dataset(
     columns={"z_score": "(value - baseline_mean) / baseline_stddev; null with fewer than 10 other readings",
              "baseline_mean": "mean of the device's other readings of the day",
              "baseline_stddev": "sample stddev of the device's other readings of the day",
-             "out_of_band_minutes": "span of the out-of-band run the reading belongs to"},
+             "out_of_band_minutes": "span of the out-of-band run the reading belongs to",
+             "reason": "out_of_band_sustained (out of band for over an hour) or z_score (|z| > 3)"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
+    checks=(
+        references("device_id", "processed/iot/devices"),
+    ),
 )
 DEVICE_DAILY_HEALTH = Dataset(
     name="device_daily_health", domain=DOMAIN, layer="curated", owner=OWNER,
     upstream=(READINGS.path, READING_ANOMALIES.path), transform=t.device_daily_health,
     primary_key=("dt", "device_id"), retention_days=365,
     description="Per device and day: readings, active hours, anomalies and anomaly rate (capacity feature inputs).",
-    columns={"anomaly_rate": "anomalies / readings", "active_hours": "distinct hours with at least one reading"},
+    columns={"readings": "readings of the device that day", "mean_value": "average value of the day",
+             "anomalies": "readings flagged as anomalies (any reason)",
+             "z_score_anomalies": "anomalies whose reason is the z-score",
+             "anomaly_rate": "anomalies / readings", "active_hours": "distinct hours with at least one reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("anomaly_rate", 0, 1, name="anomaly_rate_is_a_share"),
+        between("readings", 1, name="readings_positive"),
+    ),
 )
 
 DATASETS = (RAW_DEVICES, RAW_READINGS, DEVICES, READINGS, DEVICE_HOURLY_AGGREGATES, READING_ANOMALIES,
             DEVICE_DAILY_HEALTH)
-ASSETS = domain_assets(DATASETS)
