@@ -193,6 +193,19 @@ def erase_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_command(args: argparse.Namespace) -> int:
+    """The asset graph is the code location's: selections mean what they mean in Dagster."""
+    from assets import DATASETS
+    from lakehouse.lake import Lake
+    from orchestration.definitions import defs
+    from orchestration.plan import HEADER, asset_plan, partition_range
+
+    steps = asset_plan(defs.resolve_asset_graph(), args.select, DATASETS, partition_range(args.partition_range),
+                       Lake())
+    print_table(HEADER, [step.line() for step in steps])
+    return 0
+
+
 def audit_command(args: argparse.Namespace) -> int:
     from lakehouse import audit
 
@@ -270,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     erase.add_argument("--force", action="store_true",
                        help="go past the brake that refuses to remove more than a small share of a table")
     erase.set_defaults(handler=erase_command)
+    pln = commands.add_parser("plan", help="what a backfill would do, per asset and partition; changes nothing")
+    pln.add_argument("--select", required=True, help="a Dagster asset selection, e.g. 'raw/events/events+'")
+    pln.add_argument("--partition-range", required=True, help="A...B (inclusive) or one day")
+    pln.set_defaults(handler=plan_command)
     aud = commands.add_parser("audit", help="the retention and erasure audit trail")
     aud.add_argument("--run-id")
     aud.add_argument("--limit", type=int, default=50)

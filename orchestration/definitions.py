@@ -5,7 +5,7 @@ import warnings
 import dagster as dg
 
 from assets import DATASETS, DOMAINS
-from orchestration import features, governance
+from orchestration import features, governance, plan
 from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
@@ -32,7 +32,7 @@ with warnings.catch_warnings():
 defs = dg.Definitions(
     # Feature assets sit in their domain's group, so each domain job materializes its features too.
     assets=[*ASSETS, *features.ASSETS],
-    jobs=[*JOBS, *governance.JOBS],
+    jobs=[*JOBS, *governance.JOBS, plan.plan_job],
     # Each day's partition is built once the day has ended.
     schedules=[*(dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS), *governance.SCHEDULES],
     asset_checks=[*features.CHECKS, *FRESHNESS_CHECKS],
