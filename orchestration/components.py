@@ -30,8 +30,8 @@ class Check(dg.Model):
     column: str | None = None
     columns: list[str] | None = None  # required, complete, unique: several columns
     name: str | None = None  # between: the rule's name
-    min_value: float | None = None
-    max_value: float | None = None
+    min_value: int | float | None = None
+    max_value: int | float | None = None
     strict_min: bool | None = None
     values: list[str | int | float | bool] | None = None  # one_of
     pattern: str | None = None  # matches: a regular expression
