@@ -25,8 +25,9 @@ def domain_datasets(domain: str) -> tuple[Dataset, ...]:
     return (*DOMAINS[domain].DATASETS, *(d for d in DECLARED_IN_YAML if d.domain == domain))
 
 
-QUALITY_SUMMARIES: dict[str, Dataset] = {domain: summary_dataset(domain, domain_datasets(domain))
-                                         for domain in DOMAINS}
+QUALITY_SUMMARIES: dict[str, Dataset] = {
+    domain: summary_dataset(domain, domain_datasets(domain)) for domain in DOMAINS
+}
 DATASETS: list[Dataset] = [
     dataset for domain in DOMAINS for dataset in (*domain_datasets(domain), QUALITY_SUMMARIES[domain])
 ]

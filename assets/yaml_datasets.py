@@ -29,8 +29,14 @@ ROOT = Path(__file__).parent
 # `{rule: between, column: quantity, min_value: 1, name: quantity_at_least_one}`; `columns: [a, b]` feeds the
 # ones that take several columns (required, complete, unique).
 RULES: dict[str, Callable[..., Rule | list[Rule]]] = {
-    "required": rules.required, "complete": rules.complete, "unique": rules.unique, "between": rules.between,
-    "one_of": rules.one_of, "matches": rules.matches, "holds": rules.holds, "typed": rules.typed,
+    "required": rules.required,
+    "complete": rules.complete,
+    "unique": rules.unique,
+    "between": rules.between,
+    "one_of": rules.one_of,
+    "matches": rules.matches,
+    "holds": rules.holds,
+    "typed": rules.typed,
     "references": rules.references,
 }
 TUPLES = ("upstream", "primary_key", "deduplicate_on", "subject_columns", "allowed_regions")
@@ -90,8 +96,12 @@ def dataset_from(attributes: Mapping[str, Any]) -> Dataset:
         values["transform"] = transform_at(values["transform"])
     if "schema_policy" in values:
         values["schema_policy"] = SchemaPolicy(values["schema_policy"])
-    for key, kind in (("column_lineage", tuple), ("subject_paths", tuple), ("classification", Classification),
-                      ("personal_data", Protection)):
+    for key, kind in (
+        ("column_lineage", tuple),
+        ("subject_paths", tuple),
+        ("classification", Classification),
+        ("personal_data", Protection),
+    ):
         if key in values:
             values[key] = {column: kind(value) for column, value in values[key].items()}
     values["checks"] = tuple(rule for check in values.get("checks", ()) for rule in rules_from(check))
@@ -114,8 +124,13 @@ def load(domains: Iterable[str], root: Path = ROOT) -> tuple[Dataset, ...]:
         for document in documents:
             dataset = dataset_from(document.get("attributes") or {})
             where = path.relative_to(root).parent
-            if (dataset.domain, dataset.name) != (where.parent.name, where.name) or dataset.domain not in known:
-                raise ValueError(f"{path}: a dataset of a known domain ({sorted(known)}) lives in "
-                                 f"<domain>/<name>/defs.yaml, not {dataset.domain}/{dataset.name} in {where}")
+            if (dataset.domain, dataset.name) != (
+                where.parent.name,
+                where.name,
+            ) or dataset.domain not in known:
+                raise ValueError(
+                    f"{path}: a dataset of a known domain ({sorted(known)}) lives in "
+                    f"<domain>/<name>/defs.yaml, not {dataset.domain}/{dataset.name} in {where}"
+                )
             found.append(dataset)
     return tuple(found)

@@ -51,7 +51,8 @@ def summary(args: argparse.Namespace) -> int:
     config = LakehouseConfig.from_env()
     rows, datasets = [], declarations()
     tables = [(d.domain, d.name, d.layer) for d in datasets]
-    tables += [(d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine") for d in datasets if d.has_quarantine]
+    tables += [(d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine")
+               for d in datasets if d.has_quarantine]
     order = ("raw", "processed", "quarantine", "curated")
     for domain, name, layer in sorted(tables, key=lambda table: (table[0], order.index(table[2]), table[1])):
         uri = config.table_uri(layer, domain, name)

@@ -68,19 +68,28 @@ class DatasetScaffolder(dg.Scaffolder[DatasetScaffoldParams]):
             raise ValueError(f"scaffold a dataset at <domain>/<name> in snake_case, not {domain}/{name}")
         upstream = [path.strip() for path in (params.upstream or "").split(",") if path.strip()]
         attributes = {
-            "name": name, "domain": domain, "layer": params.layer, "owner": params.owner or f"team:{domain}",
+            "name": name,
+            "domain": domain,
+            "layer": params.layer,
+            "owner": params.owner or f"team:{domain}",
             "description": f"TODO: what one row of {domain}.{name} is, and for whom.",
             "upstream": upstream or [f"processed/{domain}/TODO"],
             "transform": params.transform or f"transforms.{domain}.{name}",
-            "primary_key": ["dt"], "retention_days": 1095 if params.layer == "curated" else 365,
-            "columns": {}, "checks": [],
+            "primary_key": ["dt"],
+            "retention_days": 1095 if params.layer == "curated" else 365,
+            "columns": {},
+            "checks": [],
         }
         if params.layer == "raw":
-            attributes = {**{k: attributes[k] for k in ("name", "domain", "layer", "owner", "description")},
-                          "landing": name, "retention_days": 90}
+            attributes = {
+                **{k: attributes[k] for k in ("name", "domain", "layer", "owner", "description")},
+                "landing": name,
+                "retention_days": 90,
+            }
         target.mkdir(parents=True, exist_ok=True)
-        (target / "defs.yaml").write_text(yaml.safe_dump({"type": COMPONENT_TYPE, "attributes": attributes},
-                                                         sort_keys=False))
+        (target / "defs.yaml").write_text(
+            yaml.safe_dump({"type": COMPONENT_TYPE, "attributes": attributes}, sort_keys=False)
+        )
 
 
 @dg.scaffold_with(DatasetScaffolder)

@@ -14,9 +14,9 @@ from pyspark.sql import functions as F
 from assets import commerce, events
 from orchestration.cli import main as lakehouse
 from orchestration.components import DatasetComponent
+from orchestration.factory import domain_assets
 from synthetic import commerce as commerce_data
 from synthetic.events import generate_day
-from orchestration.factory import domain_assets
 from tests.conftest import REPO
 from tests.helpers import run_assets
 
@@ -90,8 +90,9 @@ def test_a_new_curated_dataset_in_yaml_is_built_by_its_component(spark, lake, in
     written = {(r["currency"], r["status"]): (r["orders"], r["revenue"])
                for r in spark.read.format("delta").load(lake.table_uri(*key.path)).collect()}
     orders = spark.read.format("delta").load(lake.table_uri("processed", "commerce", "orders"))
-    expected = {(r["currency"], r["status"]): (r["n"], r["amount"]) for r in orders.groupBy("currency", "status")
-                .agg(F.count(F.lit(1)).alias("n"), F.sum("total_amount").alias("amount")).collect()}
+    per_status = orders.groupBy("currency", "status").agg(F.count(F.lit(1)).alias("n"),
+                                                           F.sum("total_amount").alias("amount"))
+    expected = {(r["currency"], r["status"]): (r["n"], r["amount"]) for r in per_status.collect()}
     assert written == expected and sum(n for n, _ in written.values()) > 0
 
     event = instance.get_latest_materialization_event(key).asset_materialization
@@ -103,7 +104,8 @@ def test_a_new_curated_dataset_in_yaml_is_built_by_its_component(spark, lake, in
     assert spec.metadata["retention_days"] == 1095
     # The checks declared in the YAML ran as asset checks, and passed.
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations() if e.asset_key == key}
-    assert {"orders_at_least_one", "revenue_not_negative", "status_allowed", "currency_allowed"} <= set(checks)
+    declared = {"orders_at_least_one", "revenue_not_negative", "status_allowed", "currency_allowed"}
+    assert declared <= set(checks)
     assert all(checks.values())
 
     # The CLI sees it without loading the code location.
