@@ -19,6 +19,7 @@ from assets.yaml_datasets import COMPONENT_TYPE, RULES, dataset_from
 from lakehouse.datasets import LAYERS, Classification, Dataset, Protection
 from lakehouse.delta import SchemaPolicy
 from orchestration.factory import domain_assets
+from quality.rules import Dimension, Severity
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -40,9 +41,9 @@ class Check(dg.Model):
     type_name: str | None = None  # typed: e.g. TimestampType
     dataset: str | None = None  # references: layer/domain/name
     target_column: str | None = None  # references
-    severity: Literal["error", "warn"] | None = None
+    severity: Literal[tuple(s.value for s in Severity)] | None = None  # type: ignore[valid-type]
     mostly: float | None = None
-    dimension: Literal["completeness", "validity", "uniqueness", "consistency"] | None = None
+    dimension: Literal[tuple(d.value for d in Dimension)] | None = None  # type: ignore[valid-type]
 
 
 class DatasetScaffoldParams(BaseModel):

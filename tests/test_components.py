@@ -40,6 +40,14 @@ def _dg(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([str(DG), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def test_the_declarations_are_read_without_dagster():
+    # What the CLI does: every declaration, the YAML ones included, and Dagster is not even imported.
+    code = "import sys, assets; print(len(assets.declarations()), 'dagster' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(len(assets.declarations())), "False"]
+    assert KEY in {d.path for d in assets.declarations()}
+
+
 def test_yaml_names_the_component_class():
     assert yaml_datasets.COMPONENT_TYPE == f"{DatasetComponent.__module__}.{DatasetComponent.__qualname__}"
 
