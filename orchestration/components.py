@@ -74,7 +74,8 @@ class DatasetScaffolder(dg.Scaffolder[DatasetScaffoldParams]):
             "layer": params.layer,
             "owner": params.owner or f"team:{domain}",
             "description": f"TODO: what one row of {domain}.{name} is, and for whom.",
-            "upstream": upstream or [f"processed/{domain}/TODO"],
+            "upstream": upstream
+            or [f"{'raw' if params.layer == 'processed' else 'processed'}/{domain}/TODO"],
             "transform": params.transform or f"transforms.{domain}.{name}",
             "primary_key": ["dt"],
             "retention_days": 1095 if params.layer == "curated" else 365,

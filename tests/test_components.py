@@ -3,6 +3,7 @@ Python one would be, and the code location and the CLI's declarations hold every
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import yaml
 
 import assets
 from assets import yaml_datasets
-from orchestration.components import DatasetComponent
+from orchestration.components import DatasetComponent, DatasetScaffolder, DatasetScaffoldParams
 from orchestration.factory import dataset_specs, pool_for
 from quality import suites
 from quality.rules import Severity, between, one_of, references, required, unique
@@ -141,6 +142,29 @@ def test_the_code_location_builds_every_declaration_once_through_the_factory():
     assert (
         dg.AssetKey(KEY.split("/")) in defs.resolve_job_def("commerce_daily").asset_layer.selected_asset_keys
     )
+
+
+def test_the_scaffold_of_a_raw_dataset_is_a_raw_declaration(tmp_path):
+    target = tmp_path / "assets" / "iot" / "firmware"
+    request = dg.ScaffoldRequest(
+        type_name=yaml_datasets.COMPONENT_TYPE,
+        target_path=target,
+        scaffold_format="yaml",
+        project_root=tmp_path,
+        params=DatasetScaffoldParams(layer="raw"),
+    )
+    DatasetScaffolder().scaffold(request)
+    [dataset] = yaml_datasets.load(assets.DOMAINS, tmp_path / "assets")
+    assert (dataset.path, dataset.landing, dataset.retention_days, dataset.owner) == (
+        "raw/iot/firmware",
+        "firmware",
+        90,
+        "team:iot",
+    )
+    with pytest.raises(ValueError, match="snake_case"):
+        DatasetScaffolder().scaffold(
+            dataclasses.replace(request, target_path=tmp_path / "assets" / "iot" / "Bad")
+        )
 
 
 def test_dg_lists_the_component_and_checks_and_lists_the_defs():
