@@ -30,6 +30,7 @@ def yaml_components() -> dg.Definitions:
         raise RuntimeError(f"the defs folder built {sorted(tables)}, its YAML declares {sorted(declared)}")
     return built
 
+
 def domain_job(domain: str):
     return dg.define_asset_job(f"{domain}_daily", selection=dg.AssetSelection.groups(domain),
                                description=f"Every {domain} asset for one daily partition (or a range).")
