@@ -46,12 +46,13 @@ def summary(args: argparse.Namespace) -> int:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    from assets import DATASETS
+    from assets import declarations
 
     config = LakehouseConfig.from_env()
-    rows = []
-    tables = [(d.domain, d.name, d.layer) for d in DATASETS]
-    tables += [(d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine") for d in DATASETS if d.has_quarantine]
+    rows, datasets = [], declarations()
+    tables = [(d.domain, d.name, d.layer) for d in datasets]
+    tables += [(d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine")
+               for d in datasets if d.has_quarantine]
     order = ("raw", "processed", "quarantine", "curated")
     for domain, name, layer in sorted(tables, key=lambda table: (table[0], order.index(table[2]), table[1])):
         uri = config.table_uri(layer, domain, name)
@@ -70,11 +71,11 @@ def summary(args: argparse.Namespace) -> int:
 def quality(args: argparse.Namespace) -> int:
     """One line per processed and curated dataset from its metrics table (`quality/<domain>/<layer>_<name>`):
     the latest run's checks passed / failed and status, rows quarantined and the weakest metrics."""
-    from assets import DATASETS
+    from assets import declarations
     from quality.report import quality_lines
 
     config = LakehouseConfig.from_env()
-    lines = quality_lines(config, DATASETS, args.domain)
+    lines = quality_lines(config, declarations(), args.domain)
     print_table(("dataset", "partitions", "status", "checks passed", "checks failed", "quarantined", "completeness",
                  "validity", "uniqueness", "consistency"), lines)
     return 0

@@ -1,17 +1,34 @@
 """The Dagster code location: every domain's assets, the lake resource, jobs and schedules."""
 
 import warnings
+from pathlib import Path
 
 import dagster as dg
 
-from assets import DATASETS, DOMAINS
+from assets import DECLARED_IN_YAML, DOMAINS, declarations
+from lakehouse.datasets import LAYERS
 from orchestration import features, governance, plan
 from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
 
-# One builder for every declaration, the quality summaries included (a summary sits in its domain's group).
-ASSETS = domain_assets(DATASETS)
+DATASETS = declarations()
+# One builder for every declaration, the quality summaries included (a summary sits in its domain's group):
+# the Python ones here, the YAML ones (assets/<domain>/<dataset>/defs.yaml) by their DatasetComponent,
+# which calls the same factory. Each is built once.
+ASSETS = domain_assets(declarations(yaml=False))
+
+
+def yaml_components() -> dg.Definitions:
+    """The defs folder's DatasetComponents. The CLI and the quality summaries read the same YAML without
+    Dagster (assets.yaml_datasets): the tables built here must be exactly the ones declared there."""
+    built = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    tables = {tuple(key.path) for a in built.assets or () if isinstance(a, dg.AssetsDefinition)
+              for key in a.keys if key.path[0] in LAYERS}
+    declared = {tuple(d.key_path) for d in DECLARED_IN_YAML}
+    if tables != declared:
+        raise RuntimeError(f"the defs folder built {sorted(tables)}, its YAML declares {sorted(declared)}")
+    return built
 
 
 def domain_job(domain: str):
@@ -29,7 +46,7 @@ with warnings.catch_warnings():
         assets=[dg.AssetKey(d.key_path) for d in DATASETS if d.layer != "raw"], deadline_cron="0 3 * * *")
     FRESHNESS_SENSOR = dg.build_sensor_for_freshness_checks(freshness_checks=FRESHNESS_CHECKS)
 
-defs = dg.Definitions(
+defs = dg.Definitions.merge(yaml_components(), dg.Definitions(
     # Feature assets sit in their domain's group, so each domain job materializes its features too.
     assets=[*ASSETS, *features.ASSETS],
     jobs=[*JOBS, *governance.JOBS, plan.plan_job],
@@ -40,4 +57,4 @@ defs = dg.Definitions(
     resources={"lake": LakeResource()},
     # One engine per run process: steps share the in-process Sail server instead of each starting one.
     executor=dg.in_process_executor,
-)
+))

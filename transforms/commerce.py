@@ -183,3 +183,12 @@ def customer_order_stats(orders: DataFrame) -> DataFrame:
         F.coalesce(F.sum(_not_cancelled("total_amount")), F.lit(0)).cast(SUM).alias("total_spend"),
         F.max("created_at").alias("last_order_at"),
     )
+
+
+def orders_by_status(orders: DataFrame) -> DataFrame:
+    """Orders and their amount per day, currency and status: the status mix behind the daily revenue
+    (declared in YAML, assets/commerce/orders_by_status/defs.yaml)."""
+    return orders.groupBy("dt", "currency", "status").agg(
+        F.count(F.lit(1)).cast("long").alias("orders"),
+        F.coalesce(F.sum("total_amount"), F.lit(0)).cast(SUM).alias("revenue"),
+    )
