@@ -1,4 +1,7 @@
-"""The catalog's read side over real HTTP (uvicorn on 127.0.0.1) and the CLI, on a catalog recorded on the test S3."""
+"""The catalog's read side over real HTTP (uvicorn on 127.0.0.1) and the CLI, on a catalog recorded on the test S3.
+
+Requests carry a platform admin's token of the local issuer (the embedded setup's default trust); tokens,
+refusals and tenant scoping are tests/test_api_auth.py's."""
 
 from __future__ import annotations
 
@@ -19,10 +22,12 @@ import uvicorn
 from deltalake import DeltaTable
 
 from lakehouse import catalog
+from lakehouse.auth import ADMIN, CATALOG_READ
 from lakehouse.catalog import Entry, Field, Materialization
 from lakehouse.catalog_api import create_app
 from lakehouse.cli import main as cli_main
 from lakehouse.config import LakehouseConfig
+from lakehouse.local_issuer import LocalIssuer
 
 EVENTS = ("raw.events.events", "processed.events.events", "curated.events.daily_active_users")
 COMMERCE = ("processed.commerce.orders", "raw.commerce.orders")
@@ -91,10 +96,14 @@ def api(recorded: LakehouseConfig) -> Iterator[str]:
     assert not thread.is_alive()
 
 
-def get(base: str, path: str, **query: str) -> tuple[int, dict]:
+def get(base: str, path: str, bearer: str | None = None, **query: str) -> tuple[int, dict]:
+    """GET as a platform admin, or with `bearer` as the token (empty: no Authorization header)."""
     url = base + urllib.parse.quote(path) + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    if bearer is None:
+        bearer = LocalIssuer().issue([CATALOG_READ, ADMIN], subject="catalog-api-test")
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
