@@ -18,7 +18,8 @@ import os
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from lakehouse import catalog, feature_api
@@ -108,11 +109,29 @@ def visible(caller: Principal, entry: dict) -> bool:
     return caller.is_admin or bool(entry.get("tenantColumn"))
 
 
+def strict_query(request: Request) -> None:
+    """A repeated parameter (`?tag=a&tag=b`) or one the operation does not declare (`?domian=x`) would
+    silently be ignored: either is refused instead (422)."""
+    route, params = request.scope["route"], request.query_params
+    operation = request.app.openapi()["paths"][route.path].get(request.method.lower(), {})
+    declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+    wrong = sorted({name for name in params if name not in declared or len(params.getlist(name)) > 1})
+    if wrong:
+        problem = "unknown parameter" if wrong[0] not in declared else "given more than once"
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", wrong[0]), "msg": problem,
+                                       "input": params.getlist(wrong[0])}])
+
+
 def create_app(config_factory: Callable[[], LakehouseConfig] = LakehouseConfig.from_env,
                auth: Authenticator | None = None) -> FastAPI:
-    """The app; `auth` defaults to the issuer, audience and keys configured in the environment."""
-    auth = auth or Authenticator()
-    app = FastAPI(title=TITLE, version="1.0.0", description=__doc__)
+    """The app; `auth` defaults to the issuer, audience and keys configured in the environment (the
+    local issuer's, created here if need be, in the embedded setup)."""
+    if auth is None:
+        auth = Authenticator()
+        issuer = LocalIssuer()
+        if auth.settings.jwks == str(issuer.jwks_path):
+            issuer.ensure_keys()  # trusted from the start, before the first `lakehouse token`
+    app = FastAPI(title=TITLE, version="1.0.0", description=__doc__, dependencies=[Depends(strict_query)])
 
     def config() -> LakehouseConfig:
         return config_factory()
@@ -165,12 +184,8 @@ def main() -> None:
     import uvicorn
 
     port = int(os.environ.get("LAKEHOUSE_CATALOG_PORT", DEFAULT_PORT))
-    auth = Authenticator()
-    issuer = LocalIssuer()
-    if auth.settings.jwks == str(issuer.jwks_path):
-        issuer.ensure_keys()  # the embedded setup: trust the local issuer (`lakehouse token`) from the start
     print(f"{TITLE}: http://127.0.0.1:{port}/v1/data/catalog (OpenAPI at /docs)", flush=True)
-    uvicorn.run(create_app(auth=auth), host="127.0.0.1", port=port)
+    uvicorn.run(create_app(), host="127.0.0.1", port=port)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,7 @@ def router(config: Callable[[], LakehouseConfig], auth: Authenticator) -> APIRou
     api = APIRouter(tags=["features"])
     responses: dict[int | str, dict[str, Any]] = {
         **AUTH_RESPONSES,
+        400: {"model": Problem, "description": "the body cannot be parsed"},
         403: {"model": Problem, "description": "the token lacks features:read or a tenant claim, or an "
                                                "entity key is not the token's tenant's"},
         404: {"model": Problem, "description": "unknown feature service or feature"},
@@ -143,7 +144,10 @@ def router(config: Callable[[], LakehouseConfig], auth: Authenticator) -> APIRou
                 more = " ..." if len(outside) > 10 else ""
                 raise HTTPException(403, detail=f"entity keys outside tenant {caller.tenant!r}: "
                                                 f"{', '.join(outside[:10])}{more}")
-        refs = query.featureService if isinstance(query, ServiceQuery) else list(query.features)
+        if isinstance(query, ServiceQuery):
+            refs: str | list[str] = query.featureService
+        else:
+            refs = list(dict.fromkeys(query.features))  # Feast refuses a feature named twice
         records = features.feature_records(cfg, refs, rows)
         return FeatureAnswer(count=len(records), features=[FeatureRecord.model_validate(r) for r in records])
 
