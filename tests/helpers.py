@@ -61,7 +61,7 @@ def served(app) -> Iterator[str]:
         assert not thread.is_alive()
 
 
-def http(url: str, method: str = "GET", headers: dict[str, str] | None = None,
+def call_http(url: str, method: str = "GET", headers: dict[str, str] | None = None,
          body: Any = None) -> tuple[int, dict[str, str], Any]:
     """Status, headers (names in lower case) and JSON body of one request (`body` sent as JSON)."""
     data = None if body is None else json.dumps(body).encode()

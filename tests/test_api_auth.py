@@ -32,7 +32,7 @@ from lakehouse.catalog_api import create_app
 from lakehouse.cli import main as cli_main
 from lakehouse.config import LakehouseConfig
 from lakehouse.local_issuer import LocalIssuer
-from tests.helpers import http, served
+from tests.helpers import call_http, served
 
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 STATS = ("dt date, user_id string, tenant_id string, region string, order_count bigint, "
@@ -94,7 +94,7 @@ def token(*scopes: str, tenant: str | None = None, **options) -> str:
 def call(base: str, path: str, bearer: str | None, body: dict | None = None, **query: str):
     url = base + urllib.parse.quote(path) + (f"?{urllib.parse.urlencode(query)}" if query else "")
     headers = {"Authorization": f"Bearer {bearer}"} if bearer is not None else {}
-    return http(url, "POST" if body is not None else "GET", headers, body)
+    return call_http(url, "POST" if body is not None else "GET", headers, body)
 
 
 def ids(body: dict) -> list[str]:
@@ -158,7 +158,7 @@ def test_tokens_that_do_not_verify_are_401_with_the_reason(lake_api, tmp_path) -
         # The answer is about the token: the same whether the dataset exists or not.
         assert answers[0] == answers[1], case
     assert call(base, "/v1/data/catalog", good)[0] == 200
-    basic = http(base + "/v1/data/catalog", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    basic = call_http(base + "/v1/data/catalog", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     assert basic[::2] == (401, {"detail": refused["no token"][1]})
 
 

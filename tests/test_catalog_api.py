@@ -21,7 +21,7 @@ from lakehouse.catalog_api import create_app
 from lakehouse.cli import main as cli_main
 from lakehouse.config import LakehouseConfig
 from lakehouse.local_issuer import LocalIssuer
-from tests.helpers import http, served
+from tests.helpers import call_http, served
 
 EVENTS = ("raw.events.events", "processed.events.events", "curated.events.daily_active_users")
 COMMERCE = ("processed.commerce.orders", "raw.commerce.orders")
@@ -82,7 +82,7 @@ def get(base: str, path: str, **query: str) -> tuple[int, dict]:
     """GET as a platform admin (a token of the local issuer the app trusts by default)."""
     url = base + urllib.parse.quote(path) + (f"?{urllib.parse.urlencode(query)}" if query else "")
     token = LocalIssuer().issue([CATALOG_READ, ADMIN], subject="catalog-api-test")
-    status, _, body = http(url, headers={"Authorization": f"Bearer {token}"})
+    status, _, body = call_http(url, headers={"Authorization": f"Bearer {token}"})
     return status, body
 
 
