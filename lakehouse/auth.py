@@ -91,6 +91,8 @@ class AuthError(Exception):
         self.status, self.detail, self.error, self.scope = status, detail, error, scope
 
     def http(self) -> HTTPException:
+        if self.status not in (401, 403):  # the issuer's keys are unavailable: nothing to ask of the caller
+            return HTTPException(self.status, detail=self.detail)
         challenge = f'Bearer realm="{REALM}"'
         if self.error:
             challenge += f', error="{self.error}", error_description="{self.detail}"'

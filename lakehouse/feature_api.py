@@ -103,7 +103,8 @@ def _outside_tenant(cfg: LakehouseConfig, views: Sequence, entries: dict[str, di
         if not DeltaTable.is_deltatable(uri, storage_options=cfg.storage_options):
             continue
         found = DeltaTable(uri, storage_options=cfg.storage_options).to_pyarrow_table(
-            columns=[key, column], filters=[(key, "in", sorted({row[key] for row in rows}))])
+            columns=list(dict.fromkeys([key, column])),  # the tenant entity's key is the tenant column
+            filters=[(key, "in", sorted({row[key] for row in rows}))])
         for value, owner in zip(found.column(key).to_pylist(), found.column(column).to_pylist()):
             owners[(key, value)].add(owner)
     wanted = dict.fromkeys((key, value) for row in rows for key, value in row.items())

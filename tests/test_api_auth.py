@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from lakehouse import catalog, delta, features
-from lakehouse.auth import (ADMIN, CATALOG_READ, FEATURES_READ, Authenticator, AuthSettings, TokenVerifier,
-                            local_issuer_dir)
+from lakehouse.auth import (ADMIN, CATALOG_READ, FEATURES_READ, AuthError, Authenticator, AuthSettings,
+                            TokenVerifier, local_issuer_dir)
 from lakehouse.catalog import Entry, Field, Materialization
 from lakehouse.catalog_api import create_app
 from lakehouse.cli import main as cli_main
@@ -37,8 +37,11 @@ from tests.helpers import call_http, served
 D1, D2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
 STATS = ("dt date, user_id string, tenant_id string, region string, order_count bigint, "
          "total_spend decimal(18,2), last_order_at timestamp")
+COST = ("dt date, tenant_id string, runs bigint, tokens_in bigint, tokens_out bigint, cost_usd double, "
+        "daily_budget_usd double, budget_used_ratio double, is_warning boolean, is_critical boolean")
 AT = dt.datetime(2024, 1, 1, 9, 30)
-TENANT_SCOPED = ["curated.commerce.customer_order_stats", "processed.commerce.orders", "raw.commerce.orders"]
+TENANT_SCOPED = ["curated.ai_ops.tenant_daily_cost_vs_budget", "curated.commerce.customer_order_stats",
+                 "processed.commerce.orders", "raw.commerce.orders"]
 PLATFORM_WIDE = ["curated.commerce.daily_revenue_by_currency", "curated.iot.device_daily_health"]
 KNOWN_DATASET, UNKNOWN_DATASET = "curated.commerce.customer_order_stats", "raw.nope.nothing"
 CHURN = "customer_order_stats"
@@ -58,6 +61,7 @@ def catalogued(config: LakehouseConfig) -> list[Materialization]:
             m("processed/commerce/orders", "raw/commerce/orders", "tenant_id"),
             m("curated/commerce/customer_order_stats", "processed/commerce/orders", "tenant_id"),
             m("curated/commerce/daily_revenue_by_currency", "processed/commerce/orders", None),
+            m("curated/ai_ops/tenant_daily_cost_vs_budget", None, "tenant_id"),
             m("curated/iot/device_daily_health", None, None)]
 
 
@@ -80,9 +84,14 @@ def lake_api(s3_server, spark, tmp_path_factory) -> Iterator[tuple[str, Lakehous
         delta.write_partitions(spark.createDataFrame(rows, STATS),
                                config.table_uri("curated", "commerce", "customer_order_stats"), [D1, D2],
                                config.storage_options)
+        costs = [(D1, "tenant-a", 10, 100, 50, 1.5, 10.0, 0.15, False, False),
+                 (D1, "tenant-b", 20, 200, 90, 9.5, 10.0, 0.95, True, False)]
+        delta.write_partitions(spark.createDataFrame(costs, COST),
+                               config.table_uri("curated", "ai_ops", "tenant_daily_cost_vs_budget"), [D1],
+                               config.storage_options)
         catalog.record(config, catalogued(config))
         features.apply(config)
-        features.materialize(config, D1, D2, [CHURN])
+        features.materialize(config, D1, D2, [CHURN, "tenant_ai_cost"])
         with served(create_app(lambda: config)) as base:
             yield base, config
 
@@ -260,6 +269,12 @@ def test_feature_rows_are_the_tokens_tenants_only(lake_api) -> None:
     assert status == 200 and values(body) == [(f"{CHURN}:order_count", "tok-b1", 5),
                                               (f"{CHURN}:order_count", "tok-shared", 4)]
 
+    # The tenant entity: a tenant reads its own row (its key is the tenant column), not another's.
+    status, body = query(base, tenant_b, [{"tenant_id": "tenant-b"}], features=["tenant_ai_cost:cost_usd"])
+    assert status == 200 and values(body) == [("tenant_ai_cost:cost_usd", "tenant-b", 9.5)]
+    assert query(base, tenant_b, [{"tenant_id": "tenant-a"}], features=["tenant_ai_cost:cost_usd"]) == (
+        403, {"detail": "entity keys outside tenant 'tenant-b': tenant_id='tenant-a'"})
+
     # Views over platform-wide tables are unknown to a tenant, exactly as views that do not exist.
     capacity = [{"tenant_id": "tenant-a", "device_id": "dev-1"}]
     assert query(base, tenant_a, capacity, featureService="capacity") == (
@@ -270,7 +285,9 @@ def test_feature_rows_are_the_tokens_tenants_only(lake_api) -> None:
         404, {"detail": "unknown feature 'device_health:anomalies'"})
     assert query(base, tenant_a, [{"device_id": "dev-1"}], features=["nope:anomalies"]) == (
         404, {"detail": "unknown feature 'nope:anomalies'"})
-    assert query(base, admin, capacity, featureService="capacity") == (200, {"count": 0, "features": []})
+    status, body = query(base, admin, capacity, featureService="capacity")  # no device rows anywhere
+    assert status == 200 and {(r["featureId"].split(":")[0], r["entityKey"]) for r in body["features"]} == {
+        ("tenant_ai_cost", "tenant-a")} and body["count"] == 8
 
     status, body = query(base, tenant_a, [{"account_id": "acc-1"}], featureService="churn")
     assert status == 422 and body["detail"][0]["loc"] == ["body", "entities", 0]
@@ -307,8 +324,8 @@ def test_token_command_prints_a_token_the_api_accepts(lake_api, capsys) -> None:
     assert call(base, "/v1/data/catalog", capsys.readouterr().out.strip())[0] == 200
 
 
-def test_keys_from_a_jwks_url(lake_api) -> None:
-    """The issuer's keys served over HTTP, as an identity provider publishes them."""
+def test_keys_from_a_jwks_url(lake_api, tmp_path) -> None:
+    """The issuer's keys served over HTTP, as an identity provider publishes them; keys not to be had."""
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
@@ -326,6 +343,12 @@ def test_keys_from_a_jwks_url(lake_api) -> None:
     finally:
         server.shutdown()
         server.server_close()
+    # Keys that cannot be had are the server's problem (503), not a verdict on the token.
+    for unavailable in (url, str(tmp_path / "missing.json")):
+        with pytest.raises(AuthError) as refused:
+            TokenVerifier(dataclasses.replace(AuthSettings.from_env(), jwks=unavailable)).verify(token(ADMIN))
+        assert (refused.value.status, refused.value.detail) == (
+            503, "the token issuer's keys cannot be loaded")
 
 
 # The spec as the app publishes it, built at import with a trust that touches no file (the default would
