@@ -65,28 +65,32 @@ class FeatureAnswer(BaseModel):
     features: list[FeatureRecord]
 
 
-def _views(store, query: ServiceQuery | FeatureListQuery) -> dict[str, tuple[Any, str]]:
-    """View name -> (the feature view the query reads, what the query called it: for a 404 naming it)."""
+def _views(store, query: ServiceQuery | FeatureListQuery, in_scope: Callable[[Any], bool]) -> list:
+    """The feature views the query reads. What is unknown, or outside the caller's scope, is a 404 naming
+    the first such thing asked for, the same either way."""
     from feast.errors import FeatureServiceNotFoundException, FeatureViewNotFoundException
 
     if isinstance(query, ServiceQuery):
-        asked = f"feature service {query.featureService!r}"
+        unknown = HTTPException(404, detail=f"unknown feature service {query.featureService!r}")
         try:
             service = store.get_feature_service(query.featureService)
         except FeatureServiceNotFoundException:
-            raise HTTPException(404, detail=f"unknown {asked}") from None
-        return {p.name: (store.get_feature_view(p.name), asked) for p in service.feature_view_projections}
-    views: dict[str, tuple[Any, str]] = {}
+            raise unknown from None
+        views = [store.get_feature_view(p.name) for p in service.feature_view_projections]
+        if not all(in_scope(view) for view in views):
+            raise unknown
+        return views
+    views = {}
     for ref in query.features:
         name, _, feature = ref.partition(":")
         try:
-            view = views[name][0] if name in views else store.get_feature_view(name)
+            view = views[name] if name in views else store.get_feature_view(name)
         except FeatureViewNotFoundException:
             view = None
-        if view is None or feature not in {f.name for f in view.features}:
+        if view is None or feature not in {f.name for f in view.features} or not in_scope(view):
             raise HTTPException(404, detail=f"unknown feature {ref!r}")
-        views.setdefault(name, (view, f"feature {ref!r}"))
-    return views
+        views[name] = view
+    return list(views.values())
 
 
 def _join_key(view) -> str:
@@ -126,8 +130,14 @@ def router(config: Callable[[], LakehouseConfig], auth: Authenticator) -> APIRou
     def query_features(query: ServiceQuery | FeatureListQuery, cfg: LakehouseConfig = Depends(config),
                        caller: Principal = Depends(auth.require(FEATURES_READ))) -> FeatureAnswer:
         """Online features of the entity rows, from a feature service or a list of features."""
-        asked = _views(features.feature_store(cfg), query)
-        views = [view for view, _ in asked.values()]
+        entries = {} if caller.is_admin else {e["datasetId"]: e for e in catalog.list_entries(cfg)}
+
+        def in_scope(view) -> bool:
+            """Admins read every view; a tenant those over tenant-scoped tables."""
+            source = entries.get(catalog.dataset_id(view.tags["source_table"]), {})
+            return caller.is_admin or bool(source.get("tenantColumn"))
+
+        views = _views(features.feature_store(cfg), query, in_scope)
         needed = sorted({_join_key(v) for v in views})
         rows = [dict(row) for row in query.entities]
         wrong = [i for i, row in enumerate(rows) if sorted(row) != needed]
@@ -136,10 +146,6 @@ def router(config: Callable[[], LakehouseConfig], auth: Authenticator) -> APIRou
                 "type": "value_error", "loc": ("body", "entities", wrong[0]), "input": rows[wrong[0]],
                 "msg": f"every entity row needs exactly the join keys {', '.join(needed)}"}])
         if not caller.is_admin:
-            entries = {e["datasetId"]: e for e in catalog.list_entries(cfg)}
-            for view, name in asked.values():
-                if not entries.get(catalog.dataset_id(view.tags["source_table"]), {}).get("tenantColumn"):
-                    raise HTTPException(404, detail=f"unknown {name}")
             outside = _outside_tenant(cfg, views, entries, rows, caller.tenant)
             if outside:
                 more = " ..." if len(outside) > 10 else ""

@@ -285,6 +285,12 @@ def test_feature_rows_are_the_tokens_tenants_only(lake_api) -> None:
         404, {"detail": "unknown feature 'device_health:anomalies'"})
     assert query(base, tenant_a, [{"device_id": "dev-1"}], features=["nope:anomalies"]) == (
         404, {"detail": "unknown feature 'nope:anomalies'"})
+    # ... whatever else the query says: wrong join keys, or an unknown ref after it.
+    assert query(base, tenant_a, [{"user_id": "tok-a1"}], features=["device_health:anomalies"]) == (
+        404, {"detail": "unknown feature 'device_health:anomalies'"})
+    refs = ["device_health:anomalies", "nope:x"]
+    assert query(base, tenant_a, [{"device_id": "dev-1"}], features=refs) == (
+        404, {"detail": "unknown feature 'device_health:anomalies'"})
     status, body = query(base, admin, capacity, featureService="capacity")  # no device rows anywhere
     assert status == 200 and {(r["featureId"].split(":")[0], r["entityKey"]) for r in body["features"]} == {
         ("tenant_ai_cost", "tenant-a")} and body["count"] == 8
