@@ -1,28 +1,27 @@
-"""The catalog's read side over real HTTP (uvicorn on 127.0.0.1) and the CLI, on a catalog recorded on the test S3."""
+"""The catalog's read side over real HTTP (uvicorn on 127.0.0.1) and the CLI, on a catalog recorded on the test S3.
+
+Requests carry a platform admin's token of the local issuer (the embedded setup's default trust); tokens,
+refusals and tenant scoping are tests/test_api_auth.py's."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import socket
-import threading
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from deltalake import DeltaTable
 
 from lakehouse import catalog
+from lakehouse.auth import ADMIN, CATALOG_READ
 from lakehouse.catalog import Entry, Field, Materialization
 from lakehouse.catalog_api import create_app
 from orchestration.cli import main as cli_main
 from lakehouse.config import LakehouseConfig
+from lakehouse.local_issuer import LocalIssuer
+from tests.helpers import call_http, served
 
 EVENTS = ("raw.events.events", "processed.events.events", "curated.events.daily_active_users")
 COMMERCE = ("processed.commerce.orders", "raw.commerce.orders")
@@ -75,29 +74,16 @@ def recorded(s3_server) -> LakehouseConfig:
 @pytest.fixture(scope="module")
 def api(recorded: LakehouseConfig) -> Iterator[str]:
     """The app under uvicorn in a background thread, on a free port of 127.0.0.1; stopped at the end."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(lambda: recorded), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=20)
-    sock.close()
-    assert not thread.is_alive()
+    with served(create_app(lambda: recorded)) as base:
+        yield base
 
 
 def get(base: str, path: str, **query: str) -> tuple[int, dict]:
+    """GET as a platform admin (a token of the local issuer the app trusts by default)."""
     url = base + urllib.parse.quote(path) + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    token = LocalIssuer().issue([CATALOG_READ, ADMIN], subject="catalog-api-test")
+    status, _, body = call_http(url, headers={"Authorization": f"Bearer {token}"})
+    return status, body
 
 
 def ids(body: dict) -> list[str]:
