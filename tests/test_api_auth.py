@@ -29,7 +29,7 @@ from lakehouse.auth import (ADMIN, CATALOG_READ, FEATURES_READ, AuthError, Authe
                             TokenVerifier, local_issuer_dir)
 from lakehouse.catalog import Entry, Field, Materialization
 from lakehouse.catalog_api import create_app
-from lakehouse.cli import main as cli_main
+from orchestration.cli import main as cli_main
 from lakehouse.config import LakehouseConfig
 from lakehouse.local_issuer import LocalIssuer
 from tests.helpers import call_http, served
