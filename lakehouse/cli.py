@@ -277,9 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_argument("--run-id")
     aud.add_argument("--limit", type=int, default=50)
     aud.set_defaults(handler=audit_command)
-    from lakehouse import features_cli
+    from lakehouse import features_cli, schemas_cli
 
     features_cli.add_parser(commands)
+    schemas_cli.add_parser(commands)
     args = parser.parse_args(argv)
     return args.handler(args)
 
