@@ -56,8 +56,8 @@ SCHEMA_VERSIONS = pa.schema([
     ("last_partition", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
     ("updated_at", pa.timestamp("us", tz="UTC")),
 ])
-KEYS = {"datasets": ("dataset_id",), "lineage": ("run_id", "dataset_id"), "column_lineage": ("dataset_id", "column"),
-        "schema_versions": ("dataset_id", "version")}
+KEYS = {"datasets": ("dataset_id",), "lineage": ("run_id", "dataset_id"),
+        "column_lineage": ("dataset_id", "column"), "schema_versions": ("dataset_id", "version")}
 SCHEMAS = {"datasets": DATASETS, "lineage": LINEAGE, "column_lineage": COLUMN_LINEAGE,
            "schema_versions": SCHEMA_VERSIONS}
 
@@ -148,8 +148,9 @@ def _upsert(config: LakehouseConfig, table: str, rows: list[dict[str, Any]], kee
 
 
 def _extreme(column: str, beats: str) -> str:
-    """SQL for a merge: the source's value of `column` when it `beats` (<, >) the target's, else the target's."""
-    return f"CASE WHEN t.{column} IS NULL OR s.{column} {beats} t.{column} THEN s.{column} ELSE t.{column} END"
+    """SQL for a merge: the source's `column` when it `beats` (<, >) the target's, else the target's."""
+    source, target = f"s.{column}", f"t.{column}"
+    return f"CASE WHEN {target} IS NULL OR {source} {beats} {target} THEN {source} ELSE {target} END"
 
 
 def record(config: LakehouseConfig, materializations: Sequence[Materialization]) -> None:

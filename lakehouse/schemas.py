@@ -149,9 +149,10 @@ def _unreadable(reader: Sequence[SchemaField], writer: Sequence[SchemaField]) ->
     types = [f"{f.name} ({written[f.name].type} -> {f.type})" for f in reader
              if f.name in written and written[f.name].type != f.type
              and f.type not in WIDENS_TO.get(written[f.name].type, ())]
-    return [text for text in (missing and f"required field(s) missing from the other schema: {', '.join(missing)}",
-                              optional and f"required field(s) optional in the other schema: {', '.join(optional)}",
-                              types and f"type(s) that cannot be read: {', '.join(types)}") if text]
+    found = [("required field(s) missing from the other schema", missing),
+             ("required field(s) optional in the other schema", optional),
+             ("type(s) that cannot be read", types)]
+    return [f"{what}: {', '.join(names)}" for what, names in found if names]
 
 
 def problems(mode: Compatibility, old: Sequence[SchemaField], new: Sequence[SchemaField]) -> tuple[str, ...]:
@@ -174,7 +175,8 @@ def _version(row: Mapping) -> Version:
 
 def history(config: LakehouseConfig, dataset_id: str) -> list[Version]:
     """The dataset's versions, oldest first."""
-    return sorted((_version(row) for row in catalog.schema_versions(config, dataset_id)), key=lambda v: v.version)
+    versions = (_version(row) for row in catalog.schema_versions(config, dataset_id))
+    return sorted(versions, key=lambda v: v.version)
 
 
 def change(config: LakehouseConfig, dataset: Dataset, fields: Sequence[SchemaField],
@@ -195,17 +197,20 @@ def require_compatible(config: LakehouseConfig, dataset: Dataset, schema: T.Stru
                         | {old.name for old, _ in found.diff.changed})
         raise SchemaCompatibilityError(
             f"{dataset.path}: schema change of field(s) {', '.join(fields)} refused by compatibility mode "
-            f"{dataset.compatibility.value} (against version {found.current.version}): {'; '.join(found.problems)}. "
-            f"Nothing was written.")
+            f"{dataset.compatibility.value} (against version {found.current.version}): "
+            f"{'; '.join(found.problems)}. Nothing was written.")
     return found
 
 
 def record_write(config: LakehouseConfig, dataset: Dataset, fields: Sequence[SchemaField], code_version: str,
                  partitions: Sequence[str]) -> int:
-    """The version of what was just written to `partitions`: the latest if the fields are its, else a new one."""
+    """The version just written to `partitions`: the latest if it has these fields, else a new one."""
     versions = history(config, catalog.dataset_id(dataset.path))
     current = versions[-1] if versions else None
-    number = current.version if current and not diff(current.fields, fields) else (current.version + 1 if current else 1)
+    if current is None:
+        number = 1
+    else:
+        number = current.version if not diff(current.fields, fields) else current.version + 1
     catalog.record_schema_version(config, {
         "dataset_id": catalog.dataset_id(dataset.path), "version": number,
         "fields_json": json.dumps([f.__dict__ for f in fields]), "code_version": code_version,

@@ -88,7 +88,8 @@ def proposed_schemas(config: LakehouseConfig, spark: SparkSession,
                 lines = spark.createDataFrame([], landing.LINES_DDL)
                 found[path] = common.raw_lines(lines, "", dt.datetime.now(dt.timezone.utc)).schema
             else:
-                inputs = {up.split("/")[-1]: spark.createDataFrame([], schema_of(up)) for up in dataset.upstream}
+                inputs = {up.split("/")[-1]: spark.createDataFrame([], schema_of(up))
+                          for up in dataset.upstream}
                 found[path] = common.written_schema(dataset, common.derive(dataset, inputs))
         return found[path]
 
@@ -109,7 +110,7 @@ def check(config: LakehouseConfig, spark: SparkSession,
 
 
 def check_command(args: argparse.Namespace, datasets: Sequence[Dataset] | None = None) -> int:
-    """Print `check`'s answer for `datasets` (default: every declared one); exit 1 when one would be refused."""
+    """Print `check`'s answer for `datasets` (default: every declared one); 1 when one would be refused."""
     from lakehouse.cli import print_table
 
     if datasets is None:
@@ -122,8 +123,9 @@ def check_command(args: argparse.Namespace, datasets: Sequence[Dataset] | None =
         if isinstance(found, str):
             rows.append((dataset.path, dataset.compatibility.value, "-", "-", found))
         else:
-            rows.append((dataset.path, dataset.compatibility.value,
-                         str(found.current.version) if found.current else "-", found.diff.describe(), found.verdict))
+            version = str(found.current.version) if found.current else "-"
+            rows.append((dataset.path, dataset.compatibility.value, version, found.diff.describe(),
+                         found.verdict))
     print_table(("dataset", "compatibility", "version", "change", "verdict"), rows)
     refused = [d.path for d, found in results if not isinstance(found, str) and found.problems]
     if refused:
@@ -143,5 +145,5 @@ def add_parser(commands) -> None:
     diff.add_argument("v1", type=int)
     diff.add_argument("v2", type=int)
     diff.set_defaults(handler=_diff)
-    actions.add_parser("check", help="what the current code would change, dataset by dataset (exit 1: refused)"
+    actions.add_parser("check", help="what the current code would change, dataset by dataset (1: refused)"
                        ).set_defaults(handler=check_command)

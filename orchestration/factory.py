@@ -201,7 +201,7 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     upstream = [(path, version) for path, (_, version) in reads.items()]
     inputs = {path.split("/")[-1]: rows for path, (rows, _) in reads.items()}
     output = common.derive(dataset, inputs)
-    schemas.require_compatible(lake.config, dataset, common.written_schema(dataset, output))  # before any write
+    schemas.require_compatible(lake.config, dataset, common.written_schema(dataset, output))  # before a write
     if QUARANTINE_REASON in output.columns and not dataset.has_quarantine:
         raise ValueError(f"{dataset.path} produces {QUARANTINE_REASON} but declares no quarantine")
     upstream_schemas = {path: rows.schema for path, (rows, _) in reads.items()}

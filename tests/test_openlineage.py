@@ -39,8 +39,8 @@ FACET_SCHEMAS = {
     "dataQualityAssertions": "DataQualityAssertionsDatasetFacet.json",
 }
 # Facets without a schema in the standards folder (validated only as core RunFacet/JobFacet):
-# ours (errorMessage; tags on outputs: schemaVersion) and the ones the client itself adds (tags; sourceCodeLocation
-# inside a git checkout).
+# ours (errorMessage; tags on outputs: schemaVersion) and the ones the client itself adds (tags;
+# sourceCodeLocation inside a git checkout).
 UNSCHEMED = {"errorMessage", "tags", "sourceCodeLocation"}
 
 DAGSTER_RUN = "3f1b8e4c-0d2a-4c5e-9b7a-1e2f3a4b5c6d"

@@ -64,7 +64,8 @@ def derive(dataset: Dataset, inputs: Mapping[str, DataFrame]) -> DataFrame:
 
 
 def written_schema(dataset: Dataset, output: DataFrame) -> T.StructType:
-    """The schema the dataset's table receives from `output`: accepted rows, protected (a key changes no type)."""
+    """The schema the dataset's table receives from `output`: accepted rows, protected (no key changes a
+    type)."""
     rows = accepted_rows(output)
     return (protect(rows, dataset.personal_data, "") if dataset.personal_data else rows).schema
 
