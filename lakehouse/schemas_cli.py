@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse import landing, schemas
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import Dataset
-from lakehouse.engine import engine_path, spark_session
+from lakehouse.engine import spark_session
 
 
 def _dataset_id(text: str) -> str:
@@ -68,10 +67,10 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def proposed_schemas(config: LakehouseConfig, spark: SparkSession,
-                     datasets: Sequence[Dataset]) -> dict[str, T.StructType | str]:
+def proposed_schemas(spark: SparkSession, datasets: Sequence[Dataset],
+                     other_tables: Mapping[str, str] | None = None) -> dict[str, T.StructType | str]:
     """Path -> the schema the current code writes (from empty inputs: nothing is read or written), or why
-    it cannot tell. Upstream tables that are not declared (quality metrics) are read from the lake."""
+    it cannot tell. `other_tables`: DDL schemas of upstream tables that are not declared (quality metrics)."""
     from transforms import common  # the CLI layer is the one place below transforms that needs it
 
     declared, found = {d.path: d for d in datasets}, {}
@@ -80,10 +79,9 @@ def proposed_schemas(config: LakehouseConfig, spark: SparkSession,
         if path not in found:
             dataset = declared.get(path)
             if dataset is None:
-                uri = config.table_uri(*path.split("/"))
-                if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
-                    raise LookupError(f"upstream {path} is neither declared nor built")
-                found[path] = spark.read.format("delta").load(engine_path(spark, uri)).schema
+                if path not in (other_tables or {}):
+                    raise LookupError(f"upstream {path} is not declared")
+                found[path] = spark.createDataFrame([], other_tables[path]).schema
             elif dataset.layer == "raw":
                 lines = spark.createDataFrame([], landing.LINES_DDL)
                 found[path] = common.raw_lines(lines, "", dt.datetime.now(dt.timezone.utc)).schema
@@ -102,22 +100,26 @@ def proposed_schemas(config: LakehouseConfig, spark: SparkSession,
     return proposed
 
 
-def check(config: LakehouseConfig, spark: SparkSession,
-          datasets: Sequence[Dataset]) -> list[tuple[Dataset, schemas.Change | str]]:
+def check(config: LakehouseConfig, spark: SparkSession, datasets: Sequence[Dataset],
+          other_tables: Mapping[str, str] | None = None) -> list[tuple[Dataset, schemas.Change | str]]:
     """Each dataset with what its current code would change (a `schemas.Change`), or why it cannot tell."""
-    return [(d, schemas.change(config, d, schemas.struct_fields(d, schema)) if not isinstance(schema, str)
-             else schema) for d, schema in zip(datasets, proposed_schemas(config, spark, datasets).values())]
+    proposed = proposed_schemas(spark, datasets, other_tables)
+    return [(d, schema if isinstance(schema, str) else schemas.change(config, d, schemas.struct_fields(d, schema)))
+            for d, schema in zip(datasets, proposed.values())]
 
 
 def check_command(args: argparse.Namespace, datasets: Sequence[Dataset] | None = None) -> int:
     """Print `check`'s answer for `datasets` (default: every declared one); 1 when one would be refused."""
     from lakehouse.cli import print_table
 
+    from quality import metrics  # the CLI layer only
+
     if datasets is None:
-        from orchestration.definitions import DATASETS as datasets  # the CLI layer only
+        from orchestration.definitions import DATASETS as datasets
 
     config = LakehouseConfig.from_env()
-    results = check(config, spark_session(config), datasets)
+    tables = {metrics.metrics_path(d): metrics.SCHEMA for d in datasets if d.layer != "raw"}
+    results = check(config, spark_session(config), datasets, tables)
     rows = []
     for dataset, found in results:
         if isinstance(found, str):

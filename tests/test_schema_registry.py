@@ -278,7 +278,7 @@ def test_cli_history_diff_and_check(lake, spark, capsys):
     assert "has no version 3 (versions: 1, 2)" in capsys.readouterr().err
 
     declared = [events.RAW, events.PROCESSED, events.HOURLY_EVENT_COUNTS, events.DAILY_ORDER_REVENUE]
-    proposed = schemas_cli.proposed_schemas(lake, spark, declared)
+    proposed = schemas_cli.proposed_schemas(spark, declared)
     processed = schemas.struct_fields(events.PROCESSED, proposed[events.PROCESSED.path])
     without_metadata = [f for f in processed if f.name != "metadata"]
     schemas.record_write(lake, events.PROCESSED, without_metadata, "old", ["2024-01-01"])
@@ -299,3 +299,12 @@ def test_cli_history_diff_and_check(lake, spark, capsys):
             "currency (int -> string)") in shown["curated/events/daily_order_revenue"]
     assert "1 dataset(s) would be refused: curated/events/daily_order_revenue" in captured.err
     assert len(schemas.history(lake, "processed.events.events")) == 1  # checking writes nothing
+
+    # every declared dataset, dataset by dataset, from the current code
+    from orchestration.definitions import DATASETS
+
+    assert cli.main(["schema", "check"]) == 1
+    shown = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(shown) == {d.path for d in DATASETS}
+    assert shown["curated/events/quality_summary"].endswith("new: version 1")  # reads quality metrics
+    assert sum(line.endswith("new: version 1") for line in shown.values()) == len(DATASETS) - 3
