@@ -188,11 +188,11 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
 
 
 def record_schema_version(config: LakehouseConfig, row: dict[str, Any]) -> None:
-    """Upsert one schema version; its creation time and introducing code version stay, and its partition
-    range only grows (a backfill of older days moves the first partition back)."""
+    """Upsert one schema version; its creation time, introducing code version and the mode it was admitted
+    under stay, and its partition range only grows (a backfill of older days moves the first one back)."""
     now = dt.datetime.now(dt.timezone.utc)
     _upsert(config, "schema_versions", [{**row, "created_at": now, "updated_at": now}],
-            keep=("created_at", "code_version"),
+            keep=("created_at", "code_version", "compatibility"),
             combine={"first_partition": _extreme("first_partition", "<"),
                      "last_partition": _extreme("last_partition", ">")})
 

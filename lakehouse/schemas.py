@@ -4,7 +4,8 @@ Versions live in the catalog (`<root>/catalog/schema_versions`, written by `lake
 the dataset's fields with their types and whether they are required, the code version that introduced it and
 the first and last partition written with it. A write whose fields differ from the latest version is first
 checked against the dataset's compatibility mode (refused before anything is written, naming the fields and
-the mode) and, once written, recorded as the next version. A schema identical to the latest one reuses it.
+the mode) and, once written, recorded as the next version. A schema identical to the latest one reuses it;
+a dataset's first registered write is version 1 (nothing to check against).
 
 The modes mean what Confluent Schema Registry gives them, checked against the latest version:
 - `backward`: a reader of the new schema reads data written with the previous one: fields may be removed,
@@ -179,10 +180,9 @@ def history(config: LakehouseConfig, dataset_id: str) -> list[Version]:
     return sorted(versions, key=lambda v: v.version)
 
 
-def change(config: LakehouseConfig, dataset: Dataset, fields: Sequence[SchemaField],
-           versions: Sequence[Version] | None = None) -> Change:
+def change(config: LakehouseConfig, dataset: Dataset, fields: Sequence[SchemaField]) -> Change:
     """What writing `fields` would change (against the latest registered version)."""
-    versions = history(config, catalog.dataset_id(dataset.path)) if versions is None else versions
+    versions = history(config, catalog.dataset_id(dataset.path))
     current = versions[-1] if versions else None
     found = diff(current.fields, fields) if current else Diff()
     return Change(catalog.dataset_id(dataset.path), dataset.compatibility, current, found,

@@ -104,8 +104,12 @@ def check(config: LakehouseConfig, spark: SparkSession, datasets: Sequence[Datas
           other_tables: Mapping[str, str] | None = None) -> list[tuple[Dataset, schemas.Change | str]]:
     """Each dataset with what its current code would change (a `schemas.Change`), or why it cannot tell."""
     proposed = proposed_schemas(spark, datasets, other_tables)
-    return [(d, schema if isinstance(schema, str) else schemas.change(config, d, schemas.struct_fields(d, schema)))
-            for d, schema in zip(datasets, proposed.values())]
+    found: list[tuple[Dataset, schemas.Change | str]] = []
+    for dataset in datasets:
+        schema = proposed[dataset.path]
+        found.append((dataset, schema if isinstance(schema, str)
+                      else schemas.change(config, dataset, schemas.struct_fields(dataset, schema))))
+    return found
 
 
 def check_command(args: argparse.Namespace, datasets: Sequence[Dataset] | None = None) -> int:
