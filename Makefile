@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 STATE := $(CURDIR)/.lakehouse
 export DAGSTER_HOME ?= $(STATE)/dagster
 export LAKEHOUSE_STATE_DIR ?= $(STATE)
-DEMO_START ?= 2024-01-01
-DEMO_END ?= 2024-01-07
+# The last DEMO_DAYS complete days (UTC), so freshness checks, schedules and sensors see real days.
 DEMO_DAYS ?= 7
+DEMO_END ?= $(shell date -u -d yesterday +%F)
+DEMO_START ?= $(shell date -u -d "$(DEMO_DAYS) days ago" +%F)
 BENCH_ROWS ?= 1000000
 BENCH_RUNS ?= 3
 # ENGINE=spark: the local Apache Spark cluster (infra/spark_connect.py) instead of in-process Sail.
@@ -20,11 +21,12 @@ else ifneq ($(ENGINE),sail)
 $(error ENGINE must be sail or spark, not $(ENGINE))
 endif
 
-.PHONY: help install up down env demo dev catalog-api test bench clean redis spark-jars spark-up spark-down
+.PHONY: help install up down env demo dev catalog-api test lint bench clean redis spark-jars spark-up spark-down
 
 help:
 	@echo "make demo   set up, start the embedded S3, build 7 days of every asset, print a summary"
 	@echo "make test   run the test suite (starts its own S3 and engine)"
+	@echo "make lint   ruff check, ruff format --check and mypy"
 	@echo "make dev    the Dagster UI on http://127.0.0.1:3000"
 	@echo "make up / make down   start / stop the embedded S3 (and the UI if running)"
 	@echo "make env    exports for your shell: eval \"\$$(make -s env)\""
@@ -98,6 +100,12 @@ redis:
 
 test: install redis spark-jars
 	$(BIN)/python -m pytest tests
+
+# ruff (lint, format) and mypy, configured in pyproject.toml; .pre-commit-config.yaml runs the same.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: up $(ENGINE_UP)
 	$(ON_ENGINE) $(BIN)/python -m benchmarks.events_pipeline --rows $(BENCH_ROWS) --runs $(BENCH_RUNS)

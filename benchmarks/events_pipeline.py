@@ -21,10 +21,11 @@ import uuid
 from pathlib import Path
 
 DAY = dt.date(2024, 1, 1)
-LAYERS = {"raw": "raw__events__", "processed + quarantine": "processed__events__",
-          "curated (3 tables)": "curated__events__"}
-
-
+LAYERS = {
+    "raw": "raw__events__",
+    "processed + quarantine": "processed__events__",
+    "curated (3 tables)": "curated__events__",
+}
 
 
 def _pipeline_run(instance) -> dict[str, float]:
@@ -34,7 +35,9 @@ def _pipeline_run(instance) -> dict[str, float]:
     from orchestration.definitions import defs
 
     started = time.perf_counter()
-    result = defs.resolve_job_def("events_daily").execute_in_process(instance=instance, partition_key=DAY.isoformat())
+    result = defs.resolve_job_def("events_daily").execute_in_process(
+        instance=instance, partition_key=DAY.isoformat()
+    )
     total = time.perf_counter() - started
     assert result.success
     step_seconds: dict[str, float] = {}
@@ -47,8 +50,10 @@ def _pipeline_run(instance) -> dict[str, float]:
             begun[event.step_key] = entry.timestamp
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             step_seconds[event.step_key] = entry.timestamp - begun[event.step_key]
-    figures = {layer: sum(s for step, s in step_seconds.items() if step.startswith(prefix))
-               for layer, prefix in LAYERS.items()}
+    figures = {
+        layer: sum(s for step, s in step_seconds.items() if step.startswith(prefix))
+        for layer, prefix in LAYERS.items()
+    }
     figures["end to end"] = total
     return figures
 
@@ -62,15 +67,26 @@ def _baseline_run(config) -> float:
 
     started = time.perf_counter()
     files = landing.landing_files(config, "events", [DAY], "events")
-    tables = [part for uri in files[DAY] for part in landing.numbered_lines(DAY, uri, [storage.read_bytes(config, uri)])
-              if isinstance(part, pa.Table)]
-    write_deltalake(f"{config.root}/baseline/events", pa.concat_tables(tables), partition_by=["dt"],
-                    mode="overwrite", storage_options=config.storage_options)
+    tables = [
+        part
+        for uri in files[DAY]
+        for part in landing.numbered_lines(DAY, uri, [storage.read_bytes(config, uri)])
+        if isinstance(part, pa.Table)
+    ]
+    write_deltalake(
+        f"{config.root}/baseline/events",
+        pa.concat_tables(tables),
+        partition_by=["dt"],
+        mode="overwrite",
+        storage_options=config.storage_options,
+    )
     return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
@@ -79,13 +95,15 @@ def main() -> None:
 
     from lakehouse import storage
     from lakehouse.config import LakehouseConfig
-    from lakehouse.synthetic.events import generate_day
+    from synthetic.events import generate_day
 
     base = os.environ.get("LAKEHOUSE_ROOT", "s3://lakehouse").rstrip("/") + f"/_bench/{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     generated = generate_day(DAY, args.rows)
-    print(f"generated {args.rows:,} landing lines in {time.perf_counter() - started:.1f} s "
-          f"({generated.record['files']} files); lake {base}")
+    print(
+        f"generated {args.rows:,} landing lines in {time.perf_counter() - started:.1f} s "
+        f"({generated.record['files']} files); lake {base}"
+    )
 
     home = Path(tempfile.mkdtemp(prefix="bench-dagster-"))
     shutil.copy(Path(__file__).resolve().parents[1] / "infra" / "dagster.yaml", home / "dagster.yaml")
@@ -98,8 +116,11 @@ def main() -> None:
             generated.write(config, "events")
             baselines.append(_baseline_run(config))
             runs.append(_pipeline_run(instance))
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in runs[-1].items())
-                  + f"; baseline {baselines[-1]:.2f} s")
+            print(
+                f"run {run + 1}: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in runs[-1].items())
+                + f"; baseline {baselines[-1]:.2f} s"
+            )
     shutil.rmtree(home, ignore_errors=True)
     storage.delete_dir(LakehouseConfig.from_env(), base)
 

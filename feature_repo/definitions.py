@@ -31,40 +31,92 @@ ENTITIES = {
 # name: (entity, curated table, period column, period, ttl, {feature: type}, description)
 VIEWS = {
     "customer_order_stats": (
-        "customer", "curated/commerce/customer_order_stats", "dt", "1d", timedelta(days=30),
+        "customer",
+        "curated/commerce/customer_order_stats",
+        "dt",
+        "1d",
+        timedelta(days=30),
         {"order_count": Int64, "total_spend": Float64},
-        "A customer's orders and spend (orders not cancelled) on their latest day with orders."),
+        "A customer's orders and spend (orders not cancelled) on their latest day with orders.",
+    ),
     "account_risk": (
-        "account", "curated/finance/account_risk_features", "dt", "1d", timedelta(days=7),
-        {"txn_count": Int64, "failed_ratio": Float64, "max_amount": Float64,
-         "distinct_merchant_categories": Int64, "night_txn_share": Float64},
-        "An account's transaction risk aggregates of its latest day."),
+        "account",
+        "curated/finance/account_risk_features",
+        "dt",
+        "1d",
+        timedelta(days=7),
+        {
+            "txn_count": Int64,
+            "failed_ratio": Float64,
+            "max_amount": Float64,
+            "distinct_merchant_categories": Int64,
+            "night_txn_share": Float64,
+        },
+        "An account's transaction risk aggregates of its latest day.",
+    ),
     "account_balance": (
-        "account", "curated/finance/account_daily_balances", "dt", "1d", timedelta(days=7),
-        {"debits": Float64, "credits": Float64, "net": Float64, "min_running_balance": Float64,
-         "transaction_count": Int64},
-        "An account's settled movements of its latest day (day-relative balances)."),
+        "account",
+        "curated/finance/account_daily_balances",
+        "dt",
+        "1d",
+        timedelta(days=7),
+        {
+            "debits": Float64,
+            "credits": Float64,
+            "net": Float64,
+            "min_running_balance": Float64,
+            "transaction_count": Int64,
+        },
+        "An account's settled movements of its latest day (day-relative balances).",
+    ),
     "device_hourly": (
-        "device", "curated/iot/device_hourly_aggregates", "hour", "1h", timedelta(hours=6),
+        "device",
+        "curated/iot/device_hourly_aggregates",
+        "hour",
+        "1h",
+        timedelta(hours=6),
         {"readings": Int64, "min": Float64, "max": Float64, "mean": Float64, "stddev": Float64},
-        "A device's readings of its latest hour."),
+        "A device's readings of its latest hour.",
+    ),
     "device_health": (
-        "device", "curated/iot/device_daily_health", "dt", "1d", timedelta(days=2),
+        "device",
+        "curated/iot/device_daily_health",
+        "dt",
+        "1d",
+        timedelta(days=2),
         {"readings": Int64, "active_hours": Int64, "anomalies": Int64, "anomaly_rate": Float64},
-        "A device's daily readings, active hours and anomaly rate."),
+        "A device's daily readings, active hours and anomaly rate.",
+    ),
     "tenant_ai_cost": (
-        "tenant", "curated/ai_ops/tenant_daily_cost_vs_budget", "dt", "1d", timedelta(days=2),
-        {"runs": Int64, "tokens_in": Int64, "tokens_out": Int64, "cost_usd": Float64,
-         "daily_budget_usd": Float64, "budget_used_ratio": Float64, "is_warning": Bool, "is_critical": Bool},
-        "A tenant's AI spend of the day against its daily budget share."),
+        "tenant",
+        "curated/ai_ops/tenant_daily_cost_vs_budget",
+        "dt",
+        "1d",
+        timedelta(days=2),
+        {
+            "runs": Int64,
+            "tokens_in": Int64,
+            "tokens_out": Int64,
+            "cost_usd": Float64,
+            "daily_budget_usd": Float64,
+            "budget_used_ratio": Float64,
+            "is_warning": Bool,
+            "is_critical": Bool,
+        },
+        "A tenant's AI spend of the day against its daily budget share.",
+    ),
 }
 
 SERVICES = {
-    "fraud_scoring": (("account_risk", "account_balance", "customer_order_stats"),
-                      "Fraud scoring: account risk and balance features with the customer's order features."),
+    "fraud_scoring": (
+        ("account_risk", "account_balance", "customer_order_stats"),
+        "Fraud scoring: account risk and balance features with the customer's order features.",
+    ),
     "churn": (("customer_order_stats",), "Churn prediction: customer order features."),
-    "capacity": (("tenant_ai_cost", "device_health", "device_hourly"),
-                 "Capacity planning: tenant AI cost and budget usage with device load and anomaly rates."),
+    "capacity": (
+        ("tenant_ai_cost", "device_health", "device_hourly"),
+        "Capacity planning: tenant AI cost and budget usage with device load and anomaly rates.",
+    ),
 }
 
 TIMESTAMP = "event_timestamp"
@@ -73,21 +125,40 @@ OWNER = "team:ml-platform"
 
 def build(offline_dir: str) -> dict[str, object]:
     """Every Feast object, named `<kind>_<name>`, with FileSources in `offline_dir`."""
-    entities = {name: Entity(name=name, join_keys=[key], value_type=ValueType.STRING, description=text, owner=OWNER)
-                for name, (key, text) in ENTITIES.items()}
+    entities = {
+        name: Entity(name=name, join_keys=[key], value_type=ValueType.STRING, description=text, owner=OWNER)
+        for name, (key, text) in ENTITIES.items()
+    }
     views = {}
     for name, (entity, table, column, period, ttl, features, text) in VIEWS.items():
-        source = FileSource(name=f"{name}_snapshot", path=f"{offline_dir}/{name}.parquet", timestamp_field=TIMESTAMP,
-                            description=f"Snapshot of the current version of {table}.")
+        source = FileSource(
+            name=f"{name}_snapshot",
+            path=f"{offline_dir}/{name}.parquet",
+            timestamp_field=TIMESTAMP,
+            description=f"Snapshot of the current version of {table}.",
+        )
         views[name] = FeatureView(
-            name=name, entities=[entities[entity]], ttl=ttl, source=source, online=True, description=text,
-            owner=OWNER, schema=[Field(name=feature, dtype=dtype) for feature, dtype in features.items()],
-            tags={"source_table": table, "period_column": column, "period": period})
-    services = {name: FeatureService(name=name, features=[views[view] for view in used], description=text,
-                                     owner=OWNER)
-                for name, (used, text) in SERVICES.items()}
-    return {**{f"entity_{k}": v for k, v in entities.items()}, **{f"view_{k}": v for k, v in views.items()},
-            **{f"service_{k}": v for k, v in services.items()}}
+            name=name,
+            entities=[entities[entity]],
+            ttl=ttl,
+            source=source,
+            online=True,
+            description=text,
+            owner=OWNER,
+            schema=[Field(name=feature, dtype=dtype) for feature, dtype in features.items()],
+            tags={"source_table": table, "period_column": column, "period": period},
+        )
+    services = {
+        name: FeatureService(
+            name=name, features=[views[view] for view in used], description=text, owner=OWNER
+        )
+        for name, (used, text) in SERVICES.items()
+    }
+    return {
+        **{f"entity_{k}": v for k, v in entities.items()},
+        **{f"view_{k}": v for k, v in views.items()},
+        **{f"service_{k}": v for k, v in services.items()},
+    }
 
 
 if __name__ != "lakehouse_feature_definitions":

@@ -18,12 +18,24 @@ from deltalake import DeltaTable
 from lakehouse import delta
 from lakehouse.config import LakehouseConfig
 
-SCHEMA = pa.schema([
-    ("action", pa.string()), ("step", pa.string()), ("target", pa.string()), ("partitions", pa.list_(pa.string())),
-    ("rows", pa.int64()), ("files", pa.int64()), ("bytes", pa.int64()), ("dry_run", pa.bool_()),
-    ("subject_column", pa.string()), ("subject_token", pa.string()), ("verified", pa.bool_()),
-    ("detail", pa.string()), ("run_id", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
-])
+SCHEMA = pa.schema(
+    [
+        ("action", pa.string()),
+        ("step", pa.string()),
+        ("target", pa.string()),
+        ("partitions", pa.list_(pa.string())),
+        ("rows", pa.int64()),
+        ("files", pa.int64()),
+        ("bytes", pa.int64()),
+        ("dry_run", pa.bool_()),
+        ("subject_column", pa.string()),
+        ("subject_token", pa.string()),
+        ("verified", pa.bool_()),
+        ("detail", pa.string()),
+        ("run_id", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,10 @@ def uri(config: LakehouseConfig) -> str:
 def write(config: LakehouseConfig, run_id: str, records: Sequence[Record]) -> None:
     if not records:
         return
-    now = dt.datetime.now(dt.timezone.utc)
-    rows = [{**asdict(r), "partitions": list(r.partitions), "run_id": run_id, "recorded_at": now} for r in records]
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        {**asdict(r), "partitions": list(r.partitions), "run_id": run_id, "recorded_at": now} for r in records
+    ]
     delta.append_rows(uri(config), pa.Table.from_pylist(rows, schema=SCHEMA), config.storage_options)
 
 
@@ -59,4 +73,6 @@ def read(config: LakehouseConfig, run_id: str | None = None) -> list[dict]:
     if not DeltaTable.is_deltatable(uri(config), storage_options=config.storage_options):
         return []
     rows = DeltaTable(uri(config), storage_options=config.storage_options).to_pyarrow_table().to_pylist()
-    return sorted((r for r in rows if run_id is None or r["run_id"] == run_id), key=lambda r: r["recorded_at"])
+    return sorted(
+        (r for r in rows if run_id is None or r["run_id"] == run_id), key=lambda r: r["recorded_at"]
+    )

@@ -8,7 +8,8 @@
 | LAKEHOUSE_STATE_DIR | <project>/.lakehouse | local state: embedded S3 data, credentials, Dagster home |
 | LAKEHOUSE_LANDING_RETENTION_DAYS | 7 | days landing files are kept (retention deletes older ones) |
 | LAKEHOUSE_TOKEN_KEY | generated once into <state dir>/token.key | key of the deterministic tokenization |
-| AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ALLOW_HTTP | embedded S3 | S3 access |
+| AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY | embedded S3 | S3 access |
+| AWS_REGION, AWS_ALLOW_HTTP | embedded S3 | S3 region, plain HTTP allowed |
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ from lakehouse.secret_files import create_secret, private_dir
 
 LAYERS = ("raw", "processed", "curated", "quarantine", "quality")  # quality: metrics tables
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-_S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-           "AWS_ALLOW_HTTP")
+_S3_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ALLOW_HTTP",
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class LakehouseConfig:
     storage_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls) -> "LakehouseConfig":
+    def from_env(cls) -> LakehouseConfig:
         state_dir = default_state_dir()
         root = os.environ.get("LAKEHOUSE_ROOT", "s3://lakehouse").rstrip("/")
         if "://" not in root:
@@ -54,7 +61,9 @@ class LakehouseConfig:
             if storage_env.get("AWS_ENDPOINT_URL", "").startswith("http://"):
                 storage_env.setdefault("AWS_ALLOW_HTTP", "true")
         remote = os.environ.get("LAKEHOUSE_SPARK_REMOTE") or None
-        return cls(root=root, spark_remote=remote, start_date=start, state_dir=state_dir, storage_env=storage_env)
+        return cls(
+            root=root, spark_remote=remote, start_date=start, state_dir=state_dir, storage_env=storage_env
+        )
 
     @property
     def is_s3(self) -> bool:
@@ -87,9 +96,11 @@ class LakehouseConfig:
             origin = str(path)
             if not path.exists():
                 if recorded is not None:
-                    raise TokenKeyError(f"the lake {self.root} was written with the tokenization key of fingerprint "
-                                        f"{recorded}, and no key is at {path}: restore that file or set "
-                                        "LAKEHOUSE_TOKEN_KEY (a new key would not match the lake's tokens)")
+                    raise TokenKeyError(
+                        f"the lake {self.root} was written with the tokenization key of fingerprint "
+                        f"{recorded}, and no key is at {path}: restore that file or set "
+                        "LAKEHOUSE_TOKEN_KEY (a new key would not match the lake's tokens)"
+                    )
                 private_dir(self.state_dir)
                 key = create_secret(path, secrets.token_hex(32)).strip()
             else:
@@ -98,8 +109,10 @@ class LakehouseConfig:
         if recorded is None:
             _record_fingerprint(self, fingerprint)
         elif recorded != fingerprint:
-            raise TokenKeyError(f"the tokenization key from {origin} (fingerprint {fingerprint}) is not the key the "
-                                f"lake {self.root} was written with (fingerprint {recorded})")
+            raise TokenKeyError(
+                f"the tokenization key from {origin} (fingerprint {fingerprint}) is not the key the "
+                f"lake {self.root} was written with (fingerprint {recorded})"
+            )
         _checked_keys[self.root] = key
         return key
 
@@ -121,7 +134,8 @@ _checked_keys: dict[str, str] = {}
 
 
 def default_state_dir() -> Path:
-    """`LAKEHOUSE_STATE_DIR`, else the project's `.lakehouse`: the same folder whatever the working directory."""
+    """`LAKEHOUSE_STATE_DIR`, else the project's `.lakehouse`: the same folder whatever the working
+    directory."""
     configured = os.environ.get("LAKEHOUSE_STATE_DIR")
     return Path(configured).resolve() if configured else PROJECT_DIR / ".lakehouse"
 
@@ -145,8 +159,11 @@ def _recorded_fingerprint(config: LakehouseConfig) -> str | None:
 def _record_fingerprint(config: LakehouseConfig, fingerprint: str) -> None:
     from lakehouse import storage
 
-    storage.write_text(config, _fingerprint_uri(config), json.dumps({
-        "fingerprint": fingerprint, "recordedAt": dt.datetime.now(dt.timezone.utc).isoformat()}))
+    storage.write_text(
+        config,
+        _fingerprint_uri(config),
+        json.dumps({"fingerprint": fingerprint, "recordedAt": dt.datetime.now(dt.UTC).isoformat()}),
+    )
 
 
 def _embedded_s3_env() -> dict[str, str]:

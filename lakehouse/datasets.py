@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from pyspark.sql import DataFrame
 
@@ -21,6 +22,13 @@ LAYERS = ("raw", "processed", "curated")
 QUARANTINE_REASON = "quarantine_reason"
 ENVELOPE_VERSION = "version"  # the column of a landing envelope's version ("1.0"), see `envelope_versions`
 JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")  # $.key.key...: what erasure can follow in a line
+
+
+class TableRule(Protocol):
+    """A rule over the rows a step wrote (built with `quality.rules`' constructors, judged by its gate)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 class Classification(str, Enum):
@@ -82,6 +90,9 @@ class Dataset:
     allowed_regions: tuple[str, ...] = ()  # empty: any region
     retention_days: int = 365
     partitioning: str = "daily"
+    # table rules (quality.rules) over what a step writes, besides those the declaration implies (keys
+    # present and unique, regions allowed, tenant and region complete); a rule of a derived name replaces it
+    checks: tuple[TableRule, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -102,6 +113,8 @@ class Dataset:
             problems.append(f"subject paths must look like $.key or $.key.key: {bad_paths}")
         if self.envelope_versions and not self.quarantine:
             problems.append("envelope_versions quarantine rows of other versions: declare quarantine=True")
+        if self.checks and self.layer == "raw":
+            problems.append("raw datasets keep every line as received: they declare no checks")
         if self.allowed_regions and not self.region_column:
             problems.append("allowed_regions needs a region_column")
         if problems:

@@ -91,6 +91,7 @@ class Subject:
 
 # -- matching records as received ----------------------------------------------------------------------
 
+
 def _is_target(node: Any, targets: Collection[str]) -> bool:
     if isinstance(node, bool):
         return False
@@ -142,6 +143,7 @@ def mentions(node: Any, targets: Collection[str], path: str = "$") -> list[str]:
 
 # -- places ----------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Place:
     """Where the subject may be: a table by its column, a table of records as received (`line`, `record`)
@@ -158,11 +160,15 @@ def subject_columns(config: LakehouseConfig) -> list[str]:
     return sorted({c for e in catalog.list_entries(config) for c in e["subjectColumns"] or ()})
 
 
-def _raw_inputs(config: LakehouseConfig, entries: dict, dataset: str,
-                column: str) -> tuple[list[str], list[str]]:
+def _raw_inputs(
+    config: LakehouseConfig, entries: dict, dataset: str, column: str
+) -> tuple[list[str], list[str]]:
     """The raw tables `dataset` is read from directly, and the paths they declare for `column`."""
-    raw = [s["datasetId"] for s in catalog.lineage(config, dataset, "upstream")
-           if s["via"] == dataset and s["datasetId"].startswith("raw.")]
+    raw = [
+        s["datasetId"]
+        for s in catalog.lineage(config, dataset, "upstream")
+        if s["via"] == dataset and s["datasetId"].startswith("raw.")
+    ]
     return raw, [p for r in raw for p in (entries.get(r, {}).get("subjectPaths") or {}).get(column, ())]
 
 
@@ -172,8 +178,9 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
     declaring = sorted(i for i, e in entries.items() if column in (e["subjectColumns"] or ()))
     if not declaring:
         known = ", ".join(subject_columns(config)) or "none"
-        raise ErasureError(f"no catalogued dataset names {column!r} as a subject column "
-                           f"(subject columns: {known})")
+        raise ErasureError(
+            f"no catalogued dataset names {column!r} as a subject column (subject columns: {known})"
+        )
     places, unmapped = [], []
     for target in declaring:
         entry = entries[target]
@@ -193,15 +200,18 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
         elif declared and "line" in fields:
             places.append(Place(target, entry["location"], "records", "line", declared))
     if unmapped:  # the raw lines would keep the subject while verification passes: refuse instead
-        raise ErasureError(f"the raw inputs of {'; '.join(unmapped)} declare no subject paths for "
-                           f"{column!r} in the catalog: declare subject_paths and re-materialize them "
-                           "(entries catalogued before subject paths existed have none)")
-    for domain in sorted({e["domain"] for e in map(entries.get, declaring)}):
+        raise ErasureError(
+            f"the raw inputs of {'; '.join(unmapped)} declare no subject paths for "
+            f"{column!r} in the catalog: declare subject_paths and re-materialize them "
+            "(entries catalogued before subject paths existed have none)"
+        )
+    for domain in sorted({entries[path]["domain"] for path in declaring}):
         places.append(Place(f"staging.{domain}", f"{config.root}/_staging/{domain}", "staging"))
     return places
 
 
 # -- planning (what a dry run reports and the brake judges) ---------------------------------------------
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -225,16 +235,20 @@ class _Scan:
     records: frozenset[str]
 
 
-def _scan_table(config: LakehouseConfig, place: Place, keep: Callable[[str], bool] | None,
-                subject: Subject) -> _Scan:
+def _scan_table(
+    config: LakehouseConfig, place: Place, keep: Callable[[str], bool] | None, subject: Subject
+) -> _Scan:
     """Rows of a table holding the subject, file by file: by column value, or by substring then `keep`."""
     dataset = DeltaTable(place.location, storage_options=config.storage_options).to_pyarrow_dataset()
     rows, files, days, records = 0, 0, set(), set()
     for fragment in dataset.get_fragments():
         # as large_string: files may hold string_view, which pyarrow's filter kernels lack
         column = fragment.to_table(columns=[place.column]).column(0).cast(pa.large_string())
-        mask = (pc.is_in(column, pa.array(subject.targets, pa.large_string())) if place.kind == "column" else
-                functools.reduce(pc.or_, [pc.match_substring(column, n) for n in subject.needles]))
+        mask = (
+            pc.is_in(column, pa.array(subject.targets, pa.large_string()))
+            if place.kind == "column"
+            else functools.reduce(pc.or_, [pc.match_substring(column, n) for n in subject.needles])
+        )
         values = column.filter(mask).to_pylist()
         if keep is not None:
             values = [v for v in values if keep(v)]
@@ -249,8 +263,9 @@ def _matcher(place: Place, subject: Subject) -> Callable[[str], bool]:
     return lambda text: holds(text, place.paths, subject.targets)
 
 
-def _landing_lines(config: LakehouseConfig, place: Place, subject: Subject,
-                   keep: Callable[[str], bool]) -> tuple[dict[str, tuple[list[bytes], set[int]]], int]:
+def _landing_lines(
+    config: LakehouseConfig, place: Place, subject: Subject, keep: Callable[[str], bool]
+) -> tuple[dict[str, tuple[list[bytes], set[int]]], int]:
     """Landing file -> (its lines, the indexes of lines `keep` selects), for files that have any, and the
     source's line count. Bytes in, bytes out: a file that is not UTF-8 keeps every other byte as it was."""
     _, domain, source = place.target.split(".")
@@ -262,8 +277,11 @@ def _landing_lines(config: LakehouseConfig, place: Place, subject: Subject,
         if not any(n in content for n in needles):
             continue
         lines = content.split(b"\n")
-        chosen = {i for i, line in enumerate(lines)
-                  if any(n in line for n in needles) and keep(line.rstrip(b"\r").decode(errors="replace"))}
+        chosen = {
+            i
+            for i, line in enumerate(lines)
+            if any(n in line for n in needles) and keep(line.rstrip(b"\r").decode(errors="replace"))
+        }
         if chosen:
             found[uri] = (lines, chosen)
     return found, total
@@ -271,23 +289,38 @@ def _landing_lines(config: LakehouseConfig, place: Place, subject: Subject,
 
 def plan(config: LakehouseConfig, place: Place, subject: Subject) -> Plan:
     if place.kind == "staging":
-        tree = {uri: size for uri, size in storage.list_tree(config, place.location).items()
-                if not uri.endswith("/")}  # folder markers are not files
+        tree = {
+            uri: size
+            for uri, size in storage.list_tree(config, place.location).items()
+            if not uri.endswith("/")
+        }  # folder markers are not files
         return Plan(place, rows=0, files=len(tree), total=0, bytes=sum(tree.values()))
     if place.kind == "landing":
         found, total = _landing_lines(config, place, subject, _matcher(place, subject))
         days = {uri.rsplit("/dt=", 1)[-1].split("/")[0] for uri in found}
-        return Plan(place, rows=sum(len(c) for _, c in found.values()), files=len(found), total=total,
-                    partitions=tuple(sorted(days)))
+        return Plan(
+            place,
+            rows=sum(len(c) for _, c in found.values()),
+            files=len(found),
+            total=total,
+            partitions=tuple(sorted(days)),
+        )
     table = TableMaintenance(place.location, config.storage_options)
     if not table.exists():
         return Plan(place, rows=0, files=0, total=0)
     scan = _scan_table(config, place, None if place.kind == "column" else _matcher(place, subject), subject)
-    return Plan(place, rows=scan.rows, files=scan.files, total=table.stats().row_count,
-                partitions=scan.partitions, records=scan.records)
+    return Plan(
+        place,
+        rows=scan.rows,
+        files=scan.files,
+        total=table.stats().row_count,
+        partitions=scan.partitions,
+        records=scan.records,
+    )
 
 
 # -- doing ------------------------------------------------------------------------------------------------
+
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -296,10 +329,12 @@ def _literal(text: str) -> str:
 def _erase_table(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
     place = planned.place
     if planned.rows:
-        predicate = (f"`{place.column}` IN ({_literal(subject.value)}, {_literal(subject.token)})"
-                     if place.kind == "column" else
-                     f"dt IN ({', '.join(map(_literal, planned.partitions))}) AND "
-                     f"`{place.column}` IN ({', '.join(map(_literal, sorted(planned.records)))})")
+        predicate = (
+            f"`{place.column}` IN ({_literal(subject.value)}, {_literal(subject.token)})"
+            if place.kind == "column"
+            else f"dt IN ({', '.join(map(_literal, planned.partitions))}) AND "
+            f"`{place.column}` IN ({', '.join(map(_literal, sorted(planned.records)))})"
+        )
         deleted = delta.delete_rows(place.location, predicate, config.storage_options)
         rows, files = deleted.rows_deleted, deleted.files_removed
         # No retention: the versions before the delete must not be able to return the subject's rows.
@@ -312,13 +347,22 @@ def _erase_table(config: LakehouseConfig, planned: Plan, subject: Subject) -> au
     keep = None if place.kind == "column" else (lambda text: bool(mentions(text, subject.targets)))
     still = _scan_table(config, place, keep, subject)
     active = {f"{place.location}/{path}" for path in table.active_files()}
-    left_behind = [uri for uri in storage.list_tree(config, place.location)
-                   if "/_delta_log/" not in uri and uri not in active]
-    return _record(place, "delete", rows, files, planned.partitions,
-                   verified=still.rows == 0 and not left_behind,
-                   detail=f"by {place.kind} {place.column}{_paths(place)}; {still.rows} records still hold "
-                          f"the subject{_where(still.records, subject)}, {len(left_behind)} data files of "
-                          "earlier versions left")
+    left_behind = [
+        uri
+        for uri in storage.list_tree(config, place.location)
+        if "/_delta_log/" not in uri and uri not in active
+    ]
+    return _record(
+        place,
+        "delete",
+        rows,
+        files,
+        planned.partitions,
+        verified=still.rows == 0 and not left_behind,
+        detail=f"by {place.kind} {place.column}{_paths(place)}; {still.rows} records still hold "
+        f"the subject{_where(still.records, subject)}, {len(left_behind)} data files of "
+        "earlier versions left",
+    )
 
 
 def _erase_landing(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
@@ -330,18 +374,30 @@ def _erase_landing(config: LakehouseConfig, planned: Plan, subject: Subject) -> 
     still, _ = _landing_lines(config, place, subject, lambda text: bool(mentions(text, subject.targets)))
     remaining = sum(len(chosen) for _, chosen in still.values())
     texts = [lines[i].decode(errors="replace") for lines, chosen in still.values() for i in chosen]
-    return _record(place, "landing", sum(len(c) for _, c in found.values()), len(found), planned.partitions,
-                   verified=remaining == 0,
-                   detail=f"by{_paths(place)}; {remaining} lines still hold the subject"
-                          f"{_where(texts, subject)}")
+    return _record(
+        place,
+        "landing",
+        sum(len(c) for _, c in found.values()),
+        len(found),
+        planned.partitions,
+        verified=remaining == 0,
+        detail=f"by{_paths(place)}; {remaining} lines still hold the subject{_where(texts, subject)}",
+    )
 
 
 def _erase_staging(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
     """Staging folders exist only while a run is going: whatever is left is a killed run's, unprotected."""
     storage.delete_dir(config, planned.place.location)
     left = len(storage.list_tree(config, planned.place.location))
-    return _record(planned.place, "staging", 0, planned.files, bytes_=planned.bytes, verified=left == 0,
-                   detail=f"leftover staging files of killed runs removed; {left} left")
+    return _record(
+        planned.place,
+        "staging",
+        0,
+        planned.files,
+        bytes_=planned.bytes,
+        verified=left == 0,
+        detail=f"leftover staging files of killed runs removed; {left} left",
+    )
 
 
 def _where(texts: Collection[str], subject: Subject) -> str:
@@ -354,14 +410,35 @@ def _paths(place: Place) -> str:
     return f" at {', '.join(place.paths)}" if place.paths else ""
 
 
-def _record(place: Place, step: str, rows: int = 0, files: int = 0, partitions: Sequence[str] = (),
-            verified: bool | None = None, detail: str = "", bytes_: int = 0) -> audit.Record:
-    return audit.Record("erasure", step, place.target, rows=rows, files=files, bytes=bytes_,
-                        partitions=tuple(partitions), verified=verified, detail=detail)
+def _record(
+    place: Place,
+    step: str,
+    rows: int = 0,
+    files: int = 0,
+    partitions: Sequence[str] = (),
+    verified: bool | None = None,
+    detail: str = "",
+    bytes_: int = 0,
+) -> audit.Record:
+    return audit.Record(
+        "erasure",
+        step,
+        place.target,
+        rows=rows,
+        files=files,
+        bytes=bytes_,
+        partitions=tuple(partitions),
+        verified=verified,
+        detail=detail,
+    )
 
 
-ERASERS = {"column": _erase_table, "records": _erase_table, "landing": _erase_landing,
-           "staging": _erase_staging}
+ERASERS = {
+    "column": _erase_table,
+    "records": _erase_table,
+    "landing": _erase_landing,
+    "staging": _erase_staging,
+}
 
 
 # Stores to erase from after the tables (the feature store): (config, subject, dry_run) -> record or None.
@@ -375,15 +452,22 @@ def feature_store_eraser(config: LakehouseConfig, subject: Subject, dry_run: boo
     done = features.erase_subject_online(config, subject.column, subject.targets, dry_run=dry_run)
     if done is None:
         return None
-    return audit.Record("erasure", "delete", f"online.{done.entity}", rows=done.removed, dry_run=dry_run,
-                        verified=None if dry_run else done.remaining == 0,
-                        detail=f"feature views {', '.join(done.views)}; {done.remaining} keys left")
+    return audit.Record(
+        "erasure",
+        "delete",
+        f"online.{done.entity}",
+        rows=done.removed,
+        dry_run=dry_run,
+        verified=None if dry_run else done.remaining == 0,
+        detail=f"feature views {', '.join(done.views)}; {done.remaining} keys left",
+    )
 
 
 STORES: tuple[Store, ...] = (feature_store_eraser,)
 
 
 # -- requests ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Request:
@@ -414,11 +498,18 @@ def new_request(config: LakehouseConfig, column: str, value: str) -> Request:
     """A request checked against the catalog, not yet saved (a direct dry run saves nothing)."""
     value = value.strip()
     if len(value) < MIN_SUBJECT_LENGTH:
-        raise ErasureError(f"the subject value is too short to match safely (at least {MIN_SUBJECT_LENGTH} "
-                           "characters)")
+        raise ErasureError(
+            f"the subject value is too short to match safely (at least {MIN_SUBJECT_LENGTH} characters)"
+        )
     locate(config, column)  # refuses an unknown column now rather than in the job
-    return Request(uuid.uuid4().hex, column, subject_token(value, config.token_key()), value, "pending",
-                   dt.datetime.now(dt.timezone.utc).isoformat())
+    return Request(
+        uuid.uuid4().hex,
+        column,
+        subject_token(value, config.token_key()),
+        value,
+        "pending",
+        dt.datetime.now(dt.UTC).isoformat(),
+    )
 
 
 def file_request(config: LakehouseConfig, column: str, value: str) -> Request:
@@ -436,13 +527,26 @@ def load_request(config: LakehouseConfig, request_id: str) -> Request:
         raise ErasureError(f"no erasure request {request_id}") from None
 
 
-def execute_request(config: LakehouseConfig, request_id: str, run_id: str, dry_run: bool = False,
-                    force: bool = False, stores: Sequence[Store] = STORES) -> list[audit.Record]:
+def execute_request(
+    config: LakehouseConfig,
+    request_id: str,
+    run_id: str,
+    dry_run: bool = False,
+    force: bool = False,
+    stores: Sequence[Store] = STORES,
+) -> list[audit.Record]:
     return execute(config, load_request(config, request_id), run_id, dry_run, force, stores)
 
 
-def erase(config: LakehouseConfig, column: str, value: str, run_id: str, dry_run: bool = False,
-          force: bool = False, stores: Sequence[Store] = STORES) -> list[audit.Record]:
+def erase(
+    config: LakehouseConfig,
+    column: str,
+    value: str,
+    run_id: str,
+    dry_run: bool = False,
+    force: bool = False,
+    stores: Sequence[Store] = STORES,
+) -> list[audit.Record]:
     """File a request and carry it out at once. It is saved just before the first change, so that a
     failure leaves it for a re-run; a dry run or a refusal keeps nothing."""
     request = new_request(config, column, value)
@@ -450,24 +554,35 @@ def erase(config: LakehouseConfig, column: str, value: str, run_id: str, dry_run
 
 
 def _brake_message(refused: Sequence[Plan]) -> str:
-    tables = "; ".join(f"{p.place.target}: {p.rows} of {p.total} rows ({p.rows / max(p.total, 1):.1%})"
-                       for p in refused)
-    return (f"refused: the erasure would remove more than {BRAKE_SHARE:.0%} of a table (and more than "
-            f"{BRAKE_MIN_ROWS} rows): {tables}. Check the subject column and value; force to go on.")
+    tables = "; ".join(
+        f"{p.place.target}: {p.rows} of {p.total} rows ({p.rows / max(p.total, 1):.1%})" for p in refused
+    )
+    return (
+        f"refused: the erasure would remove more than {BRAKE_SHARE:.0%} of a table (and more than "
+        f"{BRAKE_MIN_ROWS} rows): {tables}. Check the subject column and value; force to go on."
+    )
 
 
-def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: bool = False,
-            force: bool = False, stores: Sequence[Store] = STORES,
-            save_first: bool = False) -> list[audit.Record]:
+def execute(
+    config: LakehouseConfig,
+    request: Request,
+    run_id: str,
+    dry_run: bool = False,
+    force: bool = False,
+    stores: Sequence[Store] = STORES,
+    save_first: bool = False,
+) -> list[audit.Record]:
     """Plan every place, apply the brake, then erase place by place, auditing each as it is done, and verify.
     Returns the audit records (a dry run's: what would be removed, nothing changed). Raises if anything is
     left, or when refused."""
     if request.subject_value is None:
-        raise ErasureError(f"erasure request {request.request_id} is {request.status}: "
-                           "its value is no longer kept")
+        raise ErasureError(
+            f"erasure request {request.request_id} is {request.status}: its value is no longer kept"
+        )
     subject = Subject(request.subject_column, request.subject_value, request.subject_token)
-    tagged = functools.partial(dataclasses.replace, subject_column=subject.column,
-                               subject_token=subject.token, dry_run=dry_run)
+    tagged = functools.partial(
+        dataclasses.replace, subject_column=subject.column, subject_token=subject.token, dry_run=dry_run
+    )
     plans = [plan(config, place, subject) for place in locate(config, subject.column)]
     refused = [p for p in plans if p.over_brake()]
     if refused and not force and not dry_run:
@@ -479,25 +594,38 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
         if dry_run:
             step = "delete" if planned.place.kind in ("column", "records") else planned.place.kind
             brake = "; over the brake" if planned.over_brake() else ""
-            record = _record(planned.place, step, planned.rows, planned.files, planned.partitions,
-                             bytes_=planned.bytes,
-                             detail=f"dry run: would remove {planned.rows} of {planned.total}{brake}")
+            record = _record(
+                planned.place,
+                step,
+                planned.rows,
+                planned.files,
+                planned.partitions,
+                bytes_=planned.bytes,
+                detail=f"dry run: would remove {planned.rows} of {planned.total}{brake}",
+            )
         else:
             record = ERASERS[planned.place.kind](config, planned, subject)
         records.append(tagged(record))
         audit.write(config, run_id, records[-1:])  # as it is done: a failure later keeps this record
     for store in stores:
-        if (record := store(config, subject, dry_run)) is not None:
-            records.append(tagged(record))
+        if (removed := store(config, subject, dry_run)) is not None:
+            records.append(tagged(removed))
             audit.write(config, run_id, records[-1:])
     failed = [r for r in records if r.verified is False]
-    summary = tagged(audit.Record(
-        "erasure", "verify", "*", rows=sum(r.rows for r in records),
-        files=sum(r.files for r in records), verified=None if dry_run else not failed,
-        detail=f"request {request.request_id}; {len(plans)} places searched; "
-               f"not verified: {', '.join(r.target for r in failed) or 'none'}; over the brake: "
-               f"{', '.join(p.place.target for p in refused) or 'none'}"
-               f"{' (forced)' if refused and force else ''}"))
+    summary = tagged(
+        audit.Record(
+            "erasure",
+            "verify",
+            "*",
+            rows=sum(r.rows for r in records),
+            files=sum(r.files for r in records),
+            verified=None if dry_run else not failed,
+            detail=f"request {request.request_id}; {len(plans)} places searched; "
+            f"not verified: {', '.join(r.target for r in failed) or 'none'}; over the brake: "
+            f"{', '.join(p.place.target for p in refused) or 'none'}"
+            f"{' (forced)' if refused and force else ''}",
+        )
+    )
     records.append(summary)
     audit.write(config, run_id, [summary])
     if dry_run:
@@ -507,6 +635,14 @@ def execute(config: LakehouseConfig, request: Request, run_id: str, dry_run: boo
     if failed:
         where = "; ".join(f"{r.target} ({r.detail})" for r in failed)
         raise ErasureError(f"the subject is still found in: {where}")
-    _save(config, dataclasses.replace(request, subject_value=None, status="done", run_id=run_id,
-                                      completed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
+    _save(
+        config,
+        dataclasses.replace(
+            request,
+            subject_value=None,
+            status="done",
+            run_id=run_id,
+            completed_at=dt.datetime.now(dt.UTC).isoformat(),
+        ),
+    )
     return records

@@ -27,15 +27,24 @@ import pyarrow.parquet as pq
 from lakehouse import storage
 from lakehouse.config import LakehouseConfig
 
-LINES_SCHEMA = pa.schema([
-    pa.field("dt", pa.date32()), pa.field("source_file", pa.string()), pa.field("line_number", pa.int32()),
-    pa.field("line", pa.large_string()),
-])
+LINES_SCHEMA = pa.schema(
+    [
+        pa.field("dt", pa.date32()),
+        pa.field("source_file", pa.string()),
+        pa.field("line_number", pa.int32()),
+        pa.field("line", pa.large_string()),
+    ]
+)
 LINES_DDL = "dt date, source_file string, line_number int, line string"
-REFUSALS_SCHEMA = pa.schema([
-    pa.field("dt", pa.date32()), pa.field("source_file", pa.string()), pa.field("line_number", pa.int32()),
-    pa.field("reason", pa.string()), pa.field("record", pa.large_string()),
-])
+REFUSALS_SCHEMA = pa.schema(
+    [
+        pa.field("dt", pa.date32()),
+        pa.field("source_file", pa.string()),
+        pa.field("line_number", pa.int32()),
+        pa.field("reason", pa.string()),
+        pa.field("record", pa.large_string()),
+    ]
+)
 REFUSALS_DDL = "dt date, source_file string, line_number int, reason string, record string"
 
 
@@ -56,8 +65,13 @@ class Refusal:
     record: dict
 
     def as_row(self) -> dict:
-        return {"dt": self.day, "source_file": self.source_file, "line_number": self.line_number,
-                "reason": self.reason, "record": json.dumps(self.record, ensure_ascii=False)}
+        return {
+            "dt": self.day,
+            "source_file": self.source_file,
+            "line_number": self.line_number,
+            "reason": self.reason,
+            "record": json.dumps(self.record, ensure_ascii=False),
+        }
 
 
 @dataclass
@@ -76,10 +90,12 @@ def file_pattern(source: str, extension: str) -> re.Pattern:
     return re.compile(rf"^{re.escape(source)}-\d+\.{re.escape(extension)}$")
 
 
-def list_landing(config: LakehouseConfig, domain: str, days: Sequence[dt.date], source: str,
-                 extension: str = "jsonl") -> Listing:
+def list_landing(
+    config: LakehouseConfig, domain: str, days: Sequence[dt.date], source: str, extension: str = "jsonl"
+) -> Listing:
     """The source's files of each day; a file named like the source but outside the pattern is refused,
-    and a file no source's pattern fits or a folder that is not a real day is a warning, never a silent skip."""
+    and a file no source's pattern fits or a folder that is not a real day is a warning, never a silent
+    skip."""
     pattern, any_source = file_pattern(source, extension), re.compile(r"^[a-z0-9_]+-\d+\.[a-z0-9]+$")
     listing = Listing(files={})
     for day in days:
@@ -90,32 +106,53 @@ def list_landing(config: LakehouseConfig, domain: str, days: Sequence[dt.date], 
             if pattern.match(name):
                 continue
             if name.startswith(source) and not any_source.match(name):
-                listing.refused.append(Refusal(day, uri, None, "file_name_outside_pattern",
-                                               {"file": uri, "expected": f"{source}-NNNNN.{extension}"}))
+                listing.refused.append(
+                    Refusal(
+                        day,
+                        uri,
+                        None,
+                        "file_name_outside_pattern",
+                        {"file": uri, "expected": f"{source}-NNNNN.{extension}"},
+                    )
+                )
             elif not any_source.match(name):
-                listing.warnings.append(f"{uri}: name outside the landing pattern <source>-NNNNN.<extension>; "
-                                        "no source reads it")
+                listing.warnings.append(
+                    f"{uri}: name outside the landing pattern <source>-NNNNN.<extension>; no source reads it"
+                )
     for folder in storage.list_dirs(config, config.landing_uri(domain)):
         match = _DAY_FOLDER.match(folder.rsplit("/", 1)[-1])
         if match is None or not _is_date(match.group(1)):
-            listing.warnings.append(f"{folder}: not a landing folder dt=YYYY-MM-DD of a real day; nothing in it "
-                                    "is ingested")
+            listing.warnings.append(
+                f"{folder}: not a landing folder dt=YYYY-MM-DD of a real day; nothing in it is ingested"
+            )
     return listing
 
 
 def expiry_note(config: LakehouseConfig, domain: str, source: str, day: dt.date) -> str:
-    """Why a day has no landing files: when retention removed them (from the audit), else when they expired."""
+    """Why a day has no landing files: when retention removed them (from the audit), else when they
+    expired."""
     from lakehouse import audit
 
     target = f"landing.{domain}.{source}"
-    removed = [r for r in audit.read(config) if r["action"] == "retention" and r["step"] == "landing"
-               and r["target"] == target and not r["dry_run"] and day.isoformat() in (r["partitions"] or ())]
+    removed = [
+        r
+        for r in audit.read(config)
+        if r["action"] == "retention"
+        and r["step"] == "landing"
+        and r["target"] == target
+        and not r["dry_run"]
+        and day.isoformat() in (r["partitions"] or ())
+    ]
     note = f"{target} has no files for {day.isoformat()}"
     if removed:
-        return f"{note}: retention removed them at {removed[-1]['recorded_at']:%Y-%m-%d %H:%M} UTC (run {removed[-1]['run_id']})."
+        last = removed[-1]
+        when = f"{last['recorded_at']:%Y-%m-%d %H:%M} UTC"
+        return f"{note}: retention removed them at {when} (run {last['run_id']})."
     expired = day + dt.timedelta(days=config.landing_retention_days)
-    return (f"{note}: landing files are kept {config.landing_retention_days} days, so that day's expired "
-            f"on {expired.isoformat()} (or they were never delivered).")
+    return (
+        f"{note}: landing files are kept {config.landing_retention_days} days, so that day's expired "
+        f"on {expired.isoformat()} (or they were never delivered)."
+    )
 
 
 def _is_date(text: str) -> bool:
@@ -125,8 +162,9 @@ def _is_date(text: str) -> bool:
         return False
 
 
-def landing_files(config: LakehouseConfig, domain: str, days: Sequence[dt.date], source: str,
-                  extension: str = "jsonl") -> dict[dt.date, list[str]]:
+def landing_files(
+    config: LakehouseConfig, domain: str, days: Sequence[dt.date], source: str, extension: str = "jsonl"
+) -> dict[dt.date, list[str]]:
     """The `<source>-NNNNN.<extension>` files of each day's landing folder."""
     return list_landing(config, domain, days, source, extension).files
 
@@ -155,8 +193,9 @@ def max_line_bytes() -> int:
     return int(os.environ.get("LAKEHOUSE_MAX_LINE_BYTES", DEFAULT_MAX_LINE_BYTES))
 
 
-def numbered_lines(day: dt.date, uri: str, chunks: Iterable[bytes],
-                   max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[pa.Table | Refusal]:
+def numbered_lines(
+    day: dt.date, uri: str, chunks: Iterable[bytes], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[pa.Table | Refusal]:
     """The file's lines, numbered from 1, as tables of whole lines (one per chunk read), and a refusal for
     each line that is not UTF-8 or is longer than `max_line_bytes`, or for the whole file if it is binary.
     The text after the final newline is not a line. Memory stays near one chunk and one line.
@@ -177,14 +216,14 @@ def numbered_lines(day: dt.date, uri: str, chunks: Iterable[bytes],
             cut = chunk.index(b"\n")
             number += 1
             yield _too_long(day, uri, number, carry, oversized + cut, max_line_bytes)
-            carry, oversized, chunk = b"", 0, chunk[cut + 1:]
+            carry, oversized, chunk = b"", 0, chunk[cut + 1 :]
             end = chunk.rfind(b"\n")
         if end < 0:
             carry += chunk
             if len(carry) > max_line_bytes:
                 carry, oversized = carry[:_KEPT_PREFIX], len(carry)
             continue
-        whole, carry = carry + chunk[:end + 1], chunk[end + 1:]
+        whole, carry = carry + chunk[: end + 1], chunk[end + 1 :]
         if len(carry) > max_line_bytes:
             carry, oversized = carry[:_KEPT_PREFIX], len(carry)
         batch = yield from _split(day, uri, whole, number, max_line_bytes)
@@ -196,8 +235,13 @@ def numbered_lines(day: dt.date, uri: str, chunks: Iterable[bytes],
 
 
 def _too_long(day: dt.date, uri: str, number: int, start: bytes, size: int, limit: int) -> Refusal:
-    return Refusal(day, uri, number, f"line_too_long: {size} bytes > {limit}",
-                   {"line": start[:_KEPT_PREFIX].decode("utf-8", "backslashreplace"), "bytes": size})
+    return Refusal(
+        day,
+        uri,
+        number,
+        f"line_too_long: {size} bytes > {limit}",
+        {"line": start[:_KEPT_PREFIX].decode("utf-8", "backslashreplace"), "bytes": size},
+    )
 
 
 def _split(day: dt.date, uri: str, content: bytes, offset: int, max_line_bytes: int):
@@ -220,12 +264,24 @@ def _split(day: dt.date, uri: str, content: bytes, offset: int, max_line_bytes: 
         for index in np.flatnonzero(~keep.to_numpy(zero_copy_only=False)):
             line = lines[int(index)].as_py()
             number = offset + int(index) + 1
-            yield (_too_long(day, uri, number, line, len(line), max_line_bytes) if len(line) > max_line_bytes
-                   else Refusal(day, uri, number, "invalid_utf8", {"line": line.decode("utf-8", "backslashreplace")}))
+            yield (
+                _too_long(day, uri, number, line, len(line), max_line_bytes)
+                if len(line) > max_line_bytes
+                else Refusal(
+                    day, uri, number, "invalid_utf8", {"line": line.decode("utf-8", "backslashreplace")}
+                )
+            )
         texts, numbers = texts.filter(keep), numbers.filter(keep)
     if len(texts):
-        yield pa.table([pa.repeat(pa.scalar(day, pa.date32()), len(texts)),
-                        pa.repeat(pa.scalar(uri, pa.string()), len(texts)), numbers, texts], schema=LINES_SCHEMA)
+        yield pa.table(
+            [
+                pa.repeat(pa.scalar(day, pa.date32()), len(texts)),
+                pa.repeat(pa.scalar(uri, pa.string()), len(texts)),
+                numbers,
+                texts,
+            ],
+            schema=LINES_SCHEMA,
+        )
     return count
 
 
@@ -280,7 +336,7 @@ class _Sink:
                 self.filesystem.create_dir(self.folder, recursive=True)
             self.writer = pq.ParquetWriter(path, self.schema, filesystem=self.filesystem)
             self.files += 1
-        self.writer.write_table(table)
+        self.writer.write_table(table)  # type: ignore[attr-defined]  # created just above
 
     def close(self) -> None:  # one file per landing file: the engine reads them in parallel
         if self.writer is not None:
@@ -292,13 +348,19 @@ _REFUSALS_BATCH = 10_000
 
 
 @contextmanager
-def staged_lines(config: LakehouseConfig, dataset_path: str, files: dict[dt.date, list[str]],
-                 refused: Sequence[Refusal] = ()) -> Iterator[Staged]:
+def staged_lines(
+    config: LakehouseConfig,
+    dataset_path: str,
+    files: dict[dt.date, list[str]],
+    refused: Sequence[Refusal] = (),
+) -> Iterator[Staged]:
     """Stage the files' numbered lines as Parquet, one file and one chunk at a time; refused lines and
     files (and `refused`, found while listing) as Parquet too, so neither needs a day in memory."""
     with staging_folder(config, dataset_path) as folder:
-        lines, refusals = _Sink(config, f"{folder}/lines", LINES_SCHEMA), _Sink(config, f"{folder}/refused",
-                                                                              REFUSALS_SCHEMA)
+        lines, refusals = (
+            _Sink(config, f"{folder}/lines", LINES_SCHEMA),
+            _Sink(config, f"{folder}/refused", REFUSALS_SCHEMA),
+        )
         staged, pending, limit = Staged(), list(refused), max_line_bytes()
         try:
             for uri, day in ((uri, day) for day, uris in files.items() for uri in uris):
@@ -308,7 +370,9 @@ def staged_lines(config: LakehouseConfig, dataset_path: str, files: dict[dt.date
                             pending.append(part)
                             staged.line_count += part.line_number is not None
                             if len(pending) >= _REFUSALS_BATCH:
-                                refusals.write(pa.Table.from_pylist([r.as_row() for r in pending], REFUSALS_SCHEMA))
+                                refusals.write(
+                                    pa.Table.from_pylist([r.as_row() for r in pending], REFUSALS_SCHEMA)
+                                )
                                 pending = []
                         else:
                             lines.write(part)

@@ -50,17 +50,28 @@ class Removal:
     refused: bool = False  # delete: over MAX_SHARE and not confirmed
 
     def audit_record(self, dry_run: bool, cutoff: dt.date | None) -> audit.Record:
-        detail = (f"partitions before {cutoff.isoformat()}" if cutoff
-                  else f"newest file older than {STAGING_MAX_AGE_HOURS} h")
+        detail = (
+            f"partitions before {cutoff.isoformat()}"
+            if cutoff
+            else f"newest file older than {STAGING_MAX_AGE_HOURS} h"
+        )
         if self.step == "delete":
             detail += f", {self.share:.1%} of the table's rows"
             if self.share > MAX_SHARE and not self.refused:
                 detail += f" (over {MAX_SHARE:.0%}: confirmed)"
         if self.kept_by_window:
             detail += f", {self.kept_by_window} file(s) kept: modified within the safety window"
-        return audit.Record(action="retention", step="refused" if self.refused else self.step,
-                            target=self.target, partitions=self.partitions, rows=self.rows, files=self.files,
-                            bytes=self.bytes, dry_run=dry_run or self.refused, detail=detail)
+        return audit.Record(
+            action="retention",
+            step="refused" if self.refused else self.step,
+            target=self.target,
+            partitions=self.partitions,
+            rows=self.rows,
+            files=self.files,
+            bytes=self.bytes,
+            dry_run=dry_run or self.refused,
+            detail=detail,
+        )
 
 
 def cutoff_for(reference: dt.date, retention_days: int) -> dt.date:
@@ -73,11 +84,20 @@ def expired_partitions(config: LakehouseConfig, target: str, uri: str, cutoff: d
     files = TableMaintenance(uri, config.storage_options).files()
     expired = [f for f in files if f.partition is not None and dt.date.fromisoformat(f.partition) < cutoff]
     rows, total = sum(f.rows for f in expired), sum(f.rows for f in files)
-    return Removal("delete", target, tuple(sorted({f.partition for f in expired})), rows, len(expired),
-                   sum(f.size for f in expired), share=rows / total if total else 0.0)
+    return Removal(
+        "delete",
+        target,
+        tuple(sorted({f.partition for f in expired if f.partition is not None})),
+        rows,
+        len(expired),
+        sum(f.size for f in expired),
+        share=rows / total if total else 0.0,
+    )
 
 
-def vacuum(config: LakehouseConfig, target: str, uri: str, safety_window_hours: int, dry_run: bool) -> Removal:
+def vacuum(
+    config: LakehouseConfig, target: str, uri: str, safety_window_hours: int, dry_run: bool
+) -> Removal:
     """Remove the files tombstoned longer than the safety window ago (only list them in a dry run)."""
     table = TableMaintenance(uri, config.storage_options)
     candidates = table.vacuum(retention_hours=safety_window_hours, dry_run=True)
@@ -90,17 +110,26 @@ def vacuum(config: LakehouseConfig, target: str, uri: str, safety_window_hours: 
     return Removal("vacuum", target, files=len(candidates), bytes=size)
 
 
-def expired_landing(config: LakehouseConfig, target: str, cutoff: dt.date, modified_before: dt.datetime
-                    ) -> tuple[Removal, list[str]]:
+def expired_landing(
+    config: LakehouseConfig, target: str, cutoff: dt.date, modified_before: dt.datetime
+) -> tuple[Removal, list[str]]:
     """The source's files of days before `cutoff` last modified before `modified_before`, and their URIs."""
     _, domain, source = target.split(".")
-    past = {uri: day for uri, (day, _) in landing.source_files(config, domain, source).items()
-            if day is not None and day < cutoff}
+    past = {
+        uri: day
+        for uri, (day, _) in landing.source_files(config, domain, source).items()
+        if day is not None and day < cutoff
+    }
     stored = storage.list_objects(config, config.landing_uri(domain)) if past else {}
     expired = sorted(uri for uri in past if uri in stored and stored[uri].modified < modified_before)
-    return Removal("landing", target, tuple(sorted({past[uri].isoformat() for uri in expired})),
-                   files=len(expired), bytes=sum(stored[uri].size for uri in expired),
-                   kept_by_window=len(past) - len(expired)), expired
+    return Removal(
+        "landing",
+        target,
+        tuple(sorted({past[uri].isoformat() for uri in expired})),
+        files=len(expired),
+        bytes=sum(stored[uri].size for uri in expired),
+        kept_by_window=len(past) - len(expired),
+    ), expired
 
 
 def abandoned_staging(config: LakehouseConfig, now: dt.datetime) -> list[tuple[Removal, list[str]]]:
@@ -109,18 +138,30 @@ def abandoned_staging(config: LakehouseConfig, now: dt.datetime) -> list[tuple[R
     for uri, stored in storage.list_objects(config, f"{config.root}/_staging").items():
         folders.setdefault(uri.rsplit("/", 1)[0], {})[uri] = stored
     limit = now - dt.timedelta(hours=STAGING_MAX_AGE_HOURS)
-    return [(Removal("staging", folder[len(config.root) + 1:], files=len(objects),
-                     bytes=sum(o.size for o in objects.values())), sorted(objects))
-            for folder, objects in sorted(folders.items())
-            if max(o.modified for o in objects.values()) < limit]
+    return [
+        (
+            Removal(
+                "staging",
+                folder[len(config.root) + 1 :],
+                files=len(objects),
+                bytes=sum(o.size for o in objects.values()),
+            ),
+            sorted(objects),
+        )
+        for folder, objects in sorted(folders.items())
+        if max(o.modified for o in objects.values()) < limit
+    ]
 
 
-def check_request(reference: dt.date, safety_window_hours: int, override_safety_floor: bool,
-                  today: dt.date) -> None:
+def check_request(
+    reference: dt.date, safety_window_hours: int, override_safety_floor: bool, today: dt.date
+) -> None:
     """Refuse a reference date after today and a safety window under the floor (unless overridden)."""
     if reference > today:
-        raise RetentionRefused(f"reference date {reference.isoformat()} is after today ({today.isoformat()} "
-                               "UTC): retention would delete partitions still within their retention")
+        raise RetentionRefused(
+            f"reference date {reference.isoformat()} is after today ({today.isoformat()} "
+            "UTC): retention would delete partitions still within their retention"
+        )
     if safety_window_hours < 0:
         raise RetentionRefused(f"safety window {safety_window_hours} h: it cannot be negative")
     if safety_window_hours < SAFETY_WINDOW_FLOOR_HOURS and not override_safety_floor:
@@ -128,7 +169,8 @@ def check_request(reference: dt.date, safety_window_hours: int, override_safety_
             f"safety window {safety_window_hours} h is under the floor of {SAFETY_WINDOW_FLOOR_HOURS} h: "
             "readers of older versions and landing files being re-delivered would lose their data; override "
             "the floor explicitly (--allow-short-safety-window, or override_safety_floor: true in the job) "
-            "if that is intended")
+            "if that is intended"
+        )
 
 
 REPORT_COLUMNS = ("dataset", "step", "partitions", "rows", "files", "bytes", "note")
@@ -136,16 +178,30 @@ REPORT_COLUMNS = ("dataset", "step", "partitions", "rows", "files", "bytes", "no
 
 def report(removals: list[Removal]) -> list[tuple[str, ...]]:
     """One row per step that removes, would remove, keeps or refuses something (CLI and job log)."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in removals:
         if not (r.files or r.rows or r.kept_by_window or r.refused):
             continue
-        note = (f"REFUSED without confirmation: {r.share:.1%} of the rows > {MAX_SHARE:.0%}" if r.refused
-                else f"{r.share:.1%} of the rows" if r.step == "delete"
-                else f"{r.kept_by_window} file(s) kept: modified within the safety window" if r.kept_by_window
-                else "")
-        rows.append((r.target, r.step, ", ".join(r.partitions) or "-",
-                     str(r.rows) if r.step == "delete" else "-", str(r.files), str(r.bytes), note))
+        note = (
+            f"REFUSED without confirmation: {r.share:.1%} of the rows > {MAX_SHARE:.0%}"
+            if r.refused
+            else f"{r.share:.1%} of the rows"
+            if r.step == "delete"
+            else f"{r.kept_by_window} file(s) kept: modified within the safety window"
+            if r.kept_by_window
+            else ""
+        )
+        rows.append(
+            (
+                r.target,
+                r.step,
+                ", ".join(r.partitions) or "-",
+                str(r.rows) if r.step == "delete" else "-",
+                str(r.files),
+                str(r.bytes),
+                note,
+            )
+        )
     return rows
 
 
@@ -153,16 +209,22 @@ def _refusal(message: str) -> audit.Record:
     return audit.Record(action="retention", step="refused", target="*", dry_run=True, detail=message)
 
 
-def apply(config: LakehouseConfig, reference: dt.date, run_id: str, dry_run: bool = False,
-          safety_window_hours: int = DEFAULT_SAFETY_WINDOW_HOURS, override_safety_floor: bool = False,
-          confirm: bool = False) -> list[Removal]:
+def apply(
+    config: LakehouseConfig,
+    reference: dt.date,
+    run_id: str,
+    dry_run: bool = False,
+    safety_window_hours: int = DEFAULT_SAFETY_WINDOW_HOURS,
+    override_safety_floor: bool = False,
+    confirm: bool = False,
+) -> list[Removal]:
     """Retention for every catalogued table, landing source and abandoned staging folder; each step audited.
 
     Raises RetentionRefused, after auditing it and before removing anything, for a reference date after
     today, a safety window under the floor without `override_safety_floor`, or (unless `confirm`) a delete
     over `MAX_SHARE` of a table's rows; a dry run reports the last as refused deletes and raises nothing.
     """
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     try:
         check_request(reference, safety_window_hours, override_safety_floor, now.date())
     except RetentionRefused as refused:
@@ -174,21 +236,38 @@ def apply(config: LakehouseConfig, reference: dt.date, run_id: str, dry_run: boo
             continue
         cutoff = cutoff_for(reference, entry["retentionDays"])
         if entry["layer"] == "landing":
-            sources.append((cutoff, *expired_landing(config, entry["datasetId"], cutoff,
-                                                     now - dt.timedelta(hours=safety_window_hours))))
+            sources.append(
+                (
+                    cutoff,
+                    *expired_landing(
+                        config, entry["datasetId"], cutoff, now - dt.timedelta(hours=safety_window_hours)
+                    ),
+                )
+            )
         elif DeltaTable.is_deltatable(entry["location"], storage_options=config.storage_options):
             expired = expired_partitions(config, entry["datasetId"], entry["location"], cutoff)
-            tables.append((cutoff, entry["location"], replace(expired, refused=expired.share > MAX_SHARE
-                                                              and not confirm)))
+            tables.append(
+                (
+                    cutoff,
+                    entry["location"],
+                    replace(expired, refused=expired.share > MAX_SHARE and not confirm),
+                )
+            )
     over = [expired for _, _, expired in tables if expired.refused]
     if over and not dry_run:
-        message = (f"retention would delete more than {MAX_SHARE:.0%} of the rows of "
-                   + ", ".join(f"{r.target} ({r.share:.1%}: partitions {r.partitions[0]}..{r.partitions[-1]})"
-                               for r in over)
-                   + "; nothing was removed. Check the reference date and retention, then confirm "
-                     "(--confirm, or confirm: true in the job) to apply it")
-        audit.write(config, run_id, [_refusal(message), *(r.audit_record(dry_run, cutoff)
-                                                          for cutoff, _, r in tables if r.refused)])
+        message = (
+            f"retention would delete more than {MAX_SHARE:.0%} of the rows of "
+            + ", ".join(
+                f"{r.target} ({r.share:.1%}: partitions {r.partitions[0]}..{r.partitions[-1]})" for r in over
+            )
+            + "; nothing was removed. Check the reference date and retention, then confirm "
+            "(--confirm, or confirm: true in the job) to apply it"
+        )
+        audit.write(
+            config,
+            run_id,
+            [_refusal(message), *(r.audit_record(dry_run, cutoff) for cutoff, _, r in tables if r.refused)],
+        )
         raise RetentionRefused(message)
     removals, records = [], []
     for cutoff, location, expired in tables:
@@ -209,11 +288,19 @@ def apply(config: LakehouseConfig, reference: dt.date, run_id: str, dry_run: boo
         removals.append(removal)
         records.append(removal.audit_record(dry_run, None))
     done = [r for r in removals if not r.refused]
-    records.append(audit.Record(
-        action="retention", step="summary", target="*", dry_run=dry_run, rows=sum(r.rows for r in done),
-        files=sum(r.files for r in done), bytes=sum(r.bytes for r in done),
-        detail=f"reference date {reference.isoformat()}, safety window {safety_window_hours} h"
-               + (f", {len(over)} table(s) over {MAX_SHARE:.0%} would be refused" if over else "")))
+    records.append(
+        audit.Record(
+            action="retention",
+            step="summary",
+            target="*",
+            dry_run=dry_run,
+            rows=sum(r.rows for r in done),
+            files=sum(r.files for r in done),
+            bytes=sum(r.bytes for r in done),
+            detail=f"reference date {reference.isoformat()}, safety window {safety_window_hours} h"
+            + (f", {len(over)} table(s) over {MAX_SHARE:.0%} would be refused" if over else ""),
+        )
+    )
     audit.write(config, run_id, records)
     if not dry_run:
         catalog.refresh_stats(config, [r.target for r in removals if r.step == "delete" and r.rows])

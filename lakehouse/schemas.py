@@ -95,8 +95,11 @@ class Diff:
 
     def describe(self) -> str:
         """One line: `+name type`, `-name type`, `~name old -> new`."""
-        parts = ([f"+{f.name} {f.kind}" for f in self.added] + [f"-{f.name} {f.kind}" for f in self.removed]
-                 + [f"~{old.name} {old.kind} -> {new.kind}" for old, new in self.changed])
+        parts = (
+            [f"+{f.name} {f.kind}" for f in self.added]
+            + [f"-{f.name} {f.kind}" for f in self.removed]
+            + [f"~{old.name} {old.kind} -> {new.kind}" for old, new in self.changed]
+        )
         return ", ".join(parts) or "no change"
 
 
@@ -137,9 +140,11 @@ def struct_fields(dataset: Dataset, schema: T.StructType) -> tuple[SchemaField, 
 
 def diff(old: Sequence[SchemaField], new: Sequence[SchemaField]) -> Diff:
     before, after = {f.name: f for f in old}, {f.name: f for f in new}
-    return Diff(added=tuple(f for f in new if f.name not in before),
-                removed=tuple(f for f in old if f.name not in after),
-                changed=tuple((before[f.name], f) for f in new if f.name in before and before[f.name] != f))
+    return Diff(
+        added=tuple(f for f in new if f.name not in before),
+        removed=tuple(f for f in old if f.name not in after),
+        changed=tuple((before[f.name], f) for f in new if f.name in before and before[f.name] != f),
+    )
 
 
 def _unreadable(reader: Sequence[SchemaField], writer: Sequence[SchemaField]) -> list[str]:
@@ -147,12 +152,18 @@ def _unreadable(reader: Sequence[SchemaField], writer: Sequence[SchemaField]) ->
     written = {f.name: f for f in writer}
     missing = [f.name for f in reader if f.required and f.name not in written]
     optional = [f.name for f in reader if f.required and f.name in written and not written[f.name].required]
-    types = [f"{f.name} ({written[f.name].type} -> {f.type})" for f in reader
-             if f.name in written and written[f.name].type != f.type
-             and f.type not in WIDENS_TO.get(written[f.name].type, ())]
-    found = [("required field(s) missing from the other schema", missing),
-             ("required field(s) optional in the other schema", optional),
-             ("type(s) that cannot be read", types)]
+    types = [
+        f"{f.name} ({written[f.name].type} -> {f.type})"
+        for f in reader
+        if f.name in written
+        and written[f.name].type != f.type
+        and f.type not in WIDENS_TO.get(written[f.name].type, ())
+    ]
+    found = [
+        ("required field(s) missing from the other schema", missing),
+        ("required field(s) optional in the other schema", optional),
+        ("type(s) that cannot be read", types),
+    ]
     return [f"{what}: {', '.join(names)}" for what, names in found if names]
 
 
@@ -167,11 +178,16 @@ def problems(mode: Compatibility, old: Sequence[SchemaField], new: Sequence[Sche
 
 
 def _version(row: Mapping) -> Version:
-    return Version(dataset_id=row["dataset_id"], version=row["version"],
-                   fields=tuple(SchemaField(**f) for f in json.loads(row["fields_json"])),
-                   code_version=row["code_version"], compatibility=row["compatibility"],
-                   first_partition=row["first_partition"], last_partition=row["last_partition"],
-                   created_at=row["created_at"])
+    return Version(
+        dataset_id=row["dataset_id"],
+        version=row["version"],
+        fields=tuple(SchemaField(**f) for f in json.loads(row["fields_json"])),
+        code_version=row["code_version"],
+        compatibility=row["compatibility"],
+        first_partition=row["first_partition"],
+        last_partition=row["last_partition"],
+        created_at=row["created_at"],
+    )
 
 
 def history(config: LakehouseConfig, dataset_id: str) -> list[Version]:
@@ -185,25 +201,38 @@ def change(config: LakehouseConfig, dataset: Dataset, fields: Sequence[SchemaFie
     versions = history(config, catalog.dataset_id(dataset.path))
     current = versions[-1] if versions else None
     found = diff(current.fields, fields) if current else Diff()
-    return Change(catalog.dataset_id(dataset.path), dataset.compatibility, current, found,
-                  problems(dataset.compatibility, current.fields, fields) if current and found else ())
+    return Change(
+        catalog.dataset_id(dataset.path),
+        dataset.compatibility,
+        current,
+        found,
+        problems(dataset.compatibility, current.fields, fields) if current and found else (),
+    )
 
 
 def require_compatible(config: LakehouseConfig, dataset: Dataset, schema: T.StructType) -> Change:
     """Refuse, before any write, a schema the dataset's compatibility mode does not allow."""
     found = change(config, dataset, struct_fields(dataset, schema))
     if found.problems:
-        fields = sorted({f.name for f in (*found.diff.added, *found.diff.removed)}
-                        | {old.name for old, _ in found.diff.changed})
+        fields = sorted(
+            {f.name for f in (*found.diff.added, *found.diff.removed)}
+            | {old.name for old, _ in found.diff.changed}
+        )
         raise SchemaCompatibilityError(
             f"{dataset.path}: schema change of field(s) {', '.join(fields)} refused by compatibility mode "
             f"{dataset.compatibility.value} (against version {found.current.version}): "
-            f"{'; '.join(found.problems)}. Nothing was written.")
+            f"{'; '.join(found.problems)}. Nothing was written."
+        )
     return found
 
 
-def record_write(config: LakehouseConfig, dataset: Dataset, fields: Sequence[SchemaField], code_version: str,
-                 partitions: Sequence[str]) -> int:
+def record_write(
+    config: LakehouseConfig,
+    dataset: Dataset,
+    fields: Sequence[SchemaField],
+    code_version: str,
+    partitions: Sequence[str],
+) -> int:
     """The version just written to `partitions`: the latest if it has these fields, else a new one."""
     versions = history(config, catalog.dataset_id(dataset.path))
     current = versions[-1] if versions else None
@@ -211,10 +240,16 @@ def record_write(config: LakehouseConfig, dataset: Dataset, fields: Sequence[Sch
         number = 1
     else:
         number = current.version if not diff(current.fields, fields) else current.version + 1
-    catalog.record_schema_version(config, {
-        "dataset_id": catalog.dataset_id(dataset.path), "version": number,
-        "fields_json": json.dumps([f.__dict__ for f in fields]), "code_version": code_version,
-        "compatibility": dataset.compatibility.value,
-        "first_partition": min(partitions) if partitions else None,
-        "last_partition": max(partitions) if partitions else None})
+    catalog.record_schema_version(
+        config,
+        {
+            "dataset_id": catalog.dataset_id(dataset.path),
+            "version": number,
+            "fields_json": json.dumps([f.__dict__ for f in fields]),
+            "code_version": code_version,
+            "compatibility": dataset.compatibility.value,
+            "first_partition": min(partitions) if partitions else None,
+            "last_partition": max(partitions) if partitions else None,
+        },
+    )
     return number

@@ -32,7 +32,7 @@ def filesystem(config: LakehouseConfig) -> fs.FileSystem:
 
 def fs_path(uri: str) -> str:
     """The path pyarrow's filesystem wants for a lake URI."""
-    return uri[len("s3://"):] if uri.startswith("s3://") else uri
+    return uri[len("s3://") :] if uri.startswith("s3://") else uri
 
 
 def to_uri(config: LakehouseConfig, path: str) -> str:
@@ -42,8 +42,11 @@ def to_uri(config: LakehouseConfig, path: str) -> str:
 def list_files(config: LakehouseConfig, uri: str, suffix: str = "") -> list[str]:
     """URIs of the files directly under `uri` (sorted; empty when the folder is missing)."""
     infos = filesystem(config).get_file_info(fs.FileSelector(fs_path(uri), allow_not_found=True))
-    return sorted(to_uri(config, info.path) for info in infos
-                  if info.type == fs.FileType.File and info.path.endswith(suffix))
+    return sorted(
+        to_uri(config, info.path)
+        for info in infos
+        if info.type == fs.FileType.File and info.path.endswith(suffix)
+    )
 
 
 def list_dirs(config: LakehouseConfig, uri: str) -> list[str]:
@@ -96,11 +99,15 @@ def _s3_client(config: LakehouseConfig):
     from botocore.config import Config
 
     env = config.storage_env
-    return boto3.client("s3", endpoint_url=env.get("AWS_ENDPOINT_URL"), region_name=env.get("AWS_REGION"),
-                        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-                        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-                        aws_session_token=env.get("AWS_SESSION_TOKEN"),
-                        config=Config(s3={"addressing_style": "path"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=env.get("AWS_ENDPOINT_URL"),
+        region_name=env.get("AWS_REGION"),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=env.get("AWS_SESSION_TOKEN"),
+        config=Config(s3={"addressing_style": "path"}),
+    )
 
 
 @dataclass(frozen=True)
@@ -114,13 +121,22 @@ def list_objects(config: LakehouseConfig, uri: str) -> dict[str, StoredObject]:
     if config.is_s3:
         bucket, _, prefix = fs_path(uri).partition("/")
         found = {}
-        for page in _s3_client(config).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-            found.update({f"s3://{bucket}/{item['Key']}": StoredObject(item["Size"], item["LastModified"])
-                          for item in page.get("Contents", [])})
+        for page in (
+            _s3_client(config).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        ):
+            found.update(
+                {
+                    f"s3://{bucket}/{item['Key']}": StoredObject(item["Size"], item["LastModified"])
+                    for item in page.get("Contents", [])
+                }
+            )
         return found
     infos = filesystem(config).get_file_info(fs.FileSelector(uri, recursive=True, allow_not_found=True))
-    return {info.path: StoredObject(info.size, info.mtime.astimezone(dt.timezone.utc))
-            for info in infos if info.type == fs.FileType.File}
+    return {
+        info.path: StoredObject(info.size, info.mtime.astimezone(dt.UTC))
+        for info in infos
+        if info.type == fs.FileType.File
+    }
 
 
 def list_tree(config: LakehouseConfig, uri: str) -> dict[str, int]:
@@ -137,10 +153,14 @@ def delete_files(config: LakehouseConfig, uris: list[str]) -> None:
             by_bucket.setdefault(bucket, []).append(key)
         for bucket, keys in by_bucket.items():
             for start in range(0, len(keys), 1000):
-                answer = client.delete_objects(Bucket=bucket, Delete={
-                    "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+                answer = client.delete_objects(
+                    Bucket=bucket,
+                    Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True},
+                )
                 if answer.get("Errors"):
-                    raise OSError(f"S3 refused to delete {len(answer['Errors'])} object(s): {answer['Errors'][:3]}")
+                    raise OSError(
+                        f"S3 refused to delete {len(answer['Errors'])} object(s): {answer['Errors'][:3]}"
+                    )
         return
     for uri in uris:
         filesystem(config).delete_file(uri)

@@ -4,16 +4,14 @@ import warnings
 
 import dagster as dg
 
-from assets import ai_ops, commerce, events, finance, iot
+from assets import DATASETS, DOMAINS
 from orchestration import features, governance
 from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
-from quality.summary import summary_dataset
 
-DOMAINS = {"events": events, "commerce": commerce, "finance": finance, "iot": iot, "ai_ops": ai_ops}
-QUALITY_SUMMARIES = {domain: summary_dataset(domain, module.DATASETS) for domain, module in DOMAINS.items()}
-DATASETS = [dataset for domain, module in DOMAINS.items() for dataset in (*module.DATASETS, QUALITY_SUMMARIES[domain])]
+# One builder for every declaration, the quality summaries included (a summary sits in its domain's group).
+ASSETS = domain_assets(DATASETS)
 
 
 def domain_job(domain: str):
@@ -33,8 +31,7 @@ with warnings.catch_warnings():
 
 defs = dg.Definitions(
     # Feature assets sit in their domain's group, so each domain job materializes its features too.
-    assets=[asset for module in DOMAINS.values() for asset in module.ASSETS] + features.ASSETS
-    + domain_assets(QUALITY_SUMMARIES.values()),
+    assets=[*ASSETS, *features.ASSETS],
     jobs=[*JOBS, *governance.JOBS],
     # Each day's partition is built once the day has ended.
     schedules=[*(dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS), *governance.SCHEDULES],

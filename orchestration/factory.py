@@ -38,7 +38,8 @@ def pool_for(path: str) -> str:
     return "delta-" + path.replace("/", "-")
 
 
-def column_schema(schema: T.StructType, dataset: Dataset | None = None) -> dg.TableSchema:
+def column_schema(schema: T.StructType, dataset: Dataset | None = None,
+                  descriptions: dict[str, str] | None = None) -> dg.TableSchema:
     def tags(name: str) -> dict[str, str]:
         if dataset is None:
             return {}
@@ -49,7 +50,8 @@ def column_schema(schema: T.StructType, dataset: Dataset | None = None) -> dg.Ta
 
     return dg.TableSchema(columns=[
         dg.TableColumn(name=f.name, type=f.dataType.simpleString(),
-                       description=dataset.columns.get(f.name) if dataset else None, tags=tags(f.name))
+                       description=(descriptions or (dataset.columns if dataset else {})).get(f.name),
+                       tags=tags(f.name))
         for f in schema.fields
     ])
 
@@ -244,9 +246,12 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     if quality.docs_url:
         results[0][1]["data_docs"] = dg.MetadataValue.url(quality.docs_url)
     columns = lineage.column_lineage(dataset, schema, upstream_schemas)
+    descriptions = lineage.column_descriptions(dataset, columns, schema)
     results[0][1]["dagster/column_lineage"] = lineage.dagster_column_lineage(columns)
+    results[0][1]["dagster/column_schema"] = column_schema(schema, dataset, descriptions)
     reported = lineage.record(lake, context.run.run_id, dataset, days, [
-        (dataclasses.replace(lineage.catalog_entry(lake, path, dataset, table_schema, result),
+        (dataclasses.replace(lineage.catalog_entry(lake, path, dataset, table_schema, result,
+                                                   descriptions if path == dataset.path else None),
                              quality_status=quality.status if path == dataset.path else "unknown"),
          result.row_count, upstream, columns if path == dataset.path else {})
         for path, result, table_schema in outputs])

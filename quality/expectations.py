@@ -33,12 +33,15 @@ def data_docs_dir(state_dir: Path) -> Path:
 @functools.lru_cache(maxsize=4)
 def _context(docs_dir: str):
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    context.add_data_docs_site(site_name=SITE, site_config={
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    })
+    context.variables.progress_bars = {"globally": False, "metric_calculations": False}  # type: ignore[assignment]
+    context.add_data_docs_site(
+        site_name=SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
     context.data_sources.add_spark(name="engine")
     return context
 
@@ -51,14 +54,21 @@ def _validation(docs_dir: str, dataset_id: str, rules: tuple[Rule, ...]):
     name = f"{dataset_id}.{digest}"
     source = context.data_sources.get("engine")
     batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("partitions")
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=[rule.expectation() for rule in rules]))
+    suite = context.suites.add(
+        gx.ExpectationSuite(name=name, expectations=[rule.expectation() for rule in rules])
+    )
     return context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
 
 
 # BASIC gives counts, percent and a sample of failing values; SUMMARY adds value counts for ~40% more time.
-def validate(df: DataFrame, dataset_id: str, rules: list[Rule], state_dir: Path, run_name: str,
-             masked: Callable[[Rule], bool] = lambda rule: False,
-             ) -> tuple[ExpectationSuiteValidationResult, str | None]:
+def validate(
+    df: DataFrame,
+    dataset_id: str,
+    rules: list[Rule],
+    state_dir: Path,
+    run_name: str,
+    masked: Callable[[Rule], bool] = lambda rule: False,
+) -> tuple[ExpectationSuiteValidationResult, str | None]:
     """Run the suite on `df` (one validation, all expectations) and build its Data Docs page.
 
     Failing values of the rules `masked` selects are masked in the result before the page is built, so
@@ -67,8 +77,11 @@ def validate(df: DataFrame, dataset_id: str, rules: list[Rule], state_dir: Path,
     """
     docs_dir = str(data_docs_dir(state_dir))
     definition = _validation(docs_dir, dataset_id, tuple(rules))
-    result = definition.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name),
-                            result_format={"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE})
+    result = definition.run(
+        batch_parameters={"dataframe": df},
+        run_id=RunIdentifier(run_name=run_name),
+        result_format={"result_format": "BASIC", "partial_unexpected_count": SAMPLE_SIZE},
+    )
     by_name = {rule.name: rule for rule in rules}
     for outcome in result.results:
         if masked(by_name[outcome.expectation_config.meta["rule"]]) and outcome.result:
@@ -98,12 +111,16 @@ def _mask_samples(found: dict) -> None:
         return {k: masked(v) for k, v in value.items()} if isinstance(value, dict) else mask_value(value)
 
     found["partial_unexpected_list"] = [masked(v) for v in found.get("partial_unexpected_list") or []]
-    found["partial_unexpected_counts"] = [dict(c, value=masked(c.get("value")))
-                                          for c in found.get("partial_unexpected_counts") or []]
+    found["partial_unexpected_counts"] = [
+        dict(c, value=masked(c.get("value"))) for c in found.get("partial_unexpected_counts") or []
+    ]
     found.pop("partial_unexpected_index_list", None)
 
 
 def _result_key(context, suite_name: str, run_name: str):
-    keys = [k for k in context.validation_results_store.list_keys()
-            if k.expectation_suite_identifier.name == suite_name and k.run_id.run_name == run_name]
+    keys = [
+        k
+        for k in context.validation_results_store.list_keys()
+        if k.expectation_suite_identifier.name == suite_name and k.run_id.run_name == run_name
+    ]
     return max(keys, key=lambda k: k.run_id.run_time)

@@ -13,6 +13,7 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -22,7 +23,7 @@ from pyspark.sql import types as T
 from lakehouse import catalog, delta
 from lakehouse.datasets import Classification, Dataset
 from lakehouse.delta import WriteResult
-from orchestration.resources import LakeResource
+from lakehouse.lake import Lake
 from quality import metrics, suites
 from quality.rules import VALIDITY_TARGET, Rule, Severity
 
@@ -41,22 +42,43 @@ def check_specs(dataset: Dataset) -> list[dg.AssetCheckSpec]:
     quarantine's checks. Raw datasets have none: they keep every line as received."""
     if dataset.layer == "raw":
         return []
-    specs = [dg.AssetCheckSpec(rule.name, asset=dataset.key_path, blocking=rule.severity is Severity.ERROR,
-                               description=f"{rule.dimension.value}: {rule.threshold}")
-             for rule in suites.suite_rules(dataset)]
+    specs = [
+        dg.AssetCheckSpec(
+            rule.name,
+            asset=dataset.key_path,
+            blocking=rule.severity is Severity.ERROR,
+            description=f"{rule.dimension.value}: {rule.threshold}",
+        )
+        for rule in suites.suite_rules(dataset)
+    ]
     if dataset.has_quarantine:
-        specs.append(dg.AssetCheckSpec(ACCEPTED_SHARE, asset=dataset.key_path, blocking=False,
-                                       description=f"validity: at least {VALIDITY_TARGET:.0%} of input rows accepted"))
+        specs.append(
+            dg.AssetCheckSpec(
+                ACCEPTED_SHARE,
+                asset=dataset.key_path,
+                blocking=False,
+                description=f"validity: at least {VALIDITY_TARGET:.0%} of input rows accepted",
+            )
+        )
     if _reconciles(dataset):
-        specs.append(dg.AssetCheckSpec(ROWS_RECONCILE, asset=dataset.key_path, blocking=True,
-                                       description="per partition: input rows = accepted + quarantined + "
-                                                   "duplicates removed"))
+        specs.append(
+            dg.AssetCheckSpec(
+                ROWS_RECONCILE,
+                asset=dataset.key_path,
+                blocking=True,
+                description="per partition: input rows = accepted + quarantined + duplicates removed",
+            )
+        )
     return specs
 
 
 def reference_deps(dataset: Dataset) -> list[dg.AssetKey]:
     """Datasets read by the suite's referential rules that are not upstream already: built first."""
-    return [dg.AssetKey(path.split("/")) for path in suites.reference_paths(dataset) if path not in dataset.upstream]
+    return [
+        dg.AssetKey(path.split("/"))
+        for path in suites.reference_paths(dataset)
+        if path not in dataset.upstream
+    ]
 
 
 @dataclass
@@ -73,8 +95,9 @@ class Outcome:
     @property
     def summary(self) -> str:
         passed = sum(r.passed for r in self.results)
-        return f"{passed}/{len(self.results)} checks passed" + (f"; failed: {', '.join(self.failed)}" if self.failed
-                                                                 else "")
+        return f"{passed}/{len(self.results)} checks passed" + (
+            f"; failed: {', '.join(self.failed)}" if self.failed else ""
+        )
 
 
 def _sensitive(dataset: Dataset, rule: Rule) -> bool:
@@ -88,7 +111,7 @@ def _shown(value) -> str:
     return "null" if value is None else str(value)
 
 
-def _with_references(lake: LakeResource, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
+def _with_references(lake: Lake, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
     """Flag each row's referenced key as found (True) or not (null) in the referenced dataset, same `dt`."""
     for rule in rules:
         if rule.reference is None:
@@ -104,9 +127,12 @@ def _with_references(lake: LakeResource, df: DataFrame, rules: Sequence[Rule], d
 def _result(dataset: Dataset, rule: Rule, outcome, docs_url: str | None) -> dg.AssetCheckResult:
     found = outcome.result or {}  # samples of sensitive rules come masked from `expectations.validate`
     raised = (outcome.exception_info or {}).get("raised_exception")
-    metadata = {
-        "rule": rule.name, "dimension": rule.dimension.value, "severity": rule.severity.value,
-        "threshold": rule.threshold, "mostly": rule.mostly,
+    metadata: dict[str, Any] = {
+        "rule": rule.name,
+        "dimension": rule.dimension.value,
+        "severity": rule.severity.value,
+        "threshold": rule.threshold,
+        "mostly": rule.mostly,
         "unexpected_count": int(found.get("unexpected_count") or 0),
         "unexpected_percent": round(float(found.get("unexpected_percent") or 0.0), 4),
         "rows_validated": int(found.get("element_count") or 0),
@@ -125,71 +151,139 @@ def _result(dataset: Dataset, rule: Rule, outcome, docs_url: str | None) -> dg.A
     elif rule.kind == "of_type":
         why = f"observed {metadata.get('observed_value')}"
     else:
-        why = (f"{metadata['unexpected_count']} of {metadata['rows_validated']} rows "
-               f"({metadata['unexpected_percent']}%) break it")
-    return dg.AssetCheckResult(asset_key=dataset.key_path, check_name=rule.name, passed=bool(outcome.success),
-                               severity=SEVERITY[rule.severity], metadata=metadata,
-                               description=f"{rule.dimension.value}: {rule.threshold}; {why}")
+        why = (
+            f"{metadata['unexpected_count']} of {metadata['rows_validated']} rows "
+            f"({metadata['unexpected_percent']}%) break it"
+        )
+    return dg.AssetCheckResult(
+        asset_key=dataset.key_path,
+        check_name=rule.name,
+        passed=bool(outcome.success),
+        severity=SEVERITY[rule.severity],
+        metadata=metadata,
+        description=f"{rule.dimension.value}: {rule.threshold}; {why}",
+    )
 
 
-def _quarantine_results(dataset: Dataset, days: Sequence[dt.date], written: WriteResult,
-                        held: WriteResult, duplicates: dict[dt.date, int],
-                        inputs: dict[dt.date, int] | None) -> list[dg.AssetCheckResult]:
+def _quarantine_results(
+    dataset: Dataset,
+    days: Sequence[dt.date],
+    written: WriteResult,
+    held: WriteResult,
+    duplicates: dict[dt.date, int],
+    inputs: dict[dt.date, int] | None,
+) -> list[dg.AssetCheckResult]:
     accepted, quarantined = written.row_count, held.row_count
     share = accepted / (accepted + quarantined) if accepted + quarantined else 1.0
-    results = [dg.AssetCheckResult(
-        asset_key=dataset.key_path, check_name=ACCEPTED_SHARE, passed=share >= VALIDITY_TARGET,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"observed_value": round(share, 6), "threshold": VALIDITY_TARGET, "unexpected_count": quarantined,
-                  "unexpected_percent": round(100 * (1 - share), 4), "quarantine": dataset.quarantine_path})]
+    results = [
+        dg.AssetCheckResult(
+            asset_key=dataset.key_path,
+            check_name=ACCEPTED_SHARE,
+            passed=share >= VALIDITY_TARGET,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "observed_value": round(share, 6),
+                "threshold": VALIDITY_TARGET,
+                "unexpected_count": quarantined,
+                "unexpected_percent": round(100 * (1 - share), 4),
+                "quarantine": dataset.quarantine_path,
+            },
+        )
+    ]
     if inputs is not None:
-        per_day = {day.isoformat(): {"input": inputs.get(day, 0), "accepted": written.rows_per_partition.get(day, 0),
-                                     "quarantined": held.rows_per_partition.get(day, 0),
-                                     "duplicates": duplicates.get(day, 0)} for day in days}
-        off = {day: c for day, c in per_day.items()
-               if c["input"] != c["accepted"] + c["quarantined"] + c["duplicates"]}
-        results.append(dg.AssetCheckResult(
-            asset_key=dataset.key_path, check_name=ROWS_RECONCILE, passed=not off,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"observed_value": f"{len(days) - len(off)}/{len(days)} partitions reconcile",
-                      "threshold": "input = accepted + quarantined + duplicates, every partition",
-                      "unexpected_count": len(off), "partitions": per_day}))
+        per_day = {
+            day.isoformat(): {
+                "input": inputs.get(day, 0),
+                "accepted": written.rows_per_partition.get(day, 0),
+                "quarantined": held.rows_per_partition.get(day, 0),
+                "duplicates": duplicates.get(day, 0),
+            }
+            for day in days
+        }
+        off = {
+            day: c
+            for day, c in per_day.items()
+            if c["input"] != c["accepted"] + c["quarantined"] + c["duplicates"]
+        }
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=dataset.key_path,
+                check_name=ROWS_RECONCILE,
+                passed=not off,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "observed_value": f"{len(days) - len(off)}/{len(days)} partitions reconcile",
+                    "threshold": "input = accepted + quarantined + duplicates, every partition",
+                    "unexpected_count": len(off),
+                    "partitions": per_day,
+                },
+            )
+        )
     return results
 
 
-def evaluate(lake: LakeResource, dataset: Dataset, days: Sequence[dt.date], written: WriteResult, run_id: str,
-             held: WriteResult | None = None, duplicates: dict[dt.date, int] | None = None,
-             upstream: Sequence[tuple[str, int]] = ()) -> Outcome:
+def evaluate(
+    lake: Lake,
+    dataset: Dataset,
+    days: Sequence[dt.date],
+    written: WriteResult,
+    run_id: str,
+    held: WriteResult | None = None,
+    duplicates: dict[dt.date, int] | None = None,
+    upstream: Sequence[tuple[str, int]] = (),
+) -> Outcome:
     """Validate the partitions just written, measure them, write the metrics table."""
     from quality import expectations  # Great Expectations loads in seconds: only when a step validates
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)
-    rows = (lake.spark.read.format("delta").option("versionAsOf", written.version).load(lake.engine_path(written.uri))
-            .where(delta.partition_predicate(days)))
+    rows = (
+        lake.spark.read.format("delta")
+        .option("versionAsOf", written.version)
+        .load(lake.engine_path(written.uri))
+        .where(delta.partition_predicate(days))
+    )
     missing = sorted({c for rule in rules for c in rule.columns if c not in rows.columns})
     if missing:
         raise ValueError(f"the suite of {dataset.path} names columns the dataset does not have: {missing}")
     needed = list(dict.fromkeys(["dt", *(c for rule in rules for c in rule.columns)]))
     validated = _with_references(lake, rows.select(*needed), rules, days)
-    result, docs_url = expectations.validate(validated, catalog.dataset_id(dataset.path), rules,
-                                             lake.config.state_dir, run_id, lambda rule: _sensitive(dataset, rule))
-    by_rule = {r.expectation_config.meta["rule"]: r for r in result.results}
+    result, docs_url = expectations.validate(
+        validated,
+        catalog.dataset_id(dataset.path),
+        rules,
+        lake.config.state_dir,
+        run_id,
+        lambda rule: _sensitive(dataset, rule),
+    )
+    by_rule = {(r.expectation_config.meta or {})["rule"]: r for r in result.results if r.expectation_config}
     results = [_result(dataset, rule, by_rule[rule.name], docs_url) for rule in rules]
     if held is not None:
         versions = dict(upstream)
-        inputs = (lake.rows_per_partition(dataset.upstream[0], days, versions[dataset.upstream[0]])
-                  if _reconciles(dataset) else None)
+        inputs = (
+            lake.rows_per_partition(dataset.upstream[0], days, versions[dataset.upstream[0]])
+            if _reconciles(dataset)
+            else None
+        )
         results += _quarantine_results(dataset, days, written, held, duplicates or {}, inputs)
-    failed = [r.check_name for r in results if not r.passed]
+    failed = [str(r.check_name) for r in results if not r.passed]
     blocking = [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
     status = "failed" if blocking else "warning" if failed else "passed"
     key = [c for c in dataset.primary_key if c != "dt"]
-    measured = metrics.measure(validated, rules, ["dt", *key] if key else [], days,
-                               held.rows_per_partition if held else {}, now)
+    measured = metrics.measure(
+        validated, rules, ["dt", *key] if key else [], days, held.rows_per_partition if held else {}, now
+    )
     table = metrics.as_rows(dataset, measured, run_id, len(results) - len(failed), len(failed), status, now)
     frame = lake.spark.createDataFrame(table, metrics.SCHEMA)
     written_metrics = lake.write(metrics.metrics_path(dataset), frame, days)
-    return Outcome(status, results, measured, docs_url, failed, written_metrics, frame.schema,
-                   round(time.perf_counter() - started, 3))
+    return Outcome(
+        status,
+        results,
+        measured,
+        docs_url,
+        failed,
+        written_metrics,
+        frame.schema,
+        round(time.perf_counter() - started, 3),
+    )

@@ -18,9 +18,11 @@ from pyspark.sql import functions as F
 from lakehouse.datasets import Dataset
 from quality.rules import Dimension, Rule
 
-SCHEMA = ("dt date, dataset string, layer string, domain string, run_id string, rows long, quarantined long, "
-          "completeness double, validity double, uniqueness double, consistency double, quarantine_rate double, "
-          "freshness_hours double, checks_passed int, checks_failed int, status string, measured_at timestamp")
+SCHEMA = (
+    "dt date, dataset string, layer string, domain string, run_id string, rows long, quarantined long, "
+    "completeness double, validity double, uniqueness double, consistency double, quarantine_rate double, "
+    "freshness_hours double, checks_passed int, checks_failed int, status string, measured_at timestamp"
+)
 
 
 def metrics_path(dataset: Dataset) -> str:
@@ -45,13 +47,24 @@ def _share(numerator: int | None, denominator: int) -> float | None:
     return None if denominator == 0 or numerator is None else numerator / denominator
 
 
-def measure(df: DataFrame, rules: Sequence[Rule], key: Sequence[str], days: Sequence[dt.date],
-            quarantined: dict[dt.date, int], now: dt.datetime) -> list[PartitionMetrics]:
+def measure(
+    df: DataFrame,
+    rules: Sequence[Rule],
+    key: Sequence[str],
+    days: Sequence[dt.date],
+    quarantined: dict[dt.date, int],
+    now: dt.datetime,
+) -> list[PartitionMetrics]:
     """The metrics of every partition in `days` (empty ones too) from `df`, the rows written."""
-    completeness = [r for r in rules if r.kind == "not_null" and r.dimension is Dimension.COMPLETENESS
-                    and r.column != "dt"]
+    completeness = [
+        r
+        for r in rules
+        if r.kind == "not_null" and r.dimension is Dimension.COMPLETENESS and r.column != "dt"
+    ]
     validity = [r.passes() for r in rules if r.dimension is Dimension.VALIDITY and r.passes() is not None]
-    consistency = [r.passes() for r in rules if r.dimension is Dimension.CONSISTENCY and r.passes() is not None]
+    consistency = [
+        r.passes() for r in rules if r.dimension is Dimension.CONSISTENCY and r.passes() is not None
+    ]
 
     def all_of(conditions) -> F.Column:
         condition = F.lit(True)
@@ -59,9 +72,12 @@ def measure(df: DataFrame, rules: Sequence[Rule], key: Sequence[str], days: Sequ
             condition = condition & F.coalesce(c, F.lit(False))
         return F.sum(F.when(condition, 1).otherwise(0)).cast("long")
 
-    aggregates = [F.count(F.lit(1)).alias("rows"), all_of(validity).alias("valid"),
-                  all_of(consistency).alias("consistent"),
-                  (sum((F.count(r.column) for r in completeness), F.lit(0)).cast("long")).alias("present")]
+    aggregates = [
+        F.count(F.lit(1)).alias("rows"),
+        all_of(validity).alias("valid"),
+        all_of(consistency).alias("consistent"),
+        (sum((F.count(r.column) for r in completeness), F.lit(0)).cast("long")).alias("present"),
+    ]
     if key:
         aggregates.append(F.countDistinct(*key).alias("distinct_keys"))
     found = {row["dt"]: row for row in df.groupBy("dt").agg(*aggregates).collect()}
@@ -70,22 +86,54 @@ def measure(df: DataFrame, rules: Sequence[Rule], key: Sequence[str], days: Sequ
         row = found.get(day)
         rows = row["rows"] if row else 0
         held = quarantined.get(day, 0)
-        end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
-        measured.append(PartitionMetrics(
-            day=day, rows=rows, quarantined=held,
-            completeness=_share(row and row["present"], rows * len(completeness)) if completeness else None,
-            validity=_share(row and row["valid"], rows) if validity else None,
-            consistency=_share(row and row["consistent"], rows) if consistency else None,
-            uniqueness=_share(row["distinct_keys"] if row and key else None, rows),
-            quarantine_rate=_share(held, rows + held) if quarantined else None,
-            freshness_hours=round((now - end_of_day).total_seconds() / 3600, 3),
-        ))
+        end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+        measured.append(
+            PartitionMetrics(
+                day=day,
+                rows=rows,
+                quarantined=held,
+                completeness=_share(row["present"] if row else None, rows * len(completeness))
+                if completeness
+                else None,
+                validity=_share(row["valid"] if row else None, rows) if validity else None,
+                consistency=_share(row["consistent"] if row else None, rows) if consistency else None,
+                uniqueness=_share(row["distinct_keys"] if row and key else None, rows),
+                quarantine_rate=_share(held, rows + held) if quarantined else None,
+                freshness_hours=round((now - end_of_day).total_seconds() / 3600, 3),
+            )
+        )
     return measured
 
 
-def as_rows(dataset: Dataset, measured: Sequence[PartitionMetrics], run_id: str, passed: int, failed: int,
-            status: str, now: dt.datetime) -> list[tuple]:
+def as_rows(
+    dataset: Dataset,
+    measured: Sequence[PartitionMetrics],
+    run_id: str,
+    passed: int,
+    failed: int,
+    status: str,
+    now: dt.datetime,
+) -> list[tuple]:
     """Rows of the metrics table (SCHEMA order)."""
-    return [(m.day, dataset.path.replace("/", "."), dataset.layer, dataset.domain, run_id, m.rows, m.quarantined,
-             m.completeness, m.validity, m.uniqueness, m.consistency, m.quarantine_rate, m.freshness_hours,
-             passed, failed, status, now) for m in measured]
+    return [
+        (
+            m.day,
+            dataset.path.replace("/", "."),
+            dataset.layer,
+            dataset.domain,
+            run_id,
+            m.rows,
+            m.quarantined,
+            m.completeness,
+            m.validity,
+            m.uniqueness,
+            m.consistency,
+            m.quarantine_rate,
+            m.freshness_hours,
+            passed,
+            failed,
+            status,
+            now,
+        )
+        for m in measured
+    ]

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.datasets import Dataset
-from quality import metrics, suites
+from quality import metrics
 from quality.rules import COMPLETENESS_TARGET, CONSISTENCY_TARGET, VALIDITY_TARGET, Dimension, Severity, holds
 
 NAME = "quality_summary"
@@ -40,15 +40,19 @@ def quality_summary(**tables: DataFrame) -> DataFrame:
         F.max("freshness_hours").alias("max_freshness_hours"),
     )
     processed = F.col("processed_rows") + F.col("quarantined_rows")
-    meets = (F.coalesce(F.col("min_completeness"), F.lit(1.0)) >= COMPLETENESS_TARGET) \
-        & (F.coalesce(F.col("min_validity"), F.lit(1.0)) >= VALIDITY_TARGET) \
+    meets = (
+        (F.coalesce(F.col("min_completeness"), F.lit(1.0)) >= COMPLETENESS_TARGET)
+        & (F.coalesce(F.col("min_validity"), F.lit(1.0)) >= VALIDITY_TARGET)
         & (F.coalesce(F.col("min_consistency"), F.lit(1.0)) >= CONSISTENCY_TARGET)
+    )
     return summary.select(
         "*",
         F.when(processed > 0, F.col("quarantined_rows") / processed).alias("quarantine_rate"),
         meets.alias("meets_targets"),
-        F.when(F.col("datasets_failed") > 0, "failed").when(F.col("datasets_warning") > 0, "warning")
-        .otherwise("passed").alias("status"),
+        F.when(F.col("datasets_failed") > 0, "failed")
+        .when(F.col("datasets_warning") > 0, "warning")
+        .otherwise("passed")
+        .alias("status"),
     )
 
 
@@ -56,15 +60,22 @@ def summary_dataset(domain: str, datasets: Iterable[Dataset], owner: str = "team
     """The domain's `curated/<domain>/quality_summary`, over the metrics tables of its gated datasets."""
     gated = [d for d in datasets if d.layer != "raw" and d.domain == domain and d.name != NAME]
     summary = Dataset(
-        name=NAME, domain=domain, layer="curated", owner=owner, transform=quality_summary,
-        upstream=tuple(metrics.metrics_path(d) for d in gated), primary_key=("dt",), retention_days=1095,
-        description=f"Data quality of the {domain} domain per day: datasets passed / warned / failed, checks, rows "
-                    "quarantined, the weakest completeness, validity, uniqueness and consistency, freshness, and "
-                    "whether the targets (completeness > 99%, validity > 95%, consistency > 98%) are met.",
-        columns={"meets_targets": "every dataset meets the completeness, validity and consistency targets",
-                 "quarantine_rate": "quarantined / (accepted + quarantined) over the processed datasets",
-                 "max_freshness_hours": "hours from the end of the day to the latest measurement"},
+        name=NAME,
+        domain=domain,
+        layer="curated",
+        owner=owner,
+        transform=quality_summary,
+        upstream=tuple(metrics.metrics_path(d) for d in gated),
+        primary_key=("dt",),
+        retention_days=1095,
+        description=f"Data quality of the {domain} domain per day: datasets passed / warned / failed, "
+        "checks, rows quarantined, the weakest completeness, validity, uniqueness and consistency, "
+        "freshness, and whether the targets (completeness > 99%, validity > 95%, consistency > 98%) are met.",
+        columns={
+            "meets_targets": "every dataset meets the completeness, validity and consistency targets",
+            "quarantine_rate": "quarantined / (accepted + quarantined) over the processed datasets",
+            "max_freshness_hours": "hours from the end of the day to the latest measurement",
+        },
+        checks=(holds("meets_targets", severity=Severity.WARN, mostly=1.0, dimension=Dimension.VALIDITY),),
     )
-    suites.register(summary.path, [holds("meets_targets", severity=Severity.WARN, mostly=1.0,
-                                         dimension=Dimension.VALIDITY)])
     return summary

@@ -11,7 +11,8 @@ import dagster as dg
 from pyspark.sql import functions as F
 
 from assets import events
-from lakehouse.synthetic.events import generate_day
+from synthetic.events import generate_day
+from orchestration.factory import domain_assets
 from tests.helpers import run_assets
 
 DAY = dt.date(2024, 1, 1)
@@ -21,7 +22,6 @@ NEW_MODULE = textwrap.dedent('''
     from pyspark.sql import DataFrame, functions as F
 
     from lakehouse.datasets import Dataset
-    from orchestration.factory import domain_assets
 
 
     def sessions_per_region(events: DataFrame) -> DataFrame:
@@ -34,7 +34,7 @@ NEW_MODULE = textwrap.dedent('''
         transform=sessions_per_region, primary_key=("dt", "region"), region_column="region",
         retention_days=1095,
     )
-    ASSETS = domain_assets([SESSIONS_PER_REGION])
+    DATASETS = [SESSIONS_PER_REGION]
 ''')
 
 
@@ -45,7 +45,7 @@ def test_a_new_curated_dataset_is_one_short_declaration(spark, lake, instance, t
     module = importlib.import_module("my_datasets")
     try:
         generate_day(DAY, 1_000).write(lake, "events")
-        result = run_assets(instance, [*events.ASSETS, *module.ASSETS], DAY)
+        result = run_assets(instance, [*domain_assets(events.DATASETS), *domain_assets(module.DATASETS)], DAY)
         assert result.success
 
         uri = lake.table_uri("curated", "events", "sessions_per_region")
@@ -59,7 +59,7 @@ def test_a_new_curated_dataset_is_one_short_declaration(spark, lake, instance, t
         event = instance.get_latest_materialization_event(key).asset_materialization
         assert event.metadata["dagster/row_count"].value == len(expected)
         assert [c.name for c in event.metadata["dagster/column_schema"].schema.columns] == ["dt", "region", "sessions"]
-        spec = next(iter(module.ASSETS[0].specs))
+        spec = next(iter(domain_assets(module.DATASETS)[0].specs))
         assert spec.owners == ["team:analytics"] and spec.group_name == "events"
         assert spec.metadata["retention_days"] == 1095
     finally:

@@ -20,14 +20,15 @@ from pyspark.sql import functions as F
 from assets.ai_ops import AGENT_RUNS
 from lakehouse.datasets import Protection
 from lakehouse.config import LakehouseConfig
-from lakehouse.synthetic import read_record
-from lakehouse.synthetic.ai_ops import MODELS, NANO_PRICES, TIMEOUT_MS, generate_day
-from lakehouse.synthetic.population import REGIONS, TENANTS
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import read_record
+from synthetic.ai_ops import MODELS, NANO_PRICES, TIMEOUT_MS, generate_day
+from synthetic.population import REGIONS, TENANTS
+from synthetic.population import population as synthetic_population
 from tests.conftest import REPO
 from tests.helpers import counts_by_day, run_assets
 from transforms import ai_ops as t
 from transforms import common
+from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 2)
 NEXT = dt.date(2024, 1, 3)
@@ -60,7 +61,7 @@ DUPLICATE_KIND = {"agent_runs": "duplicate_run_id", "tool_calls": "duplicate_cal
 @pytest.fixture(scope="module")
 def pipeline(s3_server, spark, tmp_path_factory):
     """Two days landed by the generator and built once through a real Dagster instance."""
-    from assets.ai_ops import ASSETS
+    from assets.ai_ops import DATASETS
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LAKEHOUSE_ROOT", f"s3://lakehouse/tests/ai_ops-{uuid.uuid4().hex[:8]}")
@@ -73,7 +74,7 @@ def pipeline(s3_server, spark, tmp_path_factory):
         home = tmp_path_factory.mktemp("ai_ops_dagster")
         shutil.copy(REPO / "infra" / "dagster.yaml", home / "dagster.yaml")
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            result = run_assets(instance, ASSETS, E2E_DAYS[0], E2E_DAYS[-1])
+            result = run_assets(instance, domain_assets(DATASETS), E2E_DAYS[0], E2E_DAYS[-1])
             yield {"lake": lake, "instance": instance, "result": result, "sources": landed,
                    "records": {day: read_record(lake, "ai_ops", day) for day in E2E_DAYS}}
 

@@ -11,7 +11,7 @@ import pytest
 
 from lakehouse import catalog
 from lakehouse.catalog import dataset_id
-from lakehouse.cli import GENERATORS
+from orchestration.cli import GENERATORS
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import Dataset
 from orchestration.factory import domain_assets

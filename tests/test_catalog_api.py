@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 from lakehouse import catalog
 from lakehouse.catalog import Entry, Field, Materialization
 from lakehouse.catalog_api import create_app
-from lakehouse.cli import main as cli_main
+from orchestration.cli import main as cli_main
 from lakehouse.config import LakehouseConfig
 
 EVENTS = ("raw.events.events", "processed.events.events", "curated.events.daily_active_users")

@@ -13,11 +13,12 @@ import dagster as dg
 import pytest
 
 from assets import commerce as a
-from lakehouse.synthetic import commerce as g
-from lakehouse.synthetic import dumps, read_record
+from synthetic import commerce as g
+from synthetic import dumps, read_record
 from tests.helpers import counts_by_day, run_assets
 from transforms import commerce as t
 from transforms import common
+from orchestration.factory import domain_assets
 
 DAY, DAY2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
@@ -377,7 +378,7 @@ def _matches(orders: dict, items: dict) -> int:
 
 
 def test_two_partitions_reconcile_and_no_personal_data_leaks(spark, lake, landed, instance):
-    result = run_assets(instance, a.ASSETS, DAYS[0], DAYS[-1])
+    result = run_assets(instance, domain_assets(a.DATASETS), DAYS[0], DAYS[-1])
     assert result.success
     load = lambda layer, name: spark.read.format("delta").load(lake.table_uri(layer, "commerce", name))  # noqa: E731
     records = {day: read_record(lake, "commerce", day) for day in DAYS}

@@ -13,10 +13,11 @@ from assets import commerce as a
 import pandas as pd
 
 from lakehouse import audit, catalog, erasure, features, landing, storage
-from lakehouse.synthetic import commerce as g
-from lakehouse.synthetic import write_landing
+from synthetic import commerce as g
+from synthetic import write_landing
 from orchestration import features as fa
 from tests.helpers import run_assets
+from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 2)
 TABLES = {  # dataset id -> how the subject appears: by column (value or token) or inside records as received
@@ -52,7 +53,7 @@ def commerce_lake(lake, instance, tmp_path, monkeypatch):
     sources = {**generated.sources, "orders": [*generated.sources["orders"], [json.dumps(refused)]]}
     write_landing(lake, "commerce", DAY, sources, generated.record)
     wanted = {fa.REGISTRY_KEY, fa.view_key("customer_order_stats"), fa.TRAINING_KEY}
-    assert run_assets(instance, [*a.ASSETS, *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY).success
+    assert run_assets(instance, [*domain_assets(a.DATASETS), *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY).success
     return subject, other
 
 
@@ -154,7 +155,7 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
 
 
 def test_a_subject_column_no_dataset_declares_is_refused(lake, commerce_lake, capsys):
-    from lakehouse.cli import main
+    from orchestration.cli import main
 
     assert main(["erase", "passport_number", "X1234567"]) == 1
     message = capsys.readouterr().err

@@ -12,15 +12,16 @@ from deltalake import DeltaTable
 
 from assets import ai_ops, events, finance, iot
 from lakehouse import audit, erasure, features
-from lakehouse.synthetic import ai_ops as g_ai_ops
-from lakehouse.synthetic import events as g_events
-from lakehouse.synthetic import finance as g_finance
-from lakehouse.synthetic import write_landing
+from synthetic import ai_ops as g_ai_ops
+from synthetic import events as g_events
+from synthetic import finance as g_finance
+from synthetic import write_landing
 from orchestration import features as fa
 from orchestration.definitions import DATASETS
 from tests.helpers import run_assets
 from tests.test_erasure import run_erasure_job
 from tests.test_erasure_safety import holding, places
+from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 3)
 GENERATORS = {"events": (g_events, 800), "finance": (g_finance, 400), "ai_ops": (g_ai_ops, 400)}
@@ -63,7 +64,7 @@ def lake_with_three_domains(lake, instance, tmp_path, monkeypatch, redis_server)
         lines.update({(domain, source): [line for f in files for line in f]
                       for source, files in generated.sources.items()})
     wanted = {fa.REGISTRY_KEY, fa.view_key("account_risk")}
-    assets = [*events.ASSETS, *finance.ASSETS, *ai_ops.ASSETS,
+    assets = [*domain_assets(events.DATASETS), *domain_assets(finance.DATASETS), *domain_assets(ai_ops.DATASETS),
               *(f for f in fa.ASSETS if set(f.keys) & wanted)]
     assert run_assets(instance, assets, DAY).success
     assert features.repo_config(lake).online_store.type == "redis"

@@ -18,11 +18,12 @@ from deltalake import DeltaTable
 
 from assets import commerce as a
 from lakehouse import audit, catalog, erasure, landing, storage
-from lakehouse.synthetic import commerce as g
-from lakehouse.synthetic import dumps, write_landing
+from synthetic import commerce as g
+from synthetic import dumps, write_landing
 from orchestration import features as fa
 from tests.helpers import run_assets
 from tests.test_erasure import _first_orders_by_user, _online_spend, run_erasure_job
+from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 2)
 HEAVY_ORDERS = 16  # of about 420 orders: over the 1% brake and its floor of 10 rows
@@ -50,7 +51,7 @@ def subjects(lake, instance, tmp_path, monkeypatch) -> dict[str, str]:
                "orders": [*generated.sources["orders"], extra_orders]}
     write_landing(lake, "commerce", DAY, sources, generated.record)
     wanted = {fa.REGISTRY_KEY, fa.view_key("customer_order_stats")}
-    assert run_assets(instance, [*a.ASSETS, *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY).success
+    assert run_assets(instance, [*domain_assets(a.DATASETS), *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY).success
     return {"prefix": prefix, "longer": longer, "heavy": heavy, "ordinary": ordinary}
 
 
@@ -105,7 +106,7 @@ def removed(records: list) -> dict[str, int]:
 
 def test_values_that_are_no_subject_remove_nothing_and_a_prefix_id_erases_only_itself(spark, lake, subjects,
                                                                                       capsys):
-    from lakehouse.cli import main
+    from orchestration.cli import main
 
     before = _state(lake)
     # the key name: today every commerce line goes, since "user_id" is in each of them

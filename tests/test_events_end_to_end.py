@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.synthetic import read_record
-from lakehouse.synthetic.events import generate_day
+from synthetic import read_record
+from synthetic.events import generate_day
 from tests.helpers import counts_by_day
 
 DAYS = [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]

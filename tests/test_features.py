@@ -184,7 +184,7 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(lake, spark, 
                                                                    capsys):
     monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
     monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)
-    from lakehouse import cli
+    from orchestration import cli
     from orchestration import features as assets
 
     write(spark, lake, "commerce/customer_order_stats", STATS, [
@@ -229,7 +229,7 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(lake, spark, 
 def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatch):
     """`feast apply` and `feast materialize` from feature_repo/, with `make env`'s exports, act on the store
     the Python code reads."""
-    from lakehouse import cli
+    from orchestration import cli
 
     monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
     monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)

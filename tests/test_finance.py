@@ -17,12 +17,13 @@ import pytest
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import Protection
-from lakehouse.synthetic import read_record
-from lakehouse.synthetic.finance import ACCOUNT_BAD_KINDS, TRANSACTION_BAD_KINDS, generate_day
+from synthetic import read_record
+from synthetic.finance import ACCOUNT_BAD_KINDS, TRANSACTION_BAD_KINDS, generate_day
 from tests.conftest import REPO
 from tests.helpers import counts_by_day, run_assets
 from transforms import common
 from transforms import finance as t
+from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 2)
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
@@ -293,7 +294,7 @@ ROWS = 1_500
 @pytest.fixture(scope="module")
 def built(s3_server, spark, tmp_path_factory):
     """Two generated days landed in a fresh lake, every finance asset built in one run."""
-    from assets.finance import ASSETS
+    from assets.finance import DATASETS
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LAKEHOUSE_ROOT", f"s3://lakehouse/tests/finance-{uuid.uuid4().hex[:8]}")
@@ -304,7 +305,7 @@ def built(s3_server, spark, tmp_path_factory):
         home = tmp_path_factory.mktemp("dagster_home")
         shutil.copy(REPO / "infra" / "dagster.yaml", home / "dagster.yaml")
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            result = run_assets(instance, ASSETS, DAYS[0], DAYS[-1])
+            result = run_assets(instance, domain_assets(DATASETS), DAYS[0], DAYS[-1])
             assert result.success
             records = {day: read_record(config, "finance", day) for day in DAYS}
             yield {"config": config, "generated": generated, "records": records, "instance": instance}

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections import Counter
 
-from lakehouse.synthetic.events import EVENT_TYPES, REQUIRED_FIELDS, generate_day
+from synthetic.events import EVENT_TYPES, REQUIRED_FIELDS, generate_day
 
 DAY = dt.date(2024, 3, 5)
 
@@ -69,7 +69,7 @@ def test_distributions_look_like_a_real_platform():
 
 
 def test_large_days_are_split_into_several_files(monkeypatch):
-    monkeypatch.setattr("lakehouse.synthetic.LINES_PER_FILE", 1_000)
+    monkeypatch.setattr("synthetic.LINES_PER_FILE", 1_000)
     generated = generate_day(DAY, 2_500)
     assert [len(f) for f in generated.sources["events"]] == [1_000, 1_000, 500]
     assert generated.record["files"] == 3
@@ -79,7 +79,7 @@ def test_generated_ids_are_version_4_uuids_from_the_seeded_stream():
     import random
     import uuid
 
-    from lakehouse.synthetic.population import new_uuid
+    from synthetic.population import new_uuid
 
     ours, reference = random.Random(3), random.Random(3)
     for _ in range(1000):

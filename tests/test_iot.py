@@ -14,11 +14,12 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.synthetic import read_record
-from lakehouse.synthetic.iot import READING_BAD_KINDS, generate_day
-from lakehouse.synthetic.population import SENSOR_KINDS, population
+from synthetic import read_record
+from synthetic.iot import READING_BAD_KINDS, generate_day
+from synthetic.population import SENSOR_KINDS, population
 from transforms import common
 from transforms import iot as t
+from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 2)
 FILE = "s3://lake/landing/iot/dt=2024-01-02/readings-00000.jsonl"
@@ -365,12 +366,12 @@ def by_day(df):
 
 
 def test_two_days_reconcile_exactly_and_carry_no_personal_data(spark, lake, landed, instance):
-    from assets.iot import ASSETS
+    from assets.iot import DATASETS
     from tests.helpers import run_assets
 
     records, lines = landed
     started = time.perf_counter()
-    assert run_assets(instance, ASSETS, DAYS[0], DAYS[-1]).success
+    assert run_assets(instance, domain_assets(DATASETS), DAYS[0], DAYS[-1]).success
     print(f"iot pipeline, 2 days x {ROWS} readings: {time.perf_counter() - started:.1f} s")
     assert len(instance.get_runs()) == 1
 

@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from lakehouse.cli import GENERATORS
+from orchestration.cli import GENERATORS
 from tests.helpers import run_assets
 
 DAY = dt.date(2024, 1, 3)

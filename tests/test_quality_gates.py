@@ -16,9 +16,9 @@ from deltalake import DeltaTable
 from assets import commerce as a
 from lakehouse import catalog
 from lakehouse.datasets import Dataset
-from lakehouse.synthetic import commerce as g
+from synthetic import commerce as g
 from orchestration.factory import domain_assets
-from quality import metrics, suites
+from quality import metrics
 from quality.rules import between, complete
 from tests.helpers import run_assets
 from transforms import commerce as t
@@ -42,7 +42,7 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, l
     generated.write(lake, "commerce")
     following = g.generate_day(NEXT, 300, bad_share=0)
     following.write(lake, "commerce")
-    assert run_assets(instance, a.ASSETS, DAY, NEXT).success
+    assert run_assets(instance, domain_assets(a.DATASETS), DAY, NEXT).success
     curated = {d.name: _version(lake, "curated", d.name) for d in a.DATASETS if d.layer == "curated"}
     items_version = _version(lake, "processed", "order_items")
 
@@ -51,7 +51,7 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, l
     generated.sources["orders"][0].append(json.dumps(too_big))
     generated.write(lake, "commerce")
     monkeypatch.setattr(t, "MAX_ORDER_AMOUNT", 10**9)  # the row rule no longer refuses absurd totals
-    result = run_assets(instance, a.ASSETS, DAY, NEXT, raise_on_error=False)
+    result = run_assets(instance, domain_assets(a.DATASETS), DAY, NEXT, raise_on_error=False)
 
     assert not result.success
     checks = _checks(result, a.ORDERS.key_path)
@@ -104,16 +104,16 @@ def total_per_day(readings):
 RAW = Dataset(name="lines", domain="qa", layer="raw", owner="team:qa", landing="lines",
               description="Constructed lines.")
 PROCESSED = Dataset(name="lines", domain="qa", layer="processed", owner="team:qa", upstream=(RAW.path,),
-                    transform=parse_lines, quarantine=True, primary_key=("id",), description="Parsed lines.")
+                    transform=parse_lines, quarantine=True, primary_key=("id",), description="Parsed lines.",
+                    checks=(*complete("note"), between("amount", 0, name="amount_ok")))
 CURATED = Dataset(name="totals", domain="qa", layer="curated", owner="team:qa", upstream=(PROCESSED.path,),
                   transform=total_per_day, primary_key=("dt",), description="Totals per day.")
 
 
 def test_a_warning_does_not_block_and_the_metrics_are_exact(spark, lake, instance, monkeypatch):
-    monkeypatch.setitem(suites.SUITES, PROCESSED.path, [*complete("note"), between("amount", 0, name="amount_ok")])
     lines = [json.dumps({"id": f"id-{i}", "note": None if i < 2 else "n", "amount": 1.5}) for i in range(40)]
     lines += [json.dumps({"id": f"bad-{i}", "note": "n", "amount": -1}) for i in range(10)]
-    from lakehouse.synthetic import write_landing
+    from synthetic import write_landing
 
     write_landing(lake, "qa", DAY, {"lines": [lines]}, {})
     result = run_assets(instance, domain_assets([RAW, PROCESSED, CURATED]), DAY)

@@ -12,11 +12,11 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse import audit, catalog, landing, retention, storage
-from lakehouse.cli import main
+from orchestration.cli import main
 from lakehouse.config import LakehouseConfig
 from lakehouse.delta import write_partitions
 from lakehouse.maintenance import TableMaintenance
-from lakehouse.synthetic import write_landing
+from synthetic import write_landing
 
 DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(5)]
 REFERENCE = DAYS[-1]  # 2024-01-05

@@ -19,8 +19,8 @@ from deltalake import DeltaTable
 from assets import events
 from lakehouse import storage
 from lakehouse.config import LakehouseConfig
-from lakehouse.synthetic import read_record
-from lakehouse.synthetic.events import generate_day
+from synthetic import read_record
+from synthetic.events import generate_day
 from orchestration.factory import domain_assets
 from quality import metrics
 from tests.conftest import REPO
@@ -38,7 +38,7 @@ from assets import events
 from orchestration.factory import domain_assets
 from tests.helpers import run_assets
 first, last, selection = sys.argv[1], sys.argv[2], sys.argv[3]
-assets = events.ASSETS if selection == "domain" else domain_assets([events.RAW, events.PROCESSED])
+assets = domain_assets(events.DATASETS) if selection == "domain" else domain_assets([events.RAW, events.PROCESSED])
 with dg.DagsterInstance.get() as instance:
     result = run_assets(instance, assets, dt.date.fromisoformat(first), dt.date.fromisoformat(last))
 print("success" if result.success else "failure")
@@ -105,7 +105,7 @@ def test_a_run_killed_mid_write_then_rerun_equals_a_clean_run(spark, lake, tmp_p
     assert killed.returncode == -signal.SIGKILL
     assert storage.list_tree(lake, processed_staging)  # what a killed run leaves: staged personal data
 
-    assert run_assets(instance, events.ASSETS, DAYS[0], DAYS[-1]).success
+    assert run_assets(instance, domain_assets(events.DATASETS), DAYS[0], DAYS[-1]).success
     assert storage.list_tree(lake, f"{lake.root}/_staging") == {}
     rerun_counts, rerun_curated = _counts(spark, lake), _curated_rows(spark, lake)
 
@@ -113,7 +113,7 @@ def test_a_run_killed_mid_write_then_rerun_equals_a_clean_run(spark, lake, tmp_p
     clean = LakehouseConfig.from_env()
     for day in DAYS:
         generate_day(day, ROWS).write(clean, "events")
-    assert run_assets(instance, events.ASSETS, DAYS[0], DAYS[-1]).success
+    assert run_assets(instance, domain_assets(events.DATASETS), DAYS[0], DAYS[-1]).success
     assert rerun_counts == _counts(spark, clean)
     assert rerun_curated == _curated_rows(spark, clean)
     assert all(rows for rows in rerun_curated.values())

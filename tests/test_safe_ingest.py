@@ -19,8 +19,8 @@ from assets import events
 from lakehouse import config as config_module
 from lakehouse import audit, erasure, landing, storage
 from lakehouse.config import LakehouseConfig, TokenKeyError
-from lakehouse.synthetic import read_record
-from lakehouse.synthetic.events import generate_day
+from synthetic import read_record
+from synthetic.events import generate_day
 from orchestration.factory import ALLOW_EMPTY_TAG, domain_assets
 from tests.helpers import counts_by_day, run_assets
 

@@ -17,16 +17,16 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from assets import events
-from lakehouse import catalog, cli, schemas, schemas_cli, storage
+from lakehouse import catalog, schemas, storage
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import Dataset
 from lakehouse.delta import SchemaPolicy
 from lakehouse.openlineage import default_log_path, openlineage_run_id
 from lakehouse.schemas import Compatibility as C
 from lakehouse.schemas import SchemaField
-from lakehouse.synthetic.events import generate_day
-from orchestration import lineage
+from orchestration import cli, lineage, schemas_cli
 from orchestration.factory import domain_assets
+from synthetic.events import generate_day
 from tests.helpers import counts_by_day, run_assets
 from tests.test_openlineage import _rebuild, _validate, registry  # noqa: F401  (registry is a fixture)
 from transforms import events as t
@@ -41,8 +41,9 @@ def event_type_counts(events: DataFrame) -> DataFrame:
 
 
 def event_type_counts_with_users(events: DataFrame) -> DataFrame:
-    return events.groupBy("dt", "event_type").agg(F.count(F.lit(1)).alias("events"),
-                                                  F.countDistinct("user_id").alias("users"))
+    return events.groupBy("dt", "event_type").agg(
+        F.count(F.lit(1)).alias("events"), F.countDistinct("user_id").alias("users")
+    )
 
 
 def event_type_counts_by_region(events: DataFrame) -> DataFrame:
@@ -58,10 +59,16 @@ def parse_events_line_number_as_text(raw: DataFrame) -> DataFrame:
 
 
 COUNTS = Dataset(
-    name="event_type_counts", domain="events", layer="curated", owner="team:test",
-    upstream=(events.PROCESSED.path,), transform=event_type_counts, primary_key=("dt", "event_type"),
+    name="event_type_counts",
+    domain="events",
+    layer="curated",
+    owner="team:test",
+    upstream=(events.PROCESSED.path,),
+    transform=event_type_counts,
+    primary_key=("dt", "event_type"),
     schema_policy=SchemaPolicy.ADDITIVE,
-    description="Events per type and day.", retention_days=30,
+    description="Events per type and day.",
+    retention_days=30,
 )
 
 
@@ -111,14 +118,18 @@ def test_every_write_records_its_schema_version(built, spark):
     config, _, result, _, _ = built
     [version] = schemas.history(config, COUNTS_ID)
     assert version.version == 1 and version.compatibility == "backward"
-    assert version.fields == (SchemaField("dt", "date", True), SchemaField("event_type", "string", True),
-                              SchemaField("events", "bigint", False))
+    assert version.fields == (
+        SchemaField("dt", "date", True),
+        SchemaField("event_type", "string", True),
+        SchemaField("events", "bigint", False),
+    )
     assert version.code_version == lineage.code_version(COUNTS)
     assert (version.first_partition, version.last_partition) == ("2024-01-01", "2024-01-02")
     [processed] = schemas.history(config, "processed.events.events")
     table = spark.read.format("delta").load(config.table_uri("processed", "events", "events"))
-    assert [(f.name, f.type) for f in processed.fields] == [(f.name, f.dataType.simpleString())
-                                                             for f in table.schema.fields]
+    assert [(f.name, f.type) for f in processed.fields] == [
+        (f.name, f.dataType.simpleString()) for f in table.schema.fields
+    ]
     assert [f.name for f in processed.fields if f.required] == ["dt", "event_id"]
     # the catalog and its lineage show the schema version of the write
     assert catalog.get_entry(config, COUNTS_ID)["schemaVersion"] == 1
@@ -138,10 +149,15 @@ def test_unknown_envelope_major_version_is_quarantined_and_rows_still_reconcile(
     assert [r["version"] for r in processed.where(F.col("event_id") == known).collect()] == ["1.7"]
     assert counts_by_day(spark, config.table_uri("raw", "events", "events"))[D1] == records[D1]["raw"] + 3
     assert counts_by_day(spark, config.table_uri("processed", "events", "events")) == {
-        D1: records[D1]["processed"] + 1, D2: records[D2]["processed"]}
+        D1: records[D1]["processed"] + 1,
+        D2: records[D2]["processed"],
+    }
     assert sum(reasons.values()) == records[D1]["quarantined"] + 2
-    [check] = [e for e in result.get_asset_check_evaluations()
-               if e.check_name == "rows_reconcile" and e.asset_key == dg.AssetKey(events.PROCESSED.key_path)]
+    [check] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "rows_reconcile" and e.asset_key == dg.AssetKey(events.PROCESSED.key_path)
+    ]
     assert check.passed
 
 
@@ -156,35 +172,62 @@ def test_a_compatible_change_is_a_new_version_shown_in_catalog_and_openlineage(b
     assert new.code_version == lineage.code_version(widened) != old.code_version
     assert (new.first_partition, new.last_partition) == ("2024-01-02", "2024-01-02")
     assert catalog.get_entry(config, COUNTS_ID)["schemaVersion"] == 2
-    by_run = {r["run_id"]: r["schema_version"] for r in catalog._rows(config, "lineage")
-              if r["dataset_id"] == COUNTS_ID}
+    by_run = {
+        r["run_id"]: r["schema_version"]
+        for r in catalog._rows(config, "lineage")
+        if r["dataset_id"] == COUNTS_ID
+    }
     assert by_run == {first.run_id: 1, second.run_id: 2}
     step = "curated__events__event_type_counts"
-    [complete] = [json.loads(line) for line in default_log_path().read_text().splitlines()
-                  if openlineage_run_id(second.run_id, step) in line and '"COMPLETE"' in line]
+    [complete] = [
+        json.loads(line)
+        for line in default_log_path().read_text().splitlines()
+        if openlineage_run_id(second.run_id, step) in line and '"COMPLETE"' in line
+    ]
     _validate(complete, registry)
     _rebuild(complete)
     output = next(o for o in complete["outputs"] if o["name"] == COUNTS.path)
     tags = output["facets"]["tags"]["tags"]
     assert [(tag["key"], tag["value"], tag["source"]) for tag in tags] == [
-        ("schemaVersion", "2", "lakehouse")]
+        ("schemaVersion", "2", "lakehouse")
+    ]
     # the same schema written to an older day is the same version, whose partition range grows
     assert run_assets(instance, domain_assets([widened]), D1).success
     assert [(v.version, v.first_partition, v.last_partition) for v in schemas.history(config, COUNTS_ID)] == [
-        (1, "2024-01-01", "2024-01-02"), (2, "2024-01-01", "2024-01-02")]
+        (1, "2024-01-01", "2024-01-02"),
+        (2, "2024-01-01", "2024-01-02"),
+    ]
 
 
-@pytest.mark.parametrize("dataset, fields, mode", [
-    # backward: the new schema must read the old data; a retyped column cannot be read
-    (dataclasses.replace(events.PROCESSED, transform=parse_events_line_number_as_text), ["line_number"],
-     "backward"),
-    # full: adding a required field (a new key column) breaks reading the old data
-    (dataclasses.replace(COUNTS, transform=event_type_counts_by_region, compatibility=C.FULL,
-                         primary_key=("dt", "event_type", "region")), ["region"], "full"),
-    # forward: old readers need the required field the new schema drops
-    (dataclasses.replace(COUNTS, transform=event_counts, compatibility=C.FORWARD, primary_key=("dt",)),
-     ["event_type"], "forward"),
-], ids=["backward-retype", "full-required-added", "forward-required-removed"])
+@pytest.mark.parametrize(
+    "dataset, fields, mode",
+    [
+        # backward: the new schema must read the old data; a retyped column cannot be read
+        (
+            dataclasses.replace(events.PROCESSED, transform=parse_events_line_number_as_text),
+            ["line_number"],
+            "backward",
+        ),
+        # full: adding a required field (a new key column) breaks reading the old data
+        (
+            dataclasses.replace(
+                COUNTS,
+                transform=event_type_counts_by_region,
+                compatibility=C.FULL,
+                primary_key=("dt", "event_type", "region"),
+            ),
+            ["region"],
+            "full",
+        ),
+        # forward: old readers need the required field the new schema drops
+        (
+            dataclasses.replace(COUNTS, transform=event_counts, compatibility=C.FORWARD, primary_key=("dt",)),
+            ["event_type"],
+            "forward",
+        ),
+    ],
+    ids=["backward-retype", "full-required-added", "forward-required-removed"],
+)
 def test_a_breaking_change_is_refused_before_any_write(built, dataset, fields, mode):
     config, instance, _, _, _ = built
     paths = [dataset.path, *([dataset.quarantine_path] if dataset.has_quarantine else [])]
@@ -202,7 +245,7 @@ def test_a_breaking_change_is_refused_before_any_write(built, dataset, fields, m
 
 
 def _fields(*spec: str) -> tuple[SchemaField, ...]:
-    """"name type" or "name type required"."""
+    """ "name type" or "name type required"."""
     return tuple(SchemaField(words[0], words[1], len(words) > 2) for words in map(str.split, spec))
 
 
@@ -229,8 +272,13 @@ def test_each_mode_allows_and_refuses_what_confluent_says(change):
 
 
 def test_a_refusal_names_the_fields_and_the_mode(lake):
-    struct = T.StructType([T.StructField("dt", T.DateType()), T.StructField("event_type", T.StringType()),
-                           T.StructField("events", T.IntegerType())])
+    struct = T.StructType(
+        [
+            T.StructField("dt", T.DateType()),
+            T.StructField("event_type", T.StringType()),
+            T.StructField("events", T.IntegerType()),
+        ]
+    )
     schemas.record_write(lake, COUNTS, schemas.struct_fields(COUNTS, struct), "v1", ["2024-01-01"])
     narrowed = T.StructType([*struct.fields[:2], T.StructField("events", T.ByteType())])
     for mode, refused in ((C.BACKWARD, True), (C.FULL, True), (C.FORWARD, False), (C.NONE, False)):
@@ -240,7 +288,8 @@ def test_a_refusal_names_the_fields_and_the_mode(lake):
                 schemas.require_compatible(lake, dataset, narrowed)
             assert str(caught.value).startswith(
                 "curated/events/event_type_counts: schema change of field(s) events refused by "
-                f"compatibility mode {mode.value} (against version 1)")
+                f"compatibility mode {mode.value} (against version 1)"
+            )
             assert "events (int -> tinyint)" in str(caught.value)
         else:
             found = schemas.require_compatible(lake, dataset, narrowed)
@@ -262,8 +311,12 @@ def test_cli_history_diff_and_check(lake, spark, capsys):
     assert rows[0][-2:] == ["3", "fields"]
     assert rows[1][:5] == ["2", "ccc333", "backward", "2024-01-02", "2024-01-02"]
     assert lines[4].endswith("+users bigint, ~events bigint -> double")
-    assert [line.split() for line in lines[-4:]] == [["dt", "date", "yes"], ["event_type", "string", "yes"],
-                                                     ["events", "double", "no"], ["users", "bigint", "no"]]
+    assert [line.split() for line in lines[-4:]] == [
+        ["dt", "date", "yes"],
+        ["event_type", "string", "yes"],
+        ["events", "double", "no"],
+        ["users", "bigint", "no"],
+    ]
     assert cli.main(["schema", "history", "curated.events.nothing"]) == 1
     assert "no schema versions of 'curated.events.nothing'" in capsys.readouterr().err
 
@@ -271,8 +324,10 @@ def test_cli_history_diff_and_check(lake, spark, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"{COUNTS_ID} version 1 -> 2: +users bigint, ~events bigint -> double")
     assert "backward: allowed" in out and "none: allowed" in out
-    assert ("forward: refused: old schema cannot read new data: type(s) that cannot be read: "
-            "events (double -> bigint)") in out
+    assert (
+        "forward: refused: old schema cannot read new data: type(s) that cannot be read: "
+        "events (double -> bigint)"
+    ) in out
     assert "full: refused" in out
     assert cli.main(["schema", "diff", COUNTS_ID, "1", "3"]) == 1
     assert "has no version 3 (versions: 1, 2)" in capsys.readouterr().err
@@ -284,8 +339,10 @@ def test_cli_history_diff_and_check(lake, spark, capsys):
     schemas.record_write(lake, events.PROCESSED, without_metadata, "old", ["2024-01-01"])
     hourly = schemas.struct_fields(events.HOURLY_EVENT_COUNTS, proposed[events.HOURLY_EVENT_COUNTS.path])
     schemas.record_write(lake, events.HOURLY_EVENT_COUNTS, hourly, "old", ["2024-01-01"])
-    revenue = [dataclasses.replace(f, type="int") if f.name == "currency" else f for f in
-               schemas.struct_fields(events.DAILY_ORDER_REVENUE, proposed[events.DAILY_ORDER_REVENUE.path])]
+    revenue = [
+        dataclasses.replace(f, type="int") if f.name == "currency" else f
+        for f in schemas.struct_fields(events.DAILY_ORDER_REVENUE, proposed[events.DAILY_ORDER_REVENUE.path])
+    ]
     schemas.record_write(lake, events.DAILY_ORDER_REVENUE, revenue, "old", ["2024-01-01"])
     assert schemas_cli.check_command(argparse.Namespace(), declared) == 1
     captured = capsys.readouterr()
@@ -295,13 +352,15 @@ def test_cli_history_diff_and_check(lake, spark, capsys):
     assert shown["processed/events/events"].endswith("compatible (backward): version 2")
     hourly_line = shown["curated/events/hourly_event_counts"]
     assert "no change" in hourly_line and hourly_line.endswith("unchanged: version 1")
-    assert ("refused (backward): new schema cannot read old data: type(s) that cannot be read: "
-            "currency (int -> string)") in shown["curated/events/daily_order_revenue"]
+    assert (
+        "refused (backward): new schema cannot read old data: type(s) that cannot be read: "
+        "currency (int -> string)"
+    ) in shown["curated/events/daily_order_revenue"]
     assert "1 dataset(s) would be refused: curated/events/daily_order_revenue" in captured.err
     assert len(schemas.history(lake, "processed.events.events")) == 1  # checking writes nothing
 
     # every declared dataset, dataset by dataset, from the current code
-    from orchestration.definitions import DATASETS
+    from assets import DATASETS
 
     assert cli.main(["schema", "check"]) == 1
     shown = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}

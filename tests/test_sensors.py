@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-from lakehouse.synthetic.events import generate_day
+from synthetic.events import generate_day
 
 DAYS = [dt.date(2024, 1, 2), dt.date(2024, 1, 3)]
 

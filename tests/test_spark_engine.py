@@ -25,10 +25,11 @@ from deltalake import DeltaTable
 from assets import commerce, events
 from infra import spark_connect
 from lakehouse import audit, catalog, erasure, retention
-from lakehouse.cli import GENERATORS
+from orchestration.cli import GENERATORS
 from lakehouse.config import LakehouseConfig
 from lakehouse.maintenance import TableMaintenance
 from tests.helpers import run_assets
+from orchestration.factory import domain_assets
 
 pytestmark = pytest.mark.spark_cluster
 
@@ -36,7 +37,7 @@ D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
 ROWS = {"events": 400, "commerce": 300}
 DOMAINS = {"events": events, "commerce": commerce}
 DATASETS = [d for module in DOMAINS.values() for d in module.DATASETS]
-ASSETS = [a for module in DOMAINS.values() for a in module.ASSETS]
+ASSETS = [a for module in DOMAINS.values() for a in domain_assets(module.DATASETS)]
 
 
 def _land(config: LakehouseConfig) -> None:
@@ -182,7 +183,7 @@ def test_an_unreachable_cluster_fails_in_seconds_naming_the_url(lake, instance, 
     url = f"sc://127.0.0.1:{port}"
     monkeypatch.setenv("LAKEHOUSE_SPARK_REMOTE", url)
     importlib.import_module(GENERATORS["events"]).generate_day(D1, 50).write(lake, "events")
-    raw = [a for a in events.ASSETS if isinstance(a, dg.AssetsDefinition)
+    raw = [a for a in domain_assets(events.DATASETS) if isinstance(a, dg.AssetsDefinition)
            and dg.AssetKey(["raw", "events", "events"]) in a.keys]
     started = time.perf_counter()
     result = run_assets(instance, raw, D1, raise_on_error=False)

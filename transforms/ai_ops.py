@@ -33,8 +33,9 @@ WIDE = "decimal(24,12)"  # operands widened before dividing: Sail's own result s
 
 
 def _parsed(raw: DataFrame) -> DataFrame:
-    return raw.select("dt", "source_file", "line_number", "line",
-                      F.from_json("line", "map<string,string>").alias("_json"))
+    return raw.select(
+        "dt", "source_file", "line_number", "line", F.from_json("line", "map<string,string>").alias("_json")
+    )
 
 
 def _field(name: str) -> Column:
@@ -80,7 +81,8 @@ def parse_tenant_budgets(raw: DataFrame) -> DataFrame:
         F.coalesce(_field("currency"), F.lit("USD")).alias("currency"),
         warning.alias("warning_threshold"),
         critical.alias("critical_threshold"),
-        "source_file", "line_number",
+        "source_file",
+        "line_number",
         F.col("line").alias("_line"),
         reason.alias("quarantine_reason"),
     )
@@ -92,9 +94,12 @@ def parse_agent_runs(agent_runs: DataFrame, tenant_budgets: DataFrame) -> DataFr
     The prompt excerpt stays in raw (and in the quarantine record of a refused line):
     processed keeps only its length.
     """
-    known = tenant_budgets.select(F.col("dt").alias("_budget_dt"), F.col("tenant_id").alias("_budget_tenant")).distinct()
+    known = tenant_budgets.select(
+        F.col("dt").alias("_budget_dt"), F.col("tenant_id").alias("_budget_tenant")
+    ).distinct()
     runs = _parsed(agent_runs).join(
-        known, (F.col("dt") == F.col("_budget_dt")) & (_field("tenant_id") == F.col("_budget_tenant")), "left")
+        known, (F.col("dt") == F.col("_budget_dt")) & (_field("tenant_id") == F.col("_budget_tenant")), "left"
+    )
     tokens_in, tokens_out = _try_cast("tokens_in", "bigint"), _try_cast("tokens_out", "bigint")
     latency, cost = _try_cast("latency_ms", "bigint"), _decimal("cost_usd", COST)
     started_at = _timestamp("started_at")
@@ -112,8 +117,10 @@ def parse_agent_runs(agent_runs: DataFrame, tenant_budgets: DataFrame) -> DataFr
     )
     return runs.select(
         "dt",
-        *[_field(name).alias(name) for name in ("run_id", "tenant_id", "region", "user_id", "workflow", "model",
-                                                "provider")],
+        *[
+            _field(name).alias(name)
+            for name in ("run_id", "tenant_id", "region", "user_id", "workflow", "model", "provider")
+        ],
         tokens_in.alias("tokens_in"),
         tokens_out.alias("tokens_out"),
         latency.alias("latency_ms"),
@@ -121,19 +128,25 @@ def parse_agent_runs(agent_runs: DataFrame, tenant_budgets: DataFrame) -> DataFr
         _field("status").alias("status"),
         started_at.alias("started_at"),
         F.length(_field("prompt_excerpt")).cast("int").alias("prompt_chars"),
-        "source_file", "line_number",
+        "source_file",
+        "line_number",
         F.col("line").alias("_line"),
         reason.alias("quarantine_reason"),
     )
 
 
 def parse_tool_calls(tool_calls: DataFrame, agent_runs: DataFrame) -> DataFrame:
-    """Typed tool calls; each must reference a (processed) run of the same day, whose tenant and region it takes."""
-    runs = (agent_runs.select(F.col("dt").alias("_run_dt"), F.col("run_id").alias("_run_id"),
-                              F.col("tenant_id").alias("_run_tenant"), F.col("region").alias("_run_region"))
-            .dropDuplicates(["_run_dt", "_run_id"]))
+    """Typed tool calls; each must reference a (processed) run of the same day, whose tenant and region it
+    takes."""
+    runs = agent_runs.select(
+        F.col("dt").alias("_run_dt"),
+        F.col("run_id").alias("_run_id"),
+        F.col("tenant_id").alias("_run_tenant"),
+        F.col("region").alias("_run_region"),
+    ).dropDuplicates(["_run_dt", "_run_id"])
     calls = _parsed(tool_calls).join(
-        runs, (F.col("dt") == F.col("_run_dt")) & (_field("run_id") == F.col("_run_id")), "left")
+        runs, (F.col("dt") == F.col("_run_dt")) & (_field("run_id") == F.col("_run_id")), "left"
+    )
     latency = _try_cast("latency_ms", "bigint")
     reason = first_reason(
         (F.col("_json").isNull(), "malformed_json"),
@@ -155,7 +168,8 @@ def parse_tool_calls(tool_calls: DataFrame, agent_runs: DataFrame) -> DataFrame:
         _field("status").alias("status"),
         latency.alias("latency_ms"),
         _timestamp("started_at").alias("started_at"),
-        "source_file", "line_number",
+        "source_file",
+        "line_number",
         F.col("line").alias("_line"),
         reason.alias("quarantine_reason"),
     )
@@ -180,22 +194,34 @@ def tenant_daily_cost_vs_budget(agent_runs: DataFrame, tenant_budgets: DataFrame
     days_in_month = F.dayofmonth(F.last_day(F.to_date(F.concat(F.col("period"), F.lit("-01")))))
     daily = F.round(F.col("amount_usd").cast(WIDE) / days_in_month.cast(WIDE), 6).cast(RATIO)
     joined = tenant_budgets.join(spent, ["dt", "tenant_id"], "left").select(
-        "dt", "tenant_id", "region", "period",
+        "dt",
+        "tenant_id",
+        "region",
+        "period",
         F.coalesce("runs", F.lit(0)).cast("long").alias("runs"),
         F.coalesce("tokens_in", F.lit(0)).cast("long").alias("tokens_in"),
         F.coalesce("tokens_out", F.lit(0)).cast("long").alias("tokens_out"),
         F.coalesce("cost_usd", F.lit(0).cast(COST_SUM)).cast(COST_SUM).alias("cost_usd"),
         F.col("amount_usd").alias("monthly_budget_usd"),
         daily.alias("daily_budget_usd"),
-        "warning_threshold", "critical_threshold",
+        "warning_threshold",
+        "critical_threshold",
     )
-    ratio = F.when(F.col("daily_budget_usd") > 0, F.round(
-        F.col("cost_usd").cast(WIDE) / F.col("daily_budget_usd").cast(WIDE), 6).cast(RATIO))
-    return (joined.withColumn("budget_used_ratio", ratio)
-            .withColumn("is_warning", F.coalesce(F.col("budget_used_ratio") >= F.col("warning_threshold"),
-                                                 F.col("cost_usd") > 0))
-            .withColumn("is_critical", F.coalesce(F.col("budget_used_ratio") >= F.col("critical_threshold"),
-                                                  F.col("cost_usd") > 0)))
+    ratio = F.when(
+        F.col("daily_budget_usd") > 0,
+        F.round(F.col("cost_usd").cast(WIDE) / F.col("daily_budget_usd").cast(WIDE), 6).cast(RATIO),
+    )
+    return (
+        joined.withColumn("budget_used_ratio", ratio)
+        .withColumn(
+            "is_warning",
+            F.coalesce(F.col("budget_used_ratio") >= F.col("warning_threshold"), F.col("cost_usd") > 0),
+        )
+        .withColumn(
+            "is_critical",
+            F.coalesce(F.col("budget_used_ratio") >= F.col("critical_threshold"), F.col("cost_usd") > 0),
+        )
+    )
 
 
 def model_daily_performance(agent_runs: DataFrame) -> DataFrame:

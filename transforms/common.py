@@ -18,26 +18,43 @@ LINE_ORDER = ("source_file", "line_number")
 
 def raw_lines(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFrame:
     """Every landing line, unparsed, with ingestion metadata."""
-    return lines.select("dt", "source_file", "line_number", "line",
-                        F.lit(ingested_at).cast("timestamp").alias("ingested_at"), F.lit(run_id).alias("run_id"))
+    return lines.select(
+        "dt",
+        "source_file",
+        "line_number",
+        "line",
+        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+        F.lit(run_id).alias("run_id"),
+    )
 
 
 def refused_lines(refused: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
     """Landing lines and files the raw layer could not keep as text, in the shared quarantine schema."""
-    return refused.select("dt", "source_file", "line_number", "reason", "record", F.lit(run_id).alias("run_id"),
-                          F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"))
+    return refused.select(
+        "dt",
+        "source_file",
+        "line_number",
+        "reason",
+        "record",
+        F.lit(run_id).alias("run_id"),
+        F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"),
+    )
 
 
 def first_reason(*rules: tuple[Column, str]) -> Column:
     """The name of the first rule whose condition holds, or null: the value of `quarantine_reason`."""
-    return F.coalesce(*[F.when(condition, F.lit(name)) for condition, name in rules], F.lit(None).cast("string"))
+    return F.coalesce(
+        *[F.when(condition, F.lit(name)) for condition, name in rules], F.lit(None).cast("string")
+    )
 
 
 def require_region(df: DataFrame, region_column: str, allowed: Iterable[str]) -> DataFrame:
     """Mark rows whose region is not allowed for the dataset (keeping an earlier reason)."""
     allowed = list(allowed)
-    reason = F.when(F.col(region_column).isNull() | ~F.col(region_column).isin(*allowed),
-                    F.concat(F.lit("region_not_allowed:"), F.coalesce(F.col(region_column), F.lit("null"))))
+    reason = F.when(
+        F.col(region_column).isNull() | ~F.col(region_column).isin(*allowed),
+        F.concat(F.lit("region_not_allowed:"), F.coalesce(F.col(region_column), F.lit("null"))),
+    )
     current = F.col(QUARANTINE_REASON) if QUARANTINE_REASON in df.columns else F.lit(None).cast("string")
     return df.withColumn(QUARANTINE_REASON, F.coalesce(current, reason))
 
@@ -46,8 +63,10 @@ def require_version(df: DataFrame, known_majors: Iterable[str]) -> DataFrame:
     """Mark rows whose envelope version has a major version the dataset does not know. This reason comes
     first: the other rules judge a structure only a known version has (a row without a version keeps them)."""
     version = F.col(ENVELOPE_VERSION).cast("string")
-    reason = F.when(version.isNotNull() & ~F.substring_index(F.trim(version), ".", 1).isin(*known_majors),
-                    F.concat(F.lit("unknown_version:"), F.substring(version, 1, 40)))
+    reason = F.when(
+        version.isNotNull() & ~F.substring_index(F.trim(version), ".", 1).isin(*known_majors),
+        F.concat(F.lit("unknown_version:"), F.substring(version, 1, 40)),
+    )
     current = F.col(QUARANTINE_REASON) if QUARANTINE_REASON in df.columns else F.lit(None).cast("string")
     return df.withColumn(QUARANTINE_REASON, F.coalesce(reason, current))
 
@@ -101,23 +120,32 @@ def deduplicate(df: DataFrame, keys: Iterable[str]) -> DataFrame:
     if missing:
         raise ValueError(f"de-duplication keeps the first row by {LINE_ORDER}; missing columns {missing}")
     window = Window.partitionBy("dt", *keys).orderBy(*LINE_ORDER)
-    return df.withColumn("_occurrence", F.row_number().over(window)).where("_occurrence = 1").drop("_occurrence")
+    return (
+        df.withColumn("_occurrence", F.row_number().over(window)).where("_occurrence = 1").drop("_occurrence")
+    )
 
 
 def tokenize(column: Column, key: str) -> Column:
     """Keyed, deterministic hash: the same value always gives the same token, so joins still work."""
     return F.when(column.isNull(), F.lit(None).cast("string")).otherwise(
-        F.sha2(F.concat(F.lit(key), F.lit("|"), column.cast("string")), 256))
+        F.sha2(F.concat(F.lit(key), F.lit("|"), column.cast("string")), 256)
+    )
 
 
 def mask(column: Column) -> Column:
     """Enough left to recognise, not to identify: a***@example.com, 10.1.x.x, A***."""
     value = column.cast("string")
-    return (F.when(value.isNull(), F.lit(None).cast("string"))
-            .when(value.contains("@"), F.concat(F.substring(value, 1, 1), F.lit("***@"),
-                                               F.substring_index(value, "@", -1)))
-            .when(value.rlike(r"^\d{1,3}(\.\d{1,3}){3}$"), F.concat(F.substring_index(value, ".", 2), F.lit(".x.x")))
-            .otherwise(F.concat(F.substring(value, 1, 1), F.lit("***"))))
+    return (
+        F.when(value.isNull(), F.lit(None).cast("string"))
+        .when(
+            value.contains("@"),
+            F.concat(F.substring(value, 1, 1), F.lit("***@"), F.substring_index(value, "@", -1)),
+        )
+        .when(
+            value.rlike(r"^\d{1,3}(\.\d{1,3}){3}$"), F.concat(F.substring_index(value, ".", 2), F.lit(".x.x"))
+        )
+        .otherwise(F.concat(F.substring(value, 1, 1), F.lit("***")))
+    )
 
 
 def _json_members(json_text: Column, field: str, protection: Callable[[Column], Column]) -> Column:
@@ -132,15 +160,18 @@ def _json_members(json_text: Column, field: str, protection: Callable[[Column], 
         raise ValueError(f"a JSON field to protect is a plain name, not {field!r}")
     name = f'"{field}":'
     normalized = F.regexp_replace(json_text, f'"{field}"\\s*:\\s*', name)
-    raws = F.sort_array(F.regexp_extract_all(
-        normalized, F.lit(f'{name}("(?:[^"\\\\]|\\\\.)*"|-?[0-9][0-9.eE+-]*)'), 1), asc=False)
+    raws = F.sort_array(
+        F.regexp_extract_all(normalized, F.lit(f'{name}("(?:[^"\\\\]|\\\\.)*"|-?[0-9][0-9.eE+-]*)'), 1),
+        asc=False,
+    )
 
     def protected(raw: Column) -> Column:
         value = F.get_json_object(F.concat(F.lit('{"v":'), raw, F.lit("}")), "$.v")
         return F.concat(F.lit(f'{name}"'), protection(value), F.lit('"'))
 
-    return F.aggregate(raws, normalized,
-                       lambda text, raw: F.replace(text, F.concat(F.lit(name), raw), protected(raw)))
+    return F.aggregate(
+        raws, normalized, lambda text, raw: F.replace(text, F.concat(F.lit(name), raw), protected(raw))
+    )
 
 
 def protect(df: DataFrame, personal_data: Mapping[str, Protection], key: str) -> DataFrame:

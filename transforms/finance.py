@@ -37,8 +37,9 @@ MONEY = "decimal(18,2)"
 
 
 def _fields(raw: DataFrame) -> DataFrame:
-    return raw.select("dt", "source_file", "line_number", "line",
-                      F.from_json("line", "map<string,string>").alias("f"))
+    return raw.select(
+        "dt", "source_file", "line_number", "line", F.from_json("line", "map<string,string>").alias("f")
+    )
 
 
 def _missing(required: Iterable[str]) -> list[tuple[Column, str]]:
@@ -61,14 +62,16 @@ def parse_accounts(raw: DataFrame) -> DataFrame:
         *[f.getItem(name).alias(name) for name in ("account_id", "customer_id", "currency")],
         opened_at.alias("opened_at"),
         *[f.getItem(name).alias(name) for name in ("region", "tenant_id", "status")],
-        "source_file", "line_number",
+        "source_file",
+        "line_number",
         F.col("line").alias("_line"),
         reason.alias("quarantine_reason"),
     )
 
 
 def known_accounts(accounts: DataFrame, allowed_regions: Iterable[str] = ()) -> DataFrame:
-    """The accounts a processed-accounts build accepts: valid, in an allowed region, first line per account."""
+    """The accounts a processed-accounts build accepts: valid, in an allowed region, first line per
+    account."""
     parsed = parse_accounts(accounts)
     allowed = list(allowed_regions)
     if allowed:
@@ -76,8 +79,9 @@ def known_accounts(accounts: DataFrame, allowed_regions: Iterable[str] = ()) -> 
     return common.deduplicate(common.accepted_rows(parsed), ["account_id"])
 
 
-def processed_transactions(transactions: DataFrame, accounts: DataFrame,
-                           allowed_regions: Iterable[str] = ()) -> DataFrame:
+def processed_transactions(
+    transactions: DataFrame, accounts: DataFrame, allowed_regions: Iterable[str] = ()
+) -> DataFrame:
     """Typed transactions of the day, joined to the day's accounts snapshot for owner, region and tenant.
 
     `quarantine_reason` is the first rule a line breaks (null: accepted); `_line` keeps the line.
@@ -86,8 +90,13 @@ def processed_transactions(transactions: DataFrame, accounts: DataFrame,
     number = F.expr("try_cast(f['amount'] as decimal(20,2))")
     ts = F.expr("try_to_timestamp(f['timestamp'])")
     owners = known_accounts(accounts, allowed_regions).select(
-        "dt", "account_id", F.col("customer_id").alias("_customer_id"), F.col("region").alias("_region"),
-        F.col("tenant_id").alias("_tenant_id"), F.lit(True).alias("_known"))
+        "dt",
+        "account_id",
+        F.col("customer_id").alias("_customer_id"),
+        F.col("region").alias("_region"),
+        F.col("tenant_id").alias("_tenant_id"),
+        F.lit(True).alias("_known"),
+    )
     lines = _fields(transactions).withColumn("account_id", f.getItem("account_id"))
     joined = lines.join(owners, on=["dt", "account_id"], how="left")
     reason = common.first_reason(
@@ -118,7 +127,8 @@ def processed_transactions(transactions: DataFrame, accounts: DataFrame,
         f.getItem("ip_address").alias("ip_address"),
         F.col("_region").alias("region"),
         F.col("_tenant_id").alias("tenant_id"),
-        "source_file", "line_number",
+        "source_file",
+        "line_number",
         F.col("line").alias("_line"),
         reason.alias("quarantine_reason"),
     )
@@ -127,9 +137,18 @@ def processed_transactions(transactions: DataFrame, accounts: DataFrame,
 def settled_transactions(transactions: DataFrame) -> DataFrame:
     """Settled transactions only: the ledger movements that count for balances and revenue."""
     return transactions.where(F.col("status") == "settled").select(
-        "dt", "transaction_id", "account_id", "customer_id", "transaction_ts",
-        F.col("amount").cast(AMOUNT).alias("amount"), "currency", "type", "merchant_category", "channel",
-        "region", "tenant_id",
+        "dt",
+        "transaction_id",
+        "account_id",
+        "customer_id",
+        "transaction_ts",
+        F.col("amount").cast(AMOUNT).alias("amount"),
+        "currency",
+        "type",
+        "merchant_category",
+        "channel",
+        "region",
+        "tenant_id",
     )
 
 
@@ -137,20 +156,34 @@ def account_daily_balances(transactions: DataFrame) -> DataFrame:
     """Per account and day, from settled movements: day-relative opening (0) and closing balance, debits,
     credits (both positive), net, lowest intraday running balance and transaction count."""
     settled = transactions.where(F.col("status") == "settled")
-    running = Window.partitionBy("dt", "account_id").orderBy("transaction_ts", "transaction_id").rowsBetween(
-        Window.unboundedPreceding, Window.currentRow)
+    running = (
+        Window.partitionBy("dt", "account_id")
+        .orderBy("transaction_ts", "transaction_id")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     amount = F.col("amount")
     zero = F.lit(0).cast(MONEY)
-    daily = (settled.withColumn("_running", F.sum(amount).over(running))
-             .groupBy("dt", "account_id", "currency", "region", "tenant_id")
-             .agg(F.sum(F.when(amount < 0, -amount).otherwise(zero)).cast(MONEY).alias("debits"),
-                  F.sum(F.when(amount > 0, amount).otherwise(zero)).cast(MONEY).alias("credits"),
-                  F.sum(amount).cast(MONEY).alias("net"),
-                  F.min("_running").cast(MONEY).alias("_lowest"),
-                  F.count(F.lit(1)).alias("transaction_count")))
+    daily = (
+        settled.withColumn("_running", F.sum(amount).over(running))
+        .groupBy("dt", "account_id", "currency", "region", "tenant_id")
+        .agg(
+            F.sum(F.when(amount < 0, -amount).otherwise(zero)).cast(MONEY).alias("debits"),
+            F.sum(F.when(amount > 0, amount).otherwise(zero)).cast(MONEY).alias("credits"),
+            F.sum(amount).cast(MONEY).alias("net"),
+            F.min("_running").cast(MONEY).alias("_lowest"),
+            F.count(F.lit(1)).alias("transaction_count"),
+        )
+    )
     return daily.select(
-        "dt", "account_id", "currency", "region", "tenant_id",
-        zero.alias("opening_balance"), "debits", "credits", "net",
+        "dt",
+        "account_id",
+        "currency",
+        "region",
+        "tenant_id",
+        zero.alias("opening_balance"),
+        "debits",
+        "credits",
+        "net",
         (zero + F.col("net")).cast(MONEY).alias("closing_balance"),
         F.least(zero, F.col("_lowest")).cast(MONEY).alias("min_running_balance"),
         "transaction_count",
@@ -162,11 +195,24 @@ def account_risk_features(transactions: DataFrame) -> DataFrame:
     count = F.count(F.lit(1))
     failed = F.sum(F.when(F.col("status") == "failed", 1).otherwise(0))
     night = F.sum(F.when(F.hour("transaction_ts").isin(*NIGHT_HOURS), 1).otherwise(0))
-    return transactions.groupBy("dt", "account_id", "region", "tenant_id").agg(
-        count.alias("txn_count"),
-        (failed / count).cast("double").alias("failed_ratio"),
-        F.max(F.abs("amount")).cast(AMOUNT).alias("max_amount"),
-        F.countDistinct("merchant_category").alias("distinct_merchant_categories"),
-        (night / count).cast("double").alias("night_txn_share"),
-    ).select("dt", "account_id", "txn_count", "failed_ratio", "max_amount", "distinct_merchant_categories",
-             "night_txn_share", "region", "tenant_id")
+    return (
+        transactions.groupBy("dt", "account_id", "region", "tenant_id")
+        .agg(
+            count.alias("txn_count"),
+            (failed / count).cast("double").alias("failed_ratio"),
+            F.max(F.abs("amount")).cast(AMOUNT).alias("max_amount"),
+            F.countDistinct("merchant_category").alias("distinct_merchant_categories"),
+            (night / count).cast("double").alias("night_txn_share"),
+        )
+        .select(
+            "dt",
+            "account_id",
+            "txn_count",
+            "failed_ratio",
+            "max_amount",
+            "distinct_merchant_categories",
+            "night_txn_share",
+            "region",
+            "tenant_id",
+        )
+    )

@@ -26,8 +26,16 @@ from transforms.common import first_reason
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # kind: ((physical low, physical high), (normal band low, normal band high)) — the sensor data sheet.
-SENSOR_KINDS = {"temperature": ((-40.0, 125.0), (18.0, 26.0)), "humidity": ((0.0, 100.0), (30.0, 60.0)),
-                "pressure": ((300.0, 1100.0), (990.0, 1030.0))}
+SENSOR_KINDS = {
+    "temperature": ((-40.0, 125.0), (18.0, 26.0)),
+    "humidity": ((0.0, 100.0), (30.0, 60.0)),
+    "pressure": ((300.0, 1100.0), (990.0, 1030.0)),
+}
+# no kind's reading lies outside this (a table rule on every reading)
+PHYSICAL_RANGE = (
+    min(low for (low, _), _ in SENSOR_KINDS.values()),
+    max(high for (_, high), _ in SENSOR_KINDS.values()),
+)
 Z_THRESHOLD = 3.0
 MIN_BASELINE = 10  # other readings of the device and day a z-score needs
 SUSTAINED_MICROS = 3_600 * 1_000_000  # out of band for more than an hour
@@ -40,14 +48,20 @@ def _by_kind(kind: Column, pick) -> Column:
     column = None
     for name, limits in SENSOR_KINDS.items():
         column = (F.when if column is None else column.when)(kind == name, F.lit(pick(limits)))
+    assert column is not None, "SENSOR_KINDS is empty"
     return column
 
 
 def _parsed(raw: DataFrame, fields: tuple[str, ...]) -> DataFrame:
     envelope = F.from_json("line", "map<string,string>")
     return raw.select("dt", "source_file", "line_number", "line", envelope.alias("_envelope")).select(
-        "dt", "source_file", "line_number", F.col("line").alias("_line"), "_envelope",
-        *[F.col("_envelope").getItem(name).alias(f"_{name}") for name in fields])
+        "dt",
+        "source_file",
+        "line_number",
+        F.col("line").alias("_line"),
+        "_envelope",
+        *[F.col("_envelope").getItem(name).alias(f"_{name}") for name in fields],
+    )
 
 
 def _device_id_rules(envelope: Column, device_id: Column) -> list[tuple[Column, str]]:
@@ -69,7 +83,9 @@ def parse_devices(raw: DataFrame) -> DataFrame:
         F.col("_region").alias("region"),
         F.col("_kind").alias("kind"),
         installed_at.alias("installed_at"),
-        "source_file", "line_number", "_line",
+        "source_file",
+        "line_number",
+        "_line",
         first_reason(
             *_device_id_rules(F.col("_envelope"), F.col("_device_id")),
             (~F.coalesce(F.col("_kind").isin(*SENSOR_KINDS), F.lit(False)), "unknown_kind"),
@@ -94,7 +110,8 @@ def parse_readings(readings: DataFrame, devices: DataFrame) -> DataFrame:
     kind = F.col("_kind")
     low, high = _by_kind(kind, lambda k: k[0][0]), _by_kind(kind, lambda k: k[0][1])
     return joined.select(
-        "dt", "device_id",
+        "dt",
+        "device_id",
         timestamp.alias("timestamp"),
         value.alias("value"),
         F.col("_unit").alias("unit"),
@@ -102,7 +119,9 @@ def parse_readings(readings: DataFrame, devices: DataFrame) -> DataFrame:
         F.col("_tenant_id").alias("tenant_id"),
         F.col("_region").alias("region"),
         F.col("_firmware").alias("firmware"),
-        "source_file", "line_number", "_line",
+        "source_file",
+        "line_number",
+        "_line",
         first_reason(
             *_device_id_rules(F.col("_envelope"), F.col("_device_id")),
             (timestamp.isNull(), "unparseable_timestamp"),
@@ -129,13 +148,16 @@ def device_hourly_aggregates(readings: DataFrame) -> DataFrame:
 
 
 def scored_readings(readings: DataFrame) -> DataFrame:
-    """Each reading with its leave-one-out baseline, z-score and out-of-band run (see the module docstring)."""
+    """Each reading with its leave-one-out baseline, z-score and out-of-band run (see the module
+    docstring)."""
     device = Window.partitionBy("dt", "device_id")
     # Centre on the device's mean first: sums of squares of small numbers keep their precision.
     centred = readings.withColumn("_n", F.count(F.lit(1)).over(device)).withColumn(
-        "_d", F.col("value") - F.avg("value").over(device))
+        "_d", F.col("value") - F.avg("value").over(device)
+    )
     centred = centred.withColumn("_s", F.sum("_d").over(device)).withColumn(
-        "_q", F.sum(F.col("_d") * F.col("_d")).over(device))
+        "_q", F.sum(F.col("_d") * F.col("_d")).over(device)
+    )
     others = F.col("_n") - 1
     mean_o = (F.col("_s") - F.col("_d")) / others
     var_o = (F.col("_q") - F.col("_d") * F.col("_d") - others * mean_o * mean_o) / (others - 1)
@@ -148,9 +170,12 @@ def scored_readings(readings: DataFrame) -> DataFrame:
     )
     kind = F.col("kind")
     band_low, band_high = _by_kind(kind, lambda k: k[1][0]), _by_kind(kind, lambda k: k[1][1])
-    in_time = device.orderBy("timestamp", "line_number").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    flagged = scored.withColumn("_out", F.coalesce((F.col("value") < band_low) | (F.col("value") > band_high),
-                                                   F.lit(False)))
+    in_time = device.orderBy("timestamp", "line_number").rowsBetween(
+        Window.unboundedPreceding, Window.currentRow
+    )
+    flagged = scored.withColumn(
+        "_out", F.coalesce((F.col("value") < band_low) | (F.col("value") > band_high), F.lit(False))
+    )
     # Consecutive out-of-band readings share the count of in-band readings before them: a run id.
     flagged = flagged.withColumn("_run", F.sum(F.when(F.col("_out"), 0).otherwise(1)).over(in_time))
     run = Window.partitionBy("dt", "device_id", "_run", "_out")
@@ -169,14 +194,29 @@ def reading_anomalies(readings: DataFrame) -> DataFrame:
         (F.col("sustained_out_of_band"), "out_of_band_sustained"),
         (F.abs("z_score") > Z_THRESHOLD, "z_score"),
     )
-    return scored.withColumn("reason", reason).where(F.col("reason").isNotNull()).select(
-        "dt", "device_id", "timestamp", "value", "z_score", "reason", "baseline_mean", "baseline_stddev",
-        "out_of_band_minutes", "kind", "tenant_id", "region",
+    return (
+        scored.withColumn("reason", reason)
+        .where(F.col("reason").isNotNull())
+        .select(
+            "dt",
+            "device_id",
+            "timestamp",
+            "value",
+            "z_score",
+            "reason",
+            "baseline_mean",
+            "baseline_stddev",
+            "out_of_band_minutes",
+            "kind",
+            "tenant_id",
+            "region",
+        )
     )
 
 
 def device_daily_health(readings: DataFrame, reading_anomalies: DataFrame) -> DataFrame:
-    """Per device and day: readings, hours with readings, anomalies and the anomaly rate (capacity features)."""
+    """Per device and day: readings, hours with readings, anomalies and the anomaly rate (capacity
+    features)."""
     anomalies = reading_anomalies.groupBy("dt", "device_id").agg(
         F.count(F.lit(1)).alias("anomalies"),
         F.sum(F.when(F.col("reason") == "z_score", 1).otherwise(0)).cast("long").alias("z_score_anomalies"),
@@ -192,7 +232,14 @@ def device_daily_health(readings: DataFrame, reading_anomalies: DataFrame) -> Da
     joined = daily.join(anomalies, ["dt", "device_id"], "left")
     count = F.coalesce(F.col("anomalies"), F.lit(0)).cast("long")
     return joined.select(
-        "dt", "device_id", "tenant_id", "region", "kind", "readings", "active_hours", "mean_value",
+        "dt",
+        "device_id",
+        "tenant_id",
+        "region",
+        "kind",
+        "readings",
+        "active_hours",
+        "mean_value",
         count.alias("anomalies"),
         F.coalesce(F.col("z_score_anomalies"), F.lit(0)).cast("long").alias("z_score_anomalies"),
         (count / F.col("readings")).alias("anomaly_rate"),

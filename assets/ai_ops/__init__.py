@@ -4,7 +4,7 @@ and performance per model. landing -> raw -> processed (+ quarantine) -> curated
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
+from quality.rules import between, one_of, references, required, typed
 from transforms import ai_ops as t
 
 DOMAIN = "ai_ops"
@@ -36,6 +36,9 @@ TENANT_BUDGETS = Dataset(
              "critical_threshold": "fraction of the budget that is critical"},
     classification={"amount_usd": C.CONFIDENTIAL},
     tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
+    checks=(
+        between("amount_usd", 0, name="budget_not_negative"),
+    ),
 )
 AGENT_RUNS = Dataset(
     name="agent_runs", domain=DOMAIN, layer="processed", owner=OWNER,
@@ -51,6 +54,15 @@ AGENT_RUNS = Dataset(
     personal_data={"user_id": P.TOKENIZE},
     classification={"cost_usd": C.CONFIDENTIAL},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
+    checks=(
+        *required("status", "started_at"),
+        one_of("status", t.RUN_STATUSES),
+        between("cost_usd", 0, name="cost_not_negative"),
+        between("latency_ms", 0, name="latency_not_negative"),
+        between("tokens_in", 0, name="tokens_in_not_negative"),
+        typed("started_at", "TimestampType"),
+        references("tenant_id", "processed/ai_ops/tenant_budgets"),
+    ),
 )
 TOOL_CALLS = Dataset(
     name="tool_calls", domain=DOMAIN, layer="processed", owner=OWNER,
@@ -61,6 +73,12 @@ TOOL_CALLS = Dataset(
     columns={"input": "tool input as JSON", "output": "tool output as JSON", "latency_ms": "tool latency"},
     classification={"input": C.CONFIDENTIAL, "output": C.CONFIDENTIAL},
     tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
+    checks=(
+        *required("run_id", "tool_name"),
+        one_of("status", t.TOOL_STATUSES),
+        between("latency_ms", 0, name="latency_not_negative"),
+        references("run_id", "processed/ai_ops/agent_runs"),
+    ),
 )
 TENANT_DAILY_COST_VS_BUDGET = Dataset(
     name="tenant_daily_cost_vs_budget", domain=DOMAIN, layer="curated", owner=OWNER,
@@ -75,6 +93,9 @@ TENANT_DAILY_COST_VS_BUDGET = Dataset(
     classification={"cost_usd": C.CONFIDENTIAL, "monthly_budget_usd": C.CONFIDENTIAL,
                     "daily_budget_usd": C.CONFIDENTIAL},
     tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("cost_usd", 0, name="cost_not_negative"),
+    ),
 )
 MODEL_DAILY_PERFORMANCE = Dataset(
     name="model_daily_performance", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(AGENT_RUNS.path,),
@@ -83,8 +104,12 @@ MODEL_DAILY_PERFORMANCE = Dataset(
                 "tokens and cost.",
     columns={"error_rate": "share of runs that ended in error or timeout",
              "p50_latency_ms": "approximate median latency", "p95_latency_ms": "approximate 95th percentile"},
+    checks=(
+        between("error_rate", 0, 1, name="error_rate_is_a_share"),
+        between("runs", 1, name="runs_positive"),
+        between("cost_usd", 0, name="cost_not_negative"),
+    ),
 )
 
 DATASETS = (RAW_BUDGETS, RAW_RUNS, RAW_TOOL_CALLS, TENANT_BUDGETS, AGENT_RUNS, TOOL_CALLS,
             TENANT_DAILY_COST_VS_BUDGET, MODEL_DAILY_PERFORMANCE)
-ASSETS = domain_assets(DATASETS)

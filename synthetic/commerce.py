@@ -16,26 +16,28 @@ replaces one item of a good order (whose total then no longer matches its items)
 
 from __future__ import annotations
 
-import datetime as dt
 import bisect
 import dataclasses
+import datetime as dt
 import itertools
 import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
-from lakehouse.synthetic.population import Population, User, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
+from synthetic.population import Population, User, new_uuid
+from synthetic.population import population as synthetic_population
 
 DOMAIN = "commerce"
 SOURCES = ("users", "orders", "order_items")
 USER_STATUSES = {"active": 0.90, "suspended": 0.06, "closed": 0.04}
 ORDER_STATUSES = {"created": 0.12, "paid": 0.43, "shipped": 0.37, "cancelled": 0.08}
-CURRENCY_BY_REGION = {"us-east-1": {"USD": 0.97, "EUR": 0.02, "GBP": 0.01},
-                      "eu-west-1": {"EUR": 0.68, "GBP": 0.27, "USD": 0.05},
-                      "ap-southeast-1": {"USD": 0.85, "EUR": 0.10, "GBP": 0.05}}
+CURRENCY_BY_REGION = {
+    "us-east-1": {"USD": 0.97, "EUR": 0.02, "GBP": 0.01},
+    "eu-west-1": {"EUR": 0.68, "GBP": 0.27, "USD": 0.05},
+    "ap-southeast-1": {"USD": 0.85, "EUR": 0.10, "GBP": 0.05},
+}
 ITEMS_PER_ORDER = {1: 0.45, 2: 0.30, 3: 0.15, 4: 0.10}
 QUANTITY = {1: 0.70, 2: 0.20, 3: 0.07, 5: 0.03}
 PRODUCTS = 800
@@ -44,14 +46,34 @@ HOUR_WEIGHTS = [0.3 + math.exp(-((hour - 14) ** 2) / 20) for hour in range(24)]
 FOREIGN_REGION = "sa-east-1"  # a region the shop does not operate in
 
 BAD_KINDS = {  # source: kinds, each the exact quarantine reason, or a duplicate (removed by de-duplication)
-    "users": ("malformed_json", "missing_required_field:user_id", "invalid_status", "invalid_timestamp",
-              "duplicate_user_id"),
-    "orders": ("malformed_json", "missing_required_field:order_id", "missing_required_field:user_id",
-               "invalid_type:total_amount", "invalid_amount", "invalid_currency", "unknown_user_id",
-               f"region_not_allowed:{FOREIGN_REGION}", "duplicate_order_id"),
-    "order_items": ("malformed_json", "missing_required_field:item_id", "invalid_type:quantity",
-                    "invalid_type:price", "invalid_quantity", "invalid_price", "unknown_order_id",
-                    "duplicate_item_id"),
+    "users": (
+        "malformed_json",
+        "missing_required_field:user_id",
+        "invalid_status",
+        "invalid_timestamp",
+        "duplicate_user_id",
+    ),
+    "orders": (
+        "malformed_json",
+        "missing_required_field:order_id",
+        "missing_required_field:user_id",
+        "invalid_type:total_amount",
+        "invalid_amount",
+        "invalid_currency",
+        "unknown_user_id",
+        f"region_not_allowed:{FOREIGN_REGION}",
+        "duplicate_order_id",
+    ),
+    "order_items": (
+        "malformed_json",
+        "missing_required_field:item_id",
+        "invalid_type:quantity",
+        "invalid_type:price",
+        "invalid_quantity",
+        "invalid_price",
+        "unknown_order_id",
+        "duplicate_item_id",
+    ),
 }
 DUPLICATE = {"users": "duplicate_user_id", "orders": "duplicate_order_id", "order_items": "duplicate_item_id"}
 
@@ -74,12 +96,6 @@ def _pick(rng: random.Random, values: list, cum: list[float]):
     return values[bisect.bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
 
 
-
-
-
-
-
-
 def _money(cents: int) -> float:
     return cents / 100
 
@@ -93,9 +109,16 @@ def user_statuses(seed: int) -> dict[str, str]:
 
 
 def _user_line(user: User, status: str) -> dict:
-    return {"user_id": user.user_id, "email": user.email, "first_name": user.first_name,
-            "last_name": user.last_name, "status": status, "created_at": iso_millis(user.created_at),
-            "region": user.region, "tenant_id": user.tenant_id}
+    return {
+        "user_id": user.user_id,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "status": status,
+        "created_at": iso_millis(user.created_at),
+        "region": user.region,
+        "tenant_id": user.tenant_id,
+    }
 
 
 @dataclass(frozen=True)
@@ -107,12 +130,19 @@ class Item:
     cents: int
 
     def record(self) -> dict:
-        return {"item_id": self.item_id, "order_id": self.order_id, "product_id": self.product_id,
-                "quantity": self.quantity, "price": _money(self.cents)}
+        return {
+            "item_id": self.item_id,
+            "order_id": self.order_id,
+            "product_id": self.product_id,
+            "quantity": self.quantity,
+            "price": _money(self.cents),
+        }
 
     def line(self) -> str:  # what `dumps(self.record())` gives, ten times faster
-        return (f'{{"item_id":"{self.item_id}","order_id":"{self.order_id}","product_id":"{self.product_id}",'
-                f'"quantity":{self.quantity},"price":{_money(self.cents)!r}}}')
+        return (
+            f'{{"item_id":"{self.item_id}","order_id":"{self.order_id}","product_id":"{self.product_id}",'
+            f'"quantity":{self.quantity},"price":{_money(self.cents)!r}}}'
+        )
 
 
 @dataclass(frozen=True)
@@ -125,15 +155,24 @@ class Order:
     created_at: str
 
     def record(self) -> dict:
-        return {"order_id": self.order_id, "user_id": self.user.user_id, "total_amount": _money(self.cents),
-                "currency": self.currency, "status": self.status, "created_at": self.created_at,
-                "region": self.user.region, "tenant_id": self.user.tenant_id}
+        return {
+            "order_id": self.order_id,
+            "user_id": self.user.user_id,
+            "total_amount": _money(self.cents),
+            "currency": self.currency,
+            "status": self.status,
+            "created_at": self.created_at,
+            "region": self.user.region,
+            "tenant_id": self.user.tenant_id,
+        }
 
     def line(self) -> str:  # what `dumps(self.record())` gives
-        return (f'{{"order_id":"{self.order_id}","user_id":"{self.user.user_id}",'
-                f'"total_amount":{_money(self.cents)!r},"currency":"{self.currency}","status":"{self.status}",'
-                f'"created_at":"{self.created_at}","region":"{self.user.region}",'
-                f'"tenant_id":"{self.user.tenant_id}"}}')
+        return (
+            f'{{"order_id":"{self.order_id}","user_id":"{self.user.user_id}",'
+            f'"total_amount":{_money(self.cents)!r},"currency":"{self.currency}","status":"{self.status}",'
+            f'"created_at":"{self.created_at}","region":"{self.user.region}",'
+            f'"tenant_id":"{self.user.tenant_id}"}}'
+        )
 
 
 class _Day:
@@ -145,9 +184,14 @@ class _Day:
         self.statuses = user_statuses(seed)
         self.snapshot = population.users_as_of(day)
         # Customers who can order today: active, registered before the day; heavy buyers keep their weight.
-        weights = [w - p for w, p in zip(population.user_cum_weights, (0.0, *population.user_cum_weights[:-1]))]
-        eligible = [(u, w) for u, w in zip(population.users, weights)
-                    if self.statuses[u.user_id] == "active" and u.created_at.date() < day]
+        weights = [
+            w - p for w, p in zip(population.user_cum_weights, (0.0, *population.user_cum_weights[:-1]))
+        ]
+        eligible = [
+            (u, w)
+            for u, w in zip(population.users, weights)
+            if self.statuses[u.user_id] == "active" and u.created_at.date() < day
+        ]
         if not eligible:
             raise ValueError(f"no active customer registered before {day}: the population starts later")
         self.customers = [u for u, _ in eligible]
@@ -173,8 +217,14 @@ class _Day:
             total += quantity * cents
             items.append(Item(new_uuid(rng), order_id, _pick(rng, PRODUCT_IDS, PRODUCT_CUM), quantity, cents))
         currencies, cum = CURRENCY_CUM[user.region]
-        order = Order(order_id, user, total, _pick(rng, currencies, cum), _pick(rng, STATUS_CHOICES, ORDER_STATUS_CUM),
-                      self.timestamp())
+        order = Order(
+            order_id,
+            user,
+            total,
+            _pick(rng, currencies, cum),
+            _pick(rng, STATUS_CHOICES, ORDER_STATUS_CUM),
+            self.timestamp(),
+        )
         return order, items
 
 
@@ -212,7 +262,9 @@ def _bad_order(state: _Day, kind: str) -> str:
     elif kind == "invalid_type:total_amount":
         record["total_amount"] = rng.choice(["abc", "12,50", "N/A", "ten"])
     elif kind == "invalid_amount":
-        record["total_amount"] = rng.choice([0, -round(rng.uniform(1, 500), 2), round(rng.uniform(100_001, 10**7), 2)])
+        record["total_amount"] = rng.choice(
+            [0, -round(rng.uniform(1, 500), 2), round(rng.uniform(100_001, 10**7), 2)]
+        )
     elif kind == "invalid_currency":
         record["currency"] = rng.choice(["usd", "JPY", "EURO", "$"])
     elif kind == "unknown_user_id":  # a user who registers only later: not in today's snapshot
@@ -244,10 +296,6 @@ def _bad_item(rng: random.Random, kind: str, item: dict) -> str:
 def _kinds(source: str, count: int) -> list[str]:
     kinds = BAD_KINDS[source]
     return [kinds[i % len(kinds)] for i in range(count)]
-
-
-
-
 
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
@@ -313,11 +361,21 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     for source, lines in sources.items():
         duplicates = bad[source][DUPLICATE[source]]
         quarantined = sum(bad[source].values()) - duplicates
-        expected[source] = {"input": len(lines), "accepted": len(lines) - quarantined - duplicates,
-                            "quarantined": quarantined, "duplicates": duplicates}
-    record = {"domain": DOMAIN, "day": day.isoformat(), "seed": seed,
-              "lines": {source: len(lines) for source, lines in sources.items()},
-              "files": {source: len(split_files(lines)) for source, lines in sources.items()},
-              "bad": bad, "expected": expected}
-    return GeneratedDay(day=day, sources={source: split_files(lines) for source, lines in sources.items()},
-                        record=record)
+        expected[source] = {
+            "input": len(lines),
+            "accepted": len(lines) - quarantined - duplicates,
+            "quarantined": quarantined,
+            "duplicates": duplicates,
+        }
+    record = {
+        "domain": DOMAIN,
+        "day": day.isoformat(),
+        "seed": seed,
+        "lines": {source: len(lines) for source, lines in sources.items()},
+        "files": {source: len(split_files(lines)) for source, lines in sources.items()},
+        "bad": bad,
+        "expected": expected,
+    }
+    return GeneratedDay(
+        day=day, sources={source: split_files(lines) for source, lines in sources.items()}, record=record
+    )

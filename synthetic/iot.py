@@ -25,23 +25,31 @@ import json
 import math
 import random
 
-from lakehouse.synthetic import GeneratedDay, dumps, split_files
-from lakehouse.synthetic.population import REGIONS, SENSOR_KINDS, TENANTS, Device, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, split_files
+from synthetic.population import REGIONS, SENSOR_KINDS, TENANTS, Device, new_uuid
+from synthetic.population import population as synthetic_population
 
 UNITS = {"temperature": "C", "humidity": "%", "pressure": "hPa"}
 # kind: (daily amplitude, noise half-width, readings per day relative to a temperature sensor)
 BEHAVIOUR = {"temperature": (1.5, 0.5, 1.0), "humidity": (3.0, 1.0, 0.8), "pressure": (4.0, 1.0, 0.5)}
 FIRMWARE = {"1.4.2": 0.15, "1.5.0": 0.35, "2.0.1": 0.50}
-READING_BAD_KINDS = ("malformed_json", "missing_device_id", "invalid_device_id", "unparseable_timestamp",
-                     "value_not_a_number", "value_out_of_range", "unknown_device", "duplicate")
+READING_BAD_KINDS = (
+    "malformed_json",
+    "missing_device_id",
+    "invalid_device_id",
+    "unparseable_timestamp",
+    "value_not_a_number",
+    "value_out_of_range",
+    "unknown_device",
+    "duplicate",
+)
 DEVICE_BAD_KINDS = ("malformed_json", "duplicate")
 BAD_TIMESTAMPS = ("2024-13-45T25:61:00Z", "yesterday", "01/02/2024 10:00", "", "2024-02-30T10:00:00Z")
 BAD_VALUES = ("n/a", "NaN", "", "ERR", None, "Infinity")
 MIN_BASELINE = 10  # other readings a z-score needs (same rule as transforms.iot.MIN_BASELINE)
 SPIKE_SHARE = 0.001
 MAX_EXCURSIONS = 5
-INSTALL_START = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
+INSTALL_START = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
 INSTALL_SPAN_SECONDS = 380 * 86_400  # the last devices are installed in mid-January 2024
 DAY_MS = 86_400_000
 
@@ -59,7 +67,17 @@ def _iso_ms(day_prefix: str, ms: int) -> str:
 class _Profile:
     """How one device behaves: its baseline, daily phase, noise and firmware."""
 
-    __slots__ = ("device", "installed_at", "firmware", "baseline", "amplitude", "noise", "phase", "rate", "sigma")
+    __slots__ = (
+        "device",
+        "installed_at",
+        "firmware",
+        "baseline",
+        "amplitude",
+        "noise",
+        "phase",
+        "rate",
+        "sigma",
+    )
 
     def __init__(self, rng: random.Random, device: Device):
         (low, high), (band_low, band_high) = SENSOR_KINDS[device.kind]
@@ -72,11 +90,14 @@ class _Profile:
         self.amplitude, self.noise = amplitude, noise
         self.phase = rng.uniform(0, 2 * math.pi)
         self.rate = rate * rng.uniform(0.7, 1.3)
-        self.sigma = math.sqrt(amplitude ** 2 / 2 + noise ** 2 / 3)  # std of sine + uniform noise
+        self.sigma = math.sqrt(amplitude**2 / 2 + noise**2 / 3)  # std of sine + uniform noise
 
     def normal(self, rng: random.Random, ms: int) -> float:
-        return (self.baseline + self.amplitude * math.sin(2 * math.pi * ms / DAY_MS + self.phase)
-                + rng.uniform(-self.noise, self.noise))
+        return (
+            self.baseline
+            + self.amplitude * math.sin(2 * math.pi * ms / DAY_MS + self.phase)
+            + rng.uniform(-self.noise, self.noise)
+        )
 
 
 def registry(seed: int = 7) -> list[_Profile]:
@@ -99,14 +120,24 @@ def _allocate(total: int, weights: list[float]) -> list[int]:
 
 def _line(device: Device, firmware: str, timestamp: str, value: str) -> str:
     """A reading's JSON line, formatted directly (json.dumps is the slowest step at 1M rows)."""
-    return (f'{{"device_id":"{device.device_id}","timestamp":"{timestamp}","value":{value},'
-            f'"unit":"{UNITS[device.kind]}","kind":"{device.kind}","tenant_id":"{device.tenant_id}",'
-            f'"region":"{device.region}","firmware":"{firmware}"}}')
+    return (
+        f'{{"device_id":"{device.device_id}","timestamp":"{timestamp}","value":{value},'
+        f'"unit":"{UNITS[device.kind]}","kind":"{device.kind}","tenant_id":"{device.tenant_id}",'
+        f'"region":"{device.region}","firmware":"{firmware}"}}'
+    )
 
 
 def _reading(device: Device, firmware: str, timestamp: str, value) -> dict:
-    return {"device_id": device.device_id, "timestamp": timestamp, "value": value, "unit": UNITS[device.kind],
-            "kind": device.kind, "tenant_id": device.tenant_id, "region": device.region, "firmware": firmware}
+    return {
+        "device_id": device.device_id,
+        "timestamp": timestamp,
+        "value": value,
+        "unit": UNITS[device.kind],
+        "kind": device.kind,
+        "tenant_id": device.tenant_id,
+        "region": device.region,
+        "firmware": firmware,
+    }
 
 
 def _bad_reading(kind: str, rng: random.Random, profiles: list[_Profile], day_prefix: str) -> str:
@@ -123,16 +154,18 @@ def _bad_reading(kind: str, rng: random.Random, profiles: list[_Profile], day_pr
         else:
             reading["device_id"] = rng.choice([None, ""])
     elif kind == "invalid_device_id":
-        reading["device_id"] = rng.choice([f"dev-{rng.randrange(10_000):05d}", device.device_id[:-4],
-                                           device.device_id.replace("-", "")])
+        reading["device_id"] = rng.choice(
+            [f"dev-{rng.randrange(10_000):05d}", device.device_id[:-4], device.device_id.replace("-", "")]
+        )
     elif kind == "unparseable_timestamp":
         reading["timestamp"] = rng.choice(BAD_TIMESTAMPS)
     elif kind == "value_not_a_number":
         reading["value"] = rng.choice(BAD_VALUES)
     elif kind == "value_out_of_range":
         low, high = SENSOR_KINDS[device.kind][0]
-        reading["value"] = rng.choice([-999.0, round(high + rng.uniform(0.5, 50), 2),
-                                       round(low - rng.uniform(0.5, 50), 2)])
+        reading["value"] = rng.choice(
+            [-999.0, round(high + rng.uniform(0.5, 50), 2), round(low - rng.uniform(0.5, 50), 2)]
+        )
     elif kind == "unknown_device":  # a device that is not in the registry (not in the population at all)
         tenant = rng.choice(TENANTS)
         reading.update(device_id=new_uuid(rng), tenant_id=tenant.tenant_id, region=tenant.region)
@@ -155,10 +188,19 @@ def _bad_kinds(count: int, kinds: tuple[str, ...]) -> list[str]:
 
 
 def _devices_source(rng: random.Random, registered: list[_Profile], bad_share: float):
-    lines = [json.dumps({"device_id": p.device.device_id, "tenant_id": p.device.tenant_id,
-                         "region": p.device.region, "kind": p.device.kind,
-                         "installed_at": p.installed_at.strftime("%Y-%m-%dT%H:%M:%SZ")}, separators=(",", ":"))
-             for p in registered]
+    lines = [
+        json.dumps(
+            {
+                "device_id": p.device.device_id,
+                "tenant_id": p.device.tenant_id,
+                "region": p.device.region,
+                "kind": p.device.kind,
+                "installed_at": p.installed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            separators=(",", ":"),
+        )
+        for p in registered
+    ]
     bad = {kind: 0 for kind in DEVICE_BAD_KINDS}
     extra = []
     for kind in _bad_kinds(round(len(lines) * bad_share) if lines else 0, DEVICE_BAD_KINDS):
@@ -169,15 +211,19 @@ def _devices_source(rng: random.Random, registered: list[_Profile], bad_share: f
         else:  # the export listed the device twice
             extra.append((min(len(lines), index + 1 + rng.randrange(20)), lines[index]))
     merged = _scatter(rng, lines, extra)
-    expected = {"input": len(merged), "accepted": len(lines), "quarantined": bad["malformed_json"],
-                "duplicates": bad["duplicate"]}
+    expected = {
+        "input": len(merged),
+        "accepted": len(lines),
+        "quarantined": bad["malformed_json"],
+        "duplicates": bad["duplicate"],
+    }
     return merged, bad, expected
 
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
     """`rows` reading lines for `day` and the day's registry snapshot; the record says what was written."""
     rng = random.Random(f"iot-{seed}-{day.isoformat()}")
-    end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+    end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     registered = [p for p in registry(seed) if p.installed_at < end_of_day]
     device_lines, device_bad, device_expected = _devices_source(rng, registered, bad_share)
     prefix = day.isoformat()
@@ -202,13 +248,17 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
         interval = DAY_MS / max(count, 1)
         jitter = interval / 5
         offset = rng.uniform(jitter, interval - jitter)  # with the jitter: every reading inside the day
-        schedule = [min(DAY_MS - 1, max(0, int(offset + i * interval + rng.uniform(-jitter, jitter))))
-                    for i in range(count)]
+        schedule = [
+            min(DAY_MS - 1, max(0, int(offset + i * interval + rng.uniform(-jitter, jitter))))
+            for i in range(count)
+        ]
         values = [profile.normal(rng, ms) for ms in schedule]
         if index in excursion_devices:
             start = rng.randrange(DAY_MS - 2 * 3_600_000)
             end = start + rng.randrange(70, 121) * 60_000
-            while start in schedule or end in schedule:  # the episode's readings never collide with scheduled ones
+            while (
+                start in schedule or end in schedule
+            ):  # the episode's readings never collide with scheduled ones
                 start, end = start + 1, end + 1
             (_, _), (band_low, band_high) = SENSOR_KINDS[device.kind]
             above = rng.random() < 0.5
@@ -243,23 +293,36 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
             continue
         kind = "malformed_json" if kind == "duplicate" else kind
         bad[kind] += 1
-        extra.append((rng.randrange(len(lines) + 1), _bad_reading(kind, rng, registered or registry(seed), prefix)))
+        extra.append(
+            (rng.randrange(len(lines) + 1), _bad_reading(kind, rng, registered or registry(seed), prefix))
+        )
     lines = _scatter(rng, lines, extra)
     files = split_files(lines)
     quarantined = sum(n for kind, n in bad.items() if kind != "duplicate")
     record = {
-        "domain": "iot", "day": prefix, "seed": seed,
+        "domain": "iot",
+        "day": prefix,
+        "seed": seed,
         "lines": {"readings": len(lines), "devices": len(device_lines)},
         "files": {"readings": len(files), "devices": 1},
         "bad": {"readings": bad, "devices": device_bad},
         "expected": {
-            "readings": {"input": len(lines), "accepted": len(lines) - quarantined - bad["duplicate"],
-                         "quarantined": quarantined, "duplicates": bad["duplicate"]},
+            "readings": {
+                "input": len(lines),
+                "accepted": len(lines) - quarantined - bad["duplicate"],
+                "quarantined": quarantined,
+                "duplicates": bad["duplicate"],
+            },
             "devices": device_expected,
         },
         "registered_devices": len(registered),
         "regions": sorted({p.device.region for p in registered} or REGIONS),
-        "anomalies": {"spikes": len(spikes), "excursions": n_excursions, "excursion_readings": len(sustained),
-                      "spike_readings": sorted(spikes), "sustained_readings": sorted(sustained)},
+        "anomalies": {
+            "spikes": len(spikes),
+            "excursions": n_excursions,
+            "excursion_readings": len(sustained),
+            "spike_readings": sorted(spikes),
+            "sustained_readings": sorted(sustained),
+        },
     }
     return GeneratedDay(day=day, sources={"readings": files, "devices": [device_lines]}, record=record)

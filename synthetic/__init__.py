@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
-
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lakehouse import storage
 from lakehouse.config import LakehouseConfig
-
 
 LINES_PER_FILE = 250_000
 
@@ -23,8 +21,10 @@ def dumps(record: dict) -> str:
 
 def iso_millis(ts: dt.datetime) -> str:
     """ISO-8601 in UTC with milliseconds and a Z, as upstream systems send it."""
-    return (f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}."
-            f"{ts.microsecond // 1000:03d}Z")
+    return (
+        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}."
+        f"{ts.microsecond // 1000:03d}Z"
+    )
 
 
 def scatter(rng: random.Random, lines: list[str], extra: list[str]) -> list[str]:
@@ -41,7 +41,7 @@ def scatter(rng: random.Random, lines: list[str], extra: list[str]) -> list[str]
 
 def split_files(lines: list[str]) -> list[list[str]]:
     """A day's lines as landing files of at most LINES_PER_FILE lines (one empty file for no lines)."""
-    return [lines[i:i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
+    return [lines[i : i + LINES_PER_FILE] for i in range(0, len(lines), LINES_PER_FILE)] or [[]]
 
 
 @dataclass
@@ -62,8 +62,14 @@ def record_uri(config: LakehouseConfig, domain: str, day: dt.date) -> str:
     return f"{config.root}/landing/_generator/{domain}/dt={day.isoformat()}.json"
 
 
-def write_landing(config: LakehouseConfig, domain: str, day: dt.date, sources: Mapping[str, Sequence[Sequence[str]]],
-                  record: dict, extension: str = "jsonl") -> list[str]:
+def write_landing(
+    config: LakehouseConfig,
+    domain: str,
+    day: dt.date,
+    sources: Mapping[str, Sequence[Sequence[str]]],
+    record: dict,
+    extension: str = "jsonl",
+) -> list[str]:
     """Replace the day's landing folder with each source's files, `<source>-NNNNN.<ext>` (idempotent)."""
     folder = config.landing_uri(domain, day)
     storage.delete_dir(config, folder)

@@ -10,7 +10,7 @@ tokens of users and orders match and curated tables join on them.
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
+from quality.rules import CONSISTENCY_TARGET, CURRENCY_CODE, between, holds, matches, one_of, references, required, typed
 from transforms import commerce as t
 
 DOMAIN = "commerce"
@@ -45,6 +45,11 @@ USERS = Dataset(
              "created_at": "registration time (UTC)"},
     personal_data={"user_id": USER_ID, "email": P.TOKENIZE, "first_name": P.MASK, "last_name": P.MASK},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
+    checks=(
+        *required("status", "created_at"),
+        one_of("status", t.USER_STATUSES),
+        typed("created_at", "TimestampType"),
+    ),
 )
 ORDERS = Dataset(
     name="orders", domain=DOMAIN, layer="processed", owner=OWNER, upstream=(RAW_ORDERS.path, RAW_USERS.path),
@@ -58,6 +63,14 @@ ORDERS = Dataset(
     personal_data={"user_id": USER_ID},
     classification={"total_amount": C.CONFIDENTIAL},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
+    checks=(
+        *required("user_id", "total_amount", "currency", "status", "created_at"),
+        between("total_amount", 0, t.MAX_ORDER_AMOUNT, strict_min=True, name="total_amount_positive"),
+        one_of("currency", t.CURRENCIES),
+        matches("currency", CURRENCY_CODE, "currency_code"),
+        typed("created_at", "TimestampType"),
+        references("user_id", "processed/commerce/users"),
+    ),
 )
 ORDER_ITEMS = Dataset(
     name="order_items", domain=DOMAIN, layer="processed", owner=OWNER, upstream=(RAW_ORDER_ITEMS.path, ORDERS.path),
@@ -69,6 +82,12 @@ ORDER_ITEMS = Dataset(
              "tenant_id": "the order's tenant", "region": "the order's region"},
     classification={"price": C.CONFIDENTIAL},
     tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
+    checks=(
+        *required("order_id", "product_id", "quantity", "price"),
+        between("quantity", 1, name="quantity_at_least_one"),
+        between("price", 0, name="price_not_negative"),
+        references("order_id", "processed/commerce/orders"),
+    ),
 )
 ORDERS_CONFORMED = Dataset(
     name="orders_conformed", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(ORDERS.path, ORDER_ITEMS.path),
@@ -79,6 +98,11 @@ ORDERS_CONFORMED = Dataset(
              "items_amount": "sum of quantity x price", "amount_matches_items": "total_amount = items_amount"},
     classification={"user_id": C.CONFIDENTIAL, "total_amount": C.CONFIDENTIAL, "items_amount": C.CONFIDENTIAL},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("item_count", 0, name="item_count_not_negative"),
+        references("order_id", "processed/commerce/orders"),
+        holds("amount_matches_items", mostly=CONSISTENCY_TARGET),
+    ),
 )
 DAILY_REVENUE_BY_CURRENCY = Dataset(
     name="daily_revenue_by_currency", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(ORDERS.path,),
@@ -87,6 +111,11 @@ DAILY_REVENUE_BY_CURRENCY = Dataset(
                 "not cancelled.",
     columns={"orders": "all orders", "revenue": "sum of total_amount of orders not cancelled",
              "avg_order_value": "revenue / orders not cancelled", "cancelled_orders": "orders cancelled"},
+    checks=(
+        between("revenue", 0, name="revenue_not_negative"),
+        between("orders", 1, name="orders_positive"),
+        one_of("currency", t.CURRENCIES),
+    ),
 )
 CUSTOMER_ORDER_STATS = Dataset(
     name="customer_order_stats", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(ORDERS.path,),
@@ -97,8 +126,12 @@ CUSTOMER_ORDER_STATS = Dataset(
              "last_order_at": "latest order time of the day"},
     classification={"user_id": C.CONFIDENTIAL, "total_spend": C.CONFIDENTIAL},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("order_count", 1, name="order_count_positive"),
+        between("total_spend", 0, name="spend_not_negative"),
+        references("user_id", "processed/commerce/users"),
+    ),
 )
 
 DATASETS = (RAW_USERS, RAW_ORDERS, RAW_ORDER_ITEMS, USERS, ORDERS, ORDER_ITEMS, ORDERS_CONFORMED,
             DAILY_REVENUE_BY_CURRENCY, CUSTOMER_ORDER_STATS)
-ASSETS = domain_assets(DATASETS)

@@ -4,7 +4,7 @@ owned by tenants; tenant_id is what needs care."""
 
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
-from orchestration.factory import domain_assets
+from quality.rules import UUID, between, matches, one_of, references, required, typed
 from transforms import iot as t
 
 DOMAIN = "iot"
@@ -38,6 +38,11 @@ DEVICES = Dataset(
              "installed_at": "installation time (UTC)"},
     classification=DEVICE_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
     allowed_regions=REGIONS,
+    checks=(
+        *required("kind"),
+        matches("device_id", UUID, "uuid"),
+        one_of("kind", tuple(t.SENSOR_KINDS)),
+    ),
 )
 READINGS = Dataset(
     name="readings", domain=DOMAIN, layer="processed", owner=OWNER, upstream=(RAW_READINGS.path, DEVICES.path),
@@ -51,6 +56,12 @@ READINGS = Dataset(
              "firmware": "device firmware version reported with the reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
     allowed_regions=REGIONS,
+    checks=(
+        *required("value", "kind"),
+        typed("timestamp", "TimestampType"),
+        between("value", *t.PHYSICAL_RANGE, name="value_within_physical_limits"),
+        references("device_id", "processed/iot/devices"),
+    ),
 )
 DEVICE_HOURLY_AGGREGATES = Dataset(
     name="device_hourly_aggregates", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(READINGS.path,),
@@ -58,6 +69,10 @@ DEVICE_HOURLY_AGGREGATES = Dataset(
     description="Readings, min, max, mean and sample standard deviation per device and hour.",
     columns={"hour": "hour of the readings (UTC)", "stddev": "sample standard deviation; null for one reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("readings", 1, name="readings_positive"),
+        references("device_id", "processed/iot/devices"),
+    ),
 )
 READING_ANOMALIES = Dataset(
     name="reading_anomalies", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(READINGS.path,),
@@ -71,6 +86,9 @@ READING_ANOMALIES = Dataset(
              "baseline_stddev": "sample stddev of the device's other readings of the day",
              "out_of_band_minutes": "span of the out-of-band run the reading belongs to"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
+    checks=(
+        references("device_id", "processed/iot/devices"),
+    ),
 )
 DEVICE_DAILY_HEALTH = Dataset(
     name="device_daily_health", domain=DOMAIN, layer="curated", owner=OWNER,
@@ -79,8 +97,11 @@ DEVICE_DAILY_HEALTH = Dataset(
     description="Per device and day: readings, active hours, anomalies and anomaly rate (capacity feature inputs).",
     columns={"anomaly_rate": "anomalies / readings", "active_hours": "distinct hours with at least one reading"},
     classification=READING_CLASSIFICATION, tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("anomaly_rate", 0, 1, name="anomaly_rate_is_a_share"),
+        between("readings", 1, name="readings_positive"),
+    ),
 )
 
 DATASETS = (RAW_DEVICES, RAW_READINGS, DEVICES, READINGS, DEVICE_HOURLY_AGGREGATES, READING_ANOMALIES,
             DEVICE_DAILY_HEALTH)
-ASSETS = domain_assets(DATASETS)

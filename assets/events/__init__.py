@@ -3,7 +3,8 @@
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
+from quality.rules import Severity
+from quality.rules import CURRENCY_CODE, UUID, between, complete, matches, one_of, required, typed
 from transforms import events as t
 
 DOMAIN = "events"
@@ -31,6 +32,13 @@ PROCESSED = Dataset(
                    "ip_address": P.MASK, "payload.userId": P.TOKENIZE},
     classification={"payload": C.CONFIDENTIAL, "metadata": C.CONFIDENTIAL},
     subject_columns=("user_id",), tenant_column="tenant_id", region_column="region", allowed_regions=REGIONS,
+    checks=(
+        *required("event_type", "event_ts"),
+        typed("event_ts", "TimestampType"),
+        matches("event_id", UUID, "uuid"),
+        one_of("event_type", t.EVENT_TYPES),
+        *complete("event_source", "version"),
+    ),
 )
 HOURLY_EVENT_COUNTS = Dataset(
     name="hourly_event_counts", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(PROCESSED.path,),
@@ -38,6 +46,10 @@ HOURLY_EVENT_COUNTS = Dataset(
     description="Events and distinct users per event hour, type and region, by arrival day.",
     region_column="region", retention_days=1095,
     column_lineage={"event_hour": ("event_ts",), "event_count": ("event_id",), "unique_users": ("user_id",)},
+    checks=(
+        between("event_count", 1, name="event_count_positive"),
+        between("unique_users", 0, name="users_not_negative"),
+    ),
 )
 DAILY_ACTIVE_USERS = Dataset(
     name="daily_active_users", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(PROCESSED.path,),
@@ -45,6 +57,10 @@ DAILY_ACTIVE_USERS = Dataset(
     description="Distinct users, sessions, events and registrations per day.",
     column_lineage={"active_users": ("user_id",), "sessions": ("session_id",), "events": ("event_id",),
                     "registrations": ("event_type",)},
+    checks=(
+        between("events", 1, name="events_positive"),
+        between("active_users", 0, name="active_users_not_negative"),
+    ),
 )
 DAILY_ORDER_REVENUE = Dataset(
     name="daily_order_revenue", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(PROCESSED.path,),
@@ -52,7 +68,10 @@ DAILY_ORDER_REVENUE = Dataset(
     description="Orders and revenue per day and currency, from order.created payloads.",
     column_lineage={"currency": ("event_type", "payload"), "orders": ("event_type",),
                     "revenue": ("event_type", "payload"), "orders_without_amount": ("event_type", "payload")},
+    checks=(
+        between("revenue", 0, name="revenue_not_negative", severity=Severity.WARN),
+        matches("currency", CURRENCY_CODE, "currency_code", severity=Severity.WARN),
+    ),
 )
 
 DATASETS = (RAW, PROCESSED, HOURLY_EVENT_COUNTS, DAILY_ACTIVE_USERS, DAILY_ORDER_REVENUE)
-ASSETS = domain_assets(DATASETS)

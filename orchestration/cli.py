@@ -10,14 +10,16 @@ import sys
 import warnings
 
 from lakehouse.config import LakehouseConfig
+from lakehouse.console import print_table
 from lakehouse.retention import DEFAULT_SAFETY_WINDOW_HOURS, MAX_SHARE, SAFETY_WINDOW_FLOOR_HOURS
 
-GENERATORS = {domain: f"lakehouse.synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
+GENERATORS = {domain: f"synthetic.{domain}" for domain in ("events", "commerce", "finance", "iot", "ai_ops")}
 DEFAULT_ROWS = {"events": 5_000, "commerce": 3_000, "finance": 3_000, "iot": 20_000, "ai_ops": 2_000}
 
 
-def _days(start: str, count: int) -> list[dt.date]:
-    first = dt.date.fromisoformat(start)
+def _days(start: str | None, count: int) -> list[dt.date]:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    first = dt.date.fromisoformat(start) if start else today - dt.timedelta(days=count)
     return [first + dt.timedelta(days=offset) for offset in range(count)]
 
 
@@ -44,7 +46,7 @@ def summary(args: argparse.Namespace) -> int:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    from orchestration.definitions import DATASETS
+    from assets import DATASETS
 
     config = LakehouseConfig.from_env()
     rows = []
@@ -68,10 +70,11 @@ def summary(args: argparse.Namespace) -> int:
 def quality(args: argparse.Namespace) -> int:
     """One line per processed and curated dataset from its metrics table (`quality/<domain>/<layer>_<name>`):
     the latest run's checks passed / failed and status, rows quarantined and the weakest metrics."""
+    from assets import DATASETS
     from quality.report import quality_lines
 
     config = LakehouseConfig.from_env()
-    lines = quality_lines(config, args.domain)
+    lines = quality_lines(config, DATASETS, args.domain)
     print_table(("dataset", "partitions", "status", "checks passed", "checks failed", "quarantined", "completeness",
                  "validity", "uniqueness", "consistency"), lines)
     return 0
@@ -201,12 +204,6 @@ def audit_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(value)) for value in column) for column in zip(header, *rows)]
-    for line in (header, tuple("-" * w for w in widths), *rows):
-        print("  ".join(str(value).ljust(width) for value, width in zip(line, widths)).rstrip())
-
-
 def _quiet_library_notices() -> None:
     """Deprecation and beta notices of libraries (Dagster, pydantic) are for developers, not command output.
     Filters alone do not hold: importing some libraries puts their own filters first."""
@@ -226,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = commands.add_parser("generate", help="write synthetic landing files for some days")
     gen.add_argument("--domain", action="append", choices=sorted(GENERATORS),
                      help="a domain to generate (repeatable; default: all)")
-    gen.add_argument("--start", default=os.environ.get("LAKEHOUSE_START_DATE", "2024-01-01"))
+    gen.add_argument("--start", default=None, help="first day (default: DAYS days ago, so the last complete days)")
     gen.add_argument("--days", type=int, default=7)
     gen.add_argument("--rows", type=int, default=None, help="lines per day (default LAKEHOUSE_EVENTS_PER_DAY or 5000)")
     gen.add_argument("--seed", type=int, default=7)
@@ -277,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_argument("--run-id")
     aud.add_argument("--limit", type=int, default=50)
     aud.set_defaults(handler=audit_command)
-    from lakehouse import features_cli, schemas_cli
+    from lakehouse import features_cli
+    from orchestration import schemas_cli
 
     features_cli.add_parser(commands)
     schemas_cli.add_parser(commands)

@@ -5,7 +5,7 @@ from functools import partial
 from lakehouse.datasets import Classification as C
 from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
-from orchestration.factory import domain_assets
+from quality.rules import CURRENCY_CODE, UUID, VALIDITY_TARGET, between, matches, one_of, references, required, typed
 from transforms import finance as t
 
 DOMAIN = "finance"
@@ -35,6 +35,10 @@ ACCOUNTS = Dataset(
     personal_data={"account_id": P.TOKENIZE, "customer_id": P.TOKENIZE},
     subject_columns=("account_id", "customer_id"), tenant_column="tenant_id", region_column="region",
     allowed_regions=REGIONS,
+    checks=(
+        *required("customer_id", "opened_at"),
+        typed("opened_at", "TimestampType"),
+    ),
 )
 TRANSACTIONS = Dataset(
     name="transactions", domain=DOMAIN, layer="processed", owner=OWNER,
@@ -55,6 +59,15 @@ TRANSACTIONS = Dataset(
     classification={"amount": C.CONFIDENTIAL},
     subject_columns=("account_id", "customer_id"), tenant_column="tenant_id", region_column="region",
     allowed_regions=REGIONS,
+    checks=(
+        *required("account_id", "amount", "transaction_ts", "status"),
+        matches("transaction_id", UUID, "uuid"),
+        one_of("status", t.STATUSES),
+        between("amount", -t.MAX_ABS_AMOUNT, t.MAX_ABS_AMOUNT, name="amount_within_limits"),
+        matches("currency", CURRENCY_CODE, "currency_code", mostly=VALIDITY_TARGET),
+        typed("transaction_ts", "TimestampType"),
+        references("account_id", "processed/finance/accounts"),
+    ),
 )
 SETTLED_TRANSACTIONS = Dataset(
     name="settled_transactions", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(TRANSACTIONS.path,),
@@ -62,6 +75,11 @@ SETTLED_TRANSACTIONS = Dataset(
     description="Settled transactions only, amount DECIMAL(10,2); ids already tokenized upstream.",
     classification={"account_id": C.CONFIDENTIAL, "customer_id": C.CONFIDENTIAL, "amount": C.CONFIDENTIAL},
     subject_columns=("account_id", "customer_id"), tenant_column="tenant_id", region_column="region",
+    checks=(
+        matches("transaction_id", UUID, "uuid"),
+        between("amount", -t.MAX_ABS_AMOUNT, t.MAX_ABS_AMOUNT, name="amount_within_limits"),
+        references("account_id", "processed/finance/accounts"),
+    ),
 )
 ACCOUNT_DAILY_BALANCES = Dataset(
     name="account_daily_balances", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(TRANSACTIONS.path,),
@@ -77,6 +95,12 @@ ACCOUNT_DAILY_BALANCES = Dataset(
                     "net": C.CONFIDENTIAL, "closing_balance": C.CONFIDENTIAL,
                     "min_running_balance": C.CONFIDENTIAL},
     subject_columns=("account_id",), tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("debits", 0, name="debits_not_negative"),
+        between("credits", 0, name="credits_not_negative"),
+        between("transaction_count", 1, name="transaction_count_positive"),
+        references("account_id", "processed/finance/accounts"),
+    ),
 )
 ACCOUNT_RISK_FEATURES = Dataset(
     name="account_risk_features", domain=DOMAIN, layer="curated", owner=OWNER, upstream=(TRANSACTIONS.path,),
@@ -86,8 +110,11 @@ ACCOUNT_RISK_FEATURES = Dataset(
              "night_txn_share": "share of transactions between 00:00 and 05:59 UTC"},
     classification={"account_id": C.CONFIDENTIAL, "max_amount": C.CONFIDENTIAL},
     subject_columns=("account_id",), tenant_column="tenant_id", region_column="region",
+    checks=(
+        between("failed_ratio", 0, 1, name="failed_ratio_is_a_share"),
+        between("night_txn_share", 0, 1, name="night_share_is_a_share"),
+    ),
 )
 
 DATASETS = (RAW_ACCOUNTS, RAW_TRANSACTIONS, ACCOUNTS, TRANSACTIONS, SETTLED_TRANSACTIONS, ACCOUNT_DAILY_BALANCES,
             ACCOUNT_RISK_FEATURES)
-ASSETS = domain_assets(DATASETS)

@@ -20,9 +20,9 @@ import math
 import random
 from functools import lru_cache
 
-from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, split_files
-from lakehouse.synthetic.population import Account, Population, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, iso_millis, split_files
+from synthetic.population import Account, Population, new_uuid
+from synthetic.population import population as synthetic_population
 
 DOMAIN = "finance"
 STATUSES = {"settled": 0.88, "pending": 0.07, "failed": 0.04, "reversed": 0.01}
@@ -37,16 +37,32 @@ TRANSACTION_TYPES = {
 }
 # merchant category: (share, lognormal mu, sigma) of a card payment's amount
 MERCHANT_CATEGORIES = {
-    "groceries": (0.25, 3.5, 0.6), "restaurants": (0.15, 3.2, 0.6), "online_retail": (0.14, 3.6, 0.9),
-    "fuel": (0.08, 4.0, 0.3), "travel": (0.05, 5.5, 0.9), "entertainment": (0.07, 3.0, 0.7),
-    "utilities": (0.06, 4.3, 0.5), "health": (0.05, 3.6, 0.8), "electronics": (0.05, 5.0, 1.0),
+    "groceries": (0.25, 3.5, 0.6),
+    "restaurants": (0.15, 3.2, 0.6),
+    "online_retail": (0.14, 3.6, 0.9),
+    "fuel": (0.08, 4.0, 0.3),
+    "travel": (0.05, 5.5, 0.9),
+    "entertainment": (0.07, 3.0, 0.7),
+    "utilities": (0.06, 4.3, 0.5),
+    "health": (0.05, 3.6, 0.8),
+    "electronics": (0.05, 5.0, 1.0),
     "cash_withdrawal": (0.10, 4.2, 0.6),
 }
 FEES = (0.5, 1.0, 2.5, 5.0, 15.0, 25.0)
 MAX_AMOUNT = 250_000.0
-TRANSACTION_BAD_KINDS = ("malformed_json", "missing_id", "missing_account_id", "invalid_uuid", "amount_zero",
-                         "amount_absurd", "amount_not_a_number", "invalid_timestamp", "unknown_account",
-                         "unknown_status", "duplicate_transaction_id")
+TRANSACTION_BAD_KINDS = (
+    "malformed_json",
+    "missing_id",
+    "missing_account_id",
+    "invalid_uuid",
+    "amount_zero",
+    "amount_absurd",
+    "amount_not_a_number",
+    "invalid_timestamp",
+    "unknown_account",
+    "unknown_status",
+    "duplicate_transaction_id",
+)
 ACCOUNT_BAD_KINDS = ("malformed_json", "missing_account_id", "region_not_allowed", "duplicate_account_id")
 NOT_NUMBERS = ("abc", "12,50", "", "N/A", "1.2.3")
 BAD_TIMESTAMPS = ("2024-13-45T25:61:00Z", "yesterday", "01/02/2024 10:00", "")
@@ -74,10 +90,6 @@ def _pick(rng: random.Random, choices: tuple[list, list[float]]):
     return values[bisect.bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
 
 
-
-
-
-
 @lru_cache(maxsize=4)
 def account_book(seed: int = 7) -> tuple[tuple[Account, ...], dict[str, str], tuple[float, ...]]:
     """The population's accounts by opening time, each one's status, and its owner's activity weight."""
@@ -85,24 +97,32 @@ def account_book(seed: int = 7) -> tuple[tuple[Account, ...], dict[str, str], tu
     rng = random.Random(f"{DOMAIN}-accounts-{seed}")
     accounts = tuple(sorted(world.accounts, key=lambda a: a.opened_at))
     statuses = {a.account_id: _pick(rng, ACCOUNT_STATUS_CHOICES) for a in accounts}
-    weight = {u.user_id: w - prev for u, w, prev in
-              zip(world.users, world.user_cum_weights, (0.0, *world.user_cum_weights[:-1]))}
+    weight = {
+        u.user_id: w - prev
+        for u, w, prev in zip(world.users, world.user_cum_weights, (0.0, *world.user_cum_weights[:-1]))
+    }
     return accounts, statuses, tuple(weight[a.customer_id] for a in accounts)
 
 
 def accounts_as_of(day: dt.date, seed: int = 7) -> list[Account]:
     """Accounts opened up to the end of `day` (the snapshot of that day)."""
     accounts, _, _ = account_book(seed)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
-    return list(accounts[:bisect.bisect_left([a.opened_at for a in accounts], end)])
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return list(accounts[: bisect.bisect_left([a.opened_at for a in accounts], end)])
 
 
 def account_line(account: Account, status: str, owners: dict) -> dict:
     """An accounts-snapshot row: the account, its status, and its owner's region and tenant."""
     owner = owners[account.customer_id]
-    return {"account_id": account.account_id, "customer_id": account.customer_id, "currency": account.currency,
-            "opened_at": iso_millis(account.opened_at), "region": owner.region, "tenant_id": owner.tenant_id,
-            "status": status}
+    return {
+        "account_id": account.account_id,
+        "customer_id": account.customer_id,
+        "currency": account.currency,
+        "opened_at": iso_millis(account.opened_at),
+        "region": owner.region,
+        "tenant_id": owner.tenant_id,
+        "status": status,
+    }
 
 
 HOURS = (list(range(24)), list(HOUR_CUM_WEIGHTS))
@@ -111,11 +131,13 @@ HOURS = (list(range(24)), list(HOUR_CUM_WEIGHTS))
 def _timestamp(rng: random.Random, day: dt.date) -> str:
     """An ISO time of the day, UTC, millisecond precision, mostly in daytime hours."""
     second = _pick(rng, HOURS) * 3600 + rng.randrange(3600)
-    return f"{day.isoformat()}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.{rng.randrange(1000):03d}Z"
+    clock = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+    return f"{day.isoformat()}T{clock}.{rng.randrange(1000):03d}Z"
 
 
 def _amount(rng: random.Random, kind: str, category: str | None) -> float:
     if kind in ("card_payment", "refund"):
+        assert category is not None, kind
         _, mu, sigma = MERCHANT_CATEGORIES[category]
         size = rng.lognormvariate(mu, sigma) * (0.6 if kind == "refund" else 1.0)
     elif kind == "transfer":
@@ -133,22 +155,37 @@ def _transaction(rng: random.Random, world: Population, day: dt.date, account: A
     kind = _pick(rng, TYPE_CHOICES)
     category = _pick(rng, CATEGORY_CHOICES) if kind in ("card_payment", "refund") else None
     channel = "atm" if category == "cash_withdrawal" else _pick(rng, CHANNEL_CHOICES[kind])
-    row = {"id": new_uuid(rng), "account_id": account.account_id, "amount": _amount(rng, kind, category),
-           "currency": account.currency, "timestamp": _timestamp(rng, day),
-           "status": "settled" if kind == "fee" else _pick(rng, STATUS_CHOICES), "type": kind,
-           "merchant_category": category, "channel": channel}
+    row = {
+        "id": new_uuid(rng),
+        "account_id": account.account_id,
+        "amount": _amount(rng, kind, category),
+        "currency": account.currency,
+        "timestamp": _timestamp(rng, day),
+        "status": "settled" if kind == "fee" else _pick(rng, STATUS_CHOICES),
+        "type": kind,
+        "merchant_category": category,
+        "channel": channel,
+    }
     if kind == "transfer":
         other = world.pick_user(rng)
         row["counterparty_name"] = f"{other.first_name} {other.last_name}"
     if channel == "online":
-        row["ip_address"] = f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        row["ip_address"] = (
+            f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        )
     return row
 
 
 def _merge(rng: random.Random, base: list[str], extras: list[tuple[int | None, str]]) -> list[str]:
     """Insert extra lines into `base`: anywhere (anchor None) or somewhere after base[anchor]."""
-    placed = sorted(((rng.randrange(len(base) + 1) if anchor is None else rng.randrange(anchor + 1, len(base) + 1)),
-                     order, line) for order, (anchor, line) in enumerate(extras))
+    placed = sorted(
+        (
+            (rng.randrange(len(base) + 1) if anchor is None else rng.randrange(anchor + 1, len(base) + 1)),
+            order,
+            line,
+        )
+        for order, (anchor, line) in enumerate(extras)
+    )
     merged: list[str] = []
     previous = 0
     for position, _, line in placed:
@@ -160,8 +197,6 @@ def _merge(rng: random.Random, base: list[str], extras: list[tuple[int | None, s
 
 def _kinds(kinds: tuple[str, ...], n: int) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(n)]
-
-
 
 
 def _accounts(rng: random.Random, world: Population, day: dt.date, seed: int, bad_share: float):
@@ -188,17 +223,23 @@ def _accounts(rng: random.Random, world: Population, day: dt.date, seed: int, ba
         extras.append((None, dumps(row)))
     lines = _merge(rng, base, extras)
     quarantined = bad["malformed_json"] + bad["missing_account_id"] + bad["region_not_allowed"]
-    expected = {"input": len(lines), "accepted": len(base), "quarantined": quarantined,
-                "duplicates": bad["duplicate_account_id"]}
+    expected = {
+        "input": len(lines),
+        "accepted": len(base),
+        "quarantined": quarantined,
+        "duplicates": bad["duplicate_account_id"],
+    }
     return lines, bad, expected
 
 
-def _transactions(rng: random.Random, world: Population, day: dt.date, rows: int, seed: int, bad_share: float):
+def _transactions(
+    rng: random.Random, world: Population, day: dt.date, rows: int, seed: int, bad_share: float
+):
     accounts, statuses, weights = account_book(seed)
-    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     opened = bisect.bisect_left([a.opened_at for a in accounts], start)  # opened before the day began
     active = [i for i in range(opened) if statuses[accounts[i].account_id] == "active"]
-    later = accounts[len(accounts_as_of(day, seed)):]  # not in today's snapshot
+    later = accounts[len(accounts_as_of(day, seed)) :]  # not in today's snapshot
     bad = {kind: 0 for kind in TRANSACTION_BAD_KINDS}
     n_bad = min(round(rows * bad_share), max(rows - 1, 0))  # at least one valid line to duplicate
     if not active:
@@ -224,7 +265,9 @@ def _transactions(rng: random.Random, world: Population, day: dt.date, rows: int
         elif kind == "missing_account_id":
             del row["account_id"]
         elif kind == "invalid_uuid":
-            row["id"] = rng.choice(["txn-" + str(rng.randrange(10**8)), row["id"][:-1], row["id"].replace("-", "")])
+            row["id"] = rng.choice(
+                ["txn-" + str(rng.randrange(10**8)), row["id"][:-1], row["id"].replace("-", "")]
+            )
         elif kind == "amount_zero":
             row["amount"] = rng.choice([0, 0.0, "0.00"])
         elif kind == "amount_absurd":
@@ -234,15 +277,21 @@ def _transactions(rng: random.Random, world: Population, day: dt.date, rows: int
         elif kind == "invalid_timestamp":
             row["timestamp"] = rng.choice(BAD_TIMESTAMPS)
         elif kind == "unknown_account":  # an account opened later, or one that never existed
-            row["account_id"] = rng.choice(later).account_id if later and rng.random() < 0.5 else new_uuid(rng)
+            row["account_id"] = (
+                rng.choice(later).account_id if later and rng.random() < 0.5 else new_uuid(rng)
+            )
         else:
             row["status"] = rng.choice(BAD_STATUSES)
         extras.append((None, dumps(row)))
     lines = _merge(rng, base, extras)
     duplicates = bad["duplicate_transaction_id"]
     quarantined = n_bad - duplicates
-    expected = {"input": len(lines), "accepted": len(lines) - quarantined - duplicates, "quarantined": quarantined,
-                "duplicates": duplicates}
+    expected = {
+        "input": len(lines),
+        "accepted": len(lines) - quarantined - duplicates,
+        "quarantined": quarantined,
+        "duplicates": duplicates,
+    }
     return lines, bad, expected
 
 
@@ -254,7 +303,9 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     txn_lines, txn_bad, txn_expected = _transactions(rng, world, day, rows, seed, bad_share)
     sources = {"accounts": split_files(account_lines), "transactions": split_files(txn_lines)}
     record = {
-        "domain": DOMAIN, "day": day.isoformat(), "seed": seed,
+        "domain": DOMAIN,
+        "day": day.isoformat(),
+        "seed": seed,
         "lines": {"accounts": len(account_lines), "transactions": len(txn_lines)},
         "files": {source: len(files) for source, files in sources.items()},
         "bad": {"accounts": account_bad, "transactions": txn_bad},

@@ -12,13 +12,48 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 REGIONS = {"us-east-1": 0.45, "eu-west-1": 0.35, "ap-southeast-1": 0.20}
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim",
-               "Margaret", "John", "Katherine", "Dennis", "Hedy", "Linus"]
-LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Lee",
-              "Hamilton", "McCarthy", "Johnson", "Ritchie", "Lamarr", "Torvalds"]
+FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Margaret",
+    "John",
+    "Katherine",
+    "Dennis",
+    "Hedy",
+    "Linus",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Lee",
+    "Hamilton",
+    "McCarthy",
+    "Johnson",
+    "Ritchie",
+    "Lamarr",
+    "Torvalds",
+]
 # Physical limits and normal operating band of each sensor kind.
-SENSOR_KINDS = {"temperature": ((-40.0, 125.0), (18.0, 26.0)), "humidity": ((0.0, 100.0), (30.0, 60.0)),
-                "pressure": ((300.0, 1100.0), (990.0, 1030.0))}
+SENSOR_KINDS = {
+    "temperature": ((-40.0, 125.0), (18.0, 26.0)),
+    "humidity": ((0.0, 100.0), (30.0, 60.0)),
+    "pressure": ((300.0, 1100.0), (990.0, 1030.0)),
+}
 
 
 @dataclass(frozen=True)
@@ -93,8 +128,9 @@ class Population:
 
 
 @lru_cache(maxsize=4)
-def population(seed: int = 7, users: int = 5_000, devices: int = 200,
-               epoch: dt.date = dt.date(2023, 1, 1)) -> Population:
+def population(
+    seed: int = 7, users: int = 5_000, devices: int = 200, epoch: dt.date = dt.date(2023, 1, 1)
+) -> Population:
     """Users registered between `epoch` and a year later; one account for most users; devices per tenant."""
     rng = random.Random(f"population-{seed}")
     people = []
@@ -102,19 +138,36 @@ def population(seed: int = 7, users: int = 5_000, devices: int = 200,
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         user_id = new_uuid(rng)
         tenant = rng.choices(TENANTS, weights=TENANT_WEIGHTS)[0]
-        created = dt.datetime.combine(epoch, dt.time(), tzinfo=dt.timezone.utc) + dt.timedelta(
-            seconds=rng.randrange(2 * 365 * 86_400))
-        people.append(User(user_id, f"{first}.{last}.{user_id[:8]}@example.com".lower(), first, last,
-                           rng.choices(list(REGIONS), weights=list(REGIONS.values()))[0], tenant.tenant_id, created))
+        created = dt.datetime.combine(epoch, dt.time(), tzinfo=dt.UTC) + dt.timedelta(
+            seconds=rng.randrange(2 * 365 * 86_400)
+        )
+        people.append(
+            User(
+                user_id,
+                f"{first}.{last}.{user_id[:8]}@example.com".lower(),
+                first,
+                last,
+                rng.choices(list(REGIONS), weights=list(REGIONS.values()))[0],
+                tenant.tenant_id,
+                created,
+            )
+        )
     people.sort(key=lambda u: u.created_at)
     order = list(range(users))
     rng.shuffle(order)  # activity rank independent of registration date
     weights = [0.0] * users
     for rank, index in enumerate(order):
         weights[index] = 1.0 / (rank + 1) ** 0.8
-    accounts = tuple(Account(new_uuid(rng), user.user_id, rng.choice(["USD", "EUR", "GBP"]),
-                             user.created_at + dt.timedelta(hours=rng.randrange(1, 72)))
-                     for user in people if rng.random() < 0.8)
+    accounts = tuple(
+        Account(
+            new_uuid(rng),
+            user.user_id,
+            rng.choice(["USD", "EUR", "GBP"]),
+            user.created_at + dt.timedelta(hours=rng.randrange(1, 72)),
+        )
+        for user in people
+        if rng.random() < 0.8
+    )
     fleet = []
     for _ in range(devices):
         tenant = rng.choices(TENANTS, weights=TENANT_WEIGHTS)[0]

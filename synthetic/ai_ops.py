@@ -28,14 +28,16 @@ import datetime as dt
 import itertools
 import math
 import random
+from typing import Any
 
-from lakehouse.synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
-from lakehouse.synthetic.population import TENANT_WEIGHTS, new_uuid
-from lakehouse.synthetic.population import population as synthetic_population
+from synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
+from synthetic.population import TENANT_WEIGHTS, new_uuid
+from synthetic.population import population as synthetic_population
 
 DOMAIN = "ai_ops"
 # model: (provider, USD per 1K input tokens, USD per 1K output tokens, base latency ms, ms per output token,
-#         share of runs). Latency = (base + output tokens x ms per token + input tokens / 20) x lognormal(0, 0.35).
+#         share of runs). Latency = (base + output tokens x ms per token + input tokens / 20) x lognormal(0,
+# 0.35).
 MODELS = {
     "gpt-4o": ("openai", 0.0025, 0.01, 600, 12, 0.22),
     "gpt-4o-mini": ("openai", 0.00015, 0.0006, 400, 8, 0.25),
@@ -50,24 +52,54 @@ STATUSES = {"success": 0.94, "error": 0.04, "timeout": 0.02}
 TOOL_STATUSES = {"success": 0.95, "error": 0.04, "timeout": 0.01}
 TIMEOUT_MS = 300_000  # an agent run is stopped after 5 minutes
 WORKFLOWS = {  # workflow: (share, tools it uses, prompt templates; {who} = the user, when there is one)
-    "support_triage": (0.30, ("crm_lookup", "vector_search", "create_ticket"),
-                       ("Triage the ticket from {who}: the export to CSV fails since this morning.",
-                        "Classify urgency of the request from {who} about a double charge on the invoice.")),
-    "code_review": (0.15, ("git_diff", "code_interpreter"),
-                    ("Review the pull request for race conditions in the retry loop.",
-                     "Explain why the integration test is flaky and suggest a fix.")),
-    "doc_summarization": (0.20, ("vector_search", "fetch_url"),
-                          ("Summarize the onboarding guide for {who} in five bullet points.",
-                           "Summarize the quarterly architecture review notes.")),
-    "sales_email_draft": (0.10, ("crm_lookup", "send_email"),
-                          ("Draft a renewal email to {who} mentioning the new analytics tier.",
-                           "Write a follow-up for {who} after the product demo.")),
-    "data_analysis": (0.15, ("sql_query", "code_interpreter"),
-                      ("Which regions had the highest churn last month and why?",
-                       "Plot weekly active accounts by plan for the last quarter.")),
-    "rag_search": (0.10, ("vector_search", "web_search"),
-                   ("Find the SLA terms for premium support in the contract archive.",
-                    "What does our policy say about data retention for backups?")),
+    "support_triage": (
+        0.30,
+        ("crm_lookup", "vector_search", "create_ticket"),
+        (
+            "Triage the ticket from {who}: the export to CSV fails since this morning.",
+            "Classify urgency of the request from {who} about a double charge on the invoice.",
+        ),
+    ),
+    "code_review": (
+        0.15,
+        ("git_diff", "code_interpreter"),
+        (
+            "Review the pull request for race conditions in the retry loop.",
+            "Explain why the integration test is flaky and suggest a fix.",
+        ),
+    ),
+    "doc_summarization": (
+        0.20,
+        ("vector_search", "fetch_url"),
+        (
+            "Summarize the onboarding guide for {who} in five bullet points.",
+            "Summarize the quarterly architecture review notes.",
+        ),
+    ),
+    "sales_email_draft": (
+        0.10,
+        ("crm_lookup", "send_email"),
+        (
+            "Draft a renewal email to {who} mentioning the new analytics tier.",
+            "Write a follow-up for {who} after the product demo.",
+        ),
+    ),
+    "data_analysis": (
+        0.15,
+        ("sql_query", "code_interpreter"),
+        (
+            "Which regions had the highest churn last month and why?",
+            "Plot weekly active accounts by plan for the last quarter.",
+        ),
+    ),
+    "rag_search": (
+        0.10,
+        ("vector_search", "web_search"),
+        (
+            "Find the SLA terms for premium support in the contract archive.",
+            "What does our policy say about data retention for backups?",
+        ),
+    ),
 }
 TOOL_CALLS_PER_RUN = (0.25, 0.35, 0.20, 0.12, 0.08)  # 0..4 calls
 USER_SHARE = 0.85  # runs started by a user (the rest are scheduled, without user_id)
@@ -77,14 +109,32 @@ WARNING, CRITICAL = 0.8, 1.0
 UNKNOWN_TENANT = "tenant-wayne"  # not in the population, so never in a budget snapshot
 FOREIGN_REGION = "sa-east-1"  # not one of the population's regions
 
-RUN_BAD_KINDS = ("malformed_json", "missing_required_field:run_id", "missing_required_field:tenant_id",
-                 "unknown_tenant", "negative_tokens", "negative_cost", "non_positive_latency", "unknown_status",
-                 "invalid_started_at", f"region_not_allowed:{FOREIGN_REGION}", "duplicate_run_id")
-TOOL_BAD_KINDS = ("malformed_json", "missing_required_field:call_id", "missing_required_field:run_id",
-                  "unknown_run", "duplicate_call_id")
+RUN_BAD_KINDS = (
+    "malformed_json",
+    "missing_required_field:run_id",
+    "missing_required_field:tenant_id",
+    "unknown_tenant",
+    "negative_tokens",
+    "negative_cost",
+    "non_positive_latency",
+    "unknown_status",
+    "invalid_started_at",
+    f"region_not_allowed:{FOREIGN_REGION}",
+    "duplicate_run_id",
+)
+TOOL_BAD_KINDS = (
+    "malformed_json",
+    "missing_required_field:call_id",
+    "missing_required_field:run_id",
+    "unknown_run",
+    "duplicate_call_id",
+)
 BUDGET_BAD_KINDS = ("malformed_json", "duplicate_tenant_budget")
-DUPLICATE_KINDS = {"agent_runs": "duplicate_run_id", "tool_calls": "duplicate_call_id",
-                   "tenant_budgets": "duplicate_tenant_budget"}
+DUPLICATE_KINDS = {
+    "agent_runs": "duplicate_run_id",
+    "tool_calls": "duplicate_call_id",
+    "tenant_budgets": "duplicate_tenant_budget",
+}
 INVALID_TIMESTAMPS = ("2024-13-45T25:61:00Z", "yesterday", "01/02/2024 10:00", "")
 
 _MODEL_NAMES = list(MODELS)
@@ -98,10 +148,6 @@ _TOOL_STATUS_CUM = list(itertools.accumulate(TOOL_STATUSES.values()))
 _HOUR_CUM = list(itertools.accumulate(HOUR_WEIGHTS))
 _TOOLS_CUM = list(itertools.accumulate(TOOL_CALLS_PER_RUN))
 _TENANT_CUM = list(itertools.accumulate(TENANT_WEIGHTS))
-
-
-
-
 
 
 def cost_nano_usd(model: str, tokens_in: int, tokens_out: int) -> int:
@@ -133,13 +179,20 @@ class _Users:
     """The tenant's users registered by the day, picked by activity (heavy users first)."""
 
     def __init__(self, population, day: dt.date):
-        weights = [b - a for a, b in zip((0.0, *population.user_cum_weights[:-1]), population.user_cum_weights)]
+        weights = [
+            b - a for a, b in zip((0.0, *population.user_cum_weights[:-1]), population.user_cum_weights)
+        ]
         self.by_tenant: dict[str, tuple[list, list[float]]] = {}
         for tenant in population.tenants:
-            members = [(u, w) for u, w in zip(population.users, weights)
-                       if u.tenant_id == tenant.tenant_id and u.created_at.date() <= day]
-            self.by_tenant[tenant.tenant_id] = ([u for u, _ in members],
-                                                list(itertools.accumulate(w for _, w in members)))
+            members = [
+                (u, w)
+                for u, w in zip(population.users, weights)
+                if u.tenant_id == tenant.tenant_id and u.created_at.date() <= day
+            ]
+            self.by_tenant[tenant.tenant_id] = (
+                [u for u, _ in members],
+                list(itertools.accumulate(w for _, w in members)),
+            )
 
     def pick(self, rng: random.Random, tenant_id: str):
         users, cum = self.by_tenant[tenant_id]
@@ -150,8 +203,9 @@ class _Users:
 
 def _start(rng: random.Random, day: dt.date) -> dt.datetime:
     hour = _choose(rng, range(24), _HOUR_CUM)
-    return dt.datetime.combine(day, dt.time(hour), tzinfo=dt.timezone.utc) + dt.timedelta(
-        seconds=rng.randrange(3600), microseconds=rng.randrange(1000) * 1000)
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC) + dt.timedelta(
+        seconds=rng.randrange(3600), microseconds=rng.randrange(1000) * 1000
+    )
 
 
 def _draw(rng: random.Random) -> tuple[int, int, int, int, int]:
@@ -164,8 +218,16 @@ def _draw(rng: random.Random) -> tuple[int, int, int, int, int]:
     return tenant, model, status, tokens_in, tokens_out
 
 
-def _run(rng: random.Random, day: dt.date, tenant, users: _Users, model: str, status: str, tokens_in: int,
-         tokens_out: int) -> dict:
+def _run(
+    rng: random.Random,
+    day: dt.date,
+    tenant,
+    users: _Users,
+    model: str,
+    status: str,
+    tokens_in: int,
+    tokens_out: int,
+) -> dict:
     provider, _, _, base_ms, ms_per_token, _ = MODELS[model]
     if status == "timeout":
         latency = TIMEOUT_MS + rng.randrange(1, 2000)
@@ -182,18 +244,29 @@ def _run(rng: random.Random, day: dt.date, tenant, users: _Users, model: str, st
     else:
         who = "the customer"
     return {
-        "run_id": new_uuid(rng), "tenant_id": tenant.tenant_id, "region": tenant.region,
-        "user_id": user.user_id if user else None, "workflow": workflow, "model": model, "provider": provider,
-        "tokens_in": tokens_in, "tokens_out": tokens_out, "latency_ms": latency,
-        "cost_usd": cost_nano_usd(model, tokens_in, tokens_out) / 1e9, "status": status,
-        "started_at": iso_millis(_start(rng, day)), "prompt_excerpt": template.format(who=who)[:200],
+        "run_id": new_uuid(rng),
+        "tenant_id": tenant.tenant_id,
+        "region": tenant.region,
+        "user_id": user.user_id if user else None,
+        "workflow": workflow,
+        "model": model,
+        "provider": provider,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "latency_ms": latency,
+        "cost_usd": cost_nano_usd(model, tokens_in, tokens_out) / 1e9,
+        "status": status,
+        "started_at": iso_millis(_start(rng, day)),
+        "prompt_excerpt": template.format(who=who)[:200],
     }
 
 
 def _tool_input(rng: random.Random, tool: str) -> dict:
     if tool in ("vector_search", "web_search"):
-        return {"query": rng.choice(["refund policy", "sso setup", "rate limits", "data retention", "sla"]),
-                "top_k": rng.choice([3, 5, 10])}
+        return {
+            "query": rng.choice(["refund policy", "sso setup", "rate limits", "data retention", "sla"]),
+            "top_k": rng.choice([3, 5, 10]),
+        }
     if tool == "sql_query":
         return {"sql": f"select region, count(*) from accounts where plan = 'p{rng.randrange(4)}' group by 1"}
     if tool == "fetch_url":
@@ -219,15 +292,25 @@ def _tool_calls(rng: random.Random, run: dict) -> list[dict]:
         status = _choose(rng, _TOOL_STATUS_NAMES, _TOOL_STATUS_CUM)
         latency = 30_000 if status == "timeout" else max(1, round(rng.lognormvariate(math.log(300), 0.9)))
         at += dt.timedelta(milliseconds=rng.randrange(50, 1500))
-        output = ({"items": rng.randrange(0, 20), "status_code": 200} if status == "success"
-                  else {"error": "timeout" if status == "timeout" else rng.choice(["rate_limited", "bad_request"])})
-        calls.append({"call_id": new_uuid(rng), "run_id": run["run_id"], "tool_name": tool,
-                      "input": _tool_input(rng, tool), "output": output, "status": status,
-                      "latency_ms": latency, "started_at": iso_millis(at)})
+        output = (
+            {"items": rng.randrange(0, 20), "status_code": 200}
+            if status == "success"
+            else {"error": "timeout" if status == "timeout" else rng.choice(["rate_limited", "bad_request"])}
+        )
+        calls.append(
+            {
+                "call_id": new_uuid(rng),
+                "run_id": run["run_id"],
+                "tool_name": tool,
+                "input": _tool_input(rng, tool),
+                "output": output,
+                "status": status,
+                "latency_ms": latency,
+                "started_at": iso_millis(at),
+            }
+        )
         at += dt.timedelta(milliseconds=latency)
     return calls
-
-
 
 
 def _truncated(rng: random.Random, text: str) -> str:
@@ -275,13 +358,15 @@ def _kinds(kinds: tuple[str, ...], n: int) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(n)]
 
 
-
-
 def _expected(lines: int, bad: dict[str, int], duplicate_kind: str) -> dict[str, int]:
     duplicates = bad.get(duplicate_kind, 0)
     quarantined = sum(n for kind, n in bad.items() if kind != duplicate_kind)
-    return {"input": lines, "accepted": lines - quarantined - duplicates, "quarantined": quarantined,
-            "duplicates": duplicates}
+    return {
+        "input": lines,
+        "accepted": lines - quarantined - duplicates,
+        "quarantined": quarantined,
+        "duplicates": duplicates,
+    }
 
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
@@ -299,21 +384,34 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     unit_spend = [0.0] * len(tenants)
     for tenant, model, _, tokens_in, tokens_out in drawn:
         unit_spend[tenant] += cost_nano_usd(_MODEL_NAMES[model], tokens_in, tokens_out) / 1e9
-    scale = [targets[t.tenant_id] * daily_budget(t.monthly_budget_usd, day) / spend if spend else 1.0
-             for t, spend in zip(tenants, unit_spend)]
+    scale = [
+        targets[t.tenant_id] * daily_budget(t.monthly_budget_usd, day) / spend if spend else 1.0
+        for t, spend in zip(tenants, unit_spend)
+    ]
 
     # Pass two: the lines.
     run_lines: list[str] = []
     tool_lines: list[str] = []
     for tenant, model, status, tokens_in, tokens_out in drawn:
         factor = scale[tenant]
-        run = _run(rng, day, tenants[tenant], users, _MODEL_NAMES[model], _STATUS_NAMES[status],
-                   max(1, round(tokens_in * factor)), max(1, round(tokens_out * factor)) if tokens_out else 0)
+        run = _run(
+            rng,
+            day,
+            tenants[tenant],
+            users,
+            _MODEL_NAMES[model],
+            _STATUS_NAMES[status],
+            max(1, round(tokens_in * factor)),
+            max(1, round(tokens_out * factor)) if tokens_out else 0,
+        )
         run_lines.append(dumps(run))
         tool_lines.extend(dumps(call) for call in _tool_calls(rng, run))
 
-    bad = {"agent_runs": {kind: 0 for kind in RUN_BAD_KINDS}, "tool_calls": {kind: 0 for kind in TOOL_BAD_KINDS},
-           "tenant_budgets": {kind: 0 for kind in BUDGET_BAD_KINDS}}
+    bad = {
+        "agent_runs": {kind: 0 for kind in RUN_BAD_KINDS},
+        "tool_calls": {kind: 0 for kind in TOOL_BAD_KINDS},
+        "tenant_budgets": {kind: 0 for kind in BUDGET_BAD_KINDS},
+    }
 
     def spoil(lines: list[str], kinds: list[str], source: str, make_bad) -> list[str]:
         scattered, duplicates = [], []
@@ -327,38 +425,88 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
 
     def bad_run(kind: str) -> str:
         tenant, model, status, tokens_in, tokens_out = _draw(rng)
-        return _bad_run(rng, kind, _run(rng, day, tenants[tenant], users, _MODEL_NAMES[model], _STATUS_NAMES[status],
-                                        tokens_in, tokens_out))
+        return _bad_run(
+            rng,
+            kind,
+            _run(
+                rng,
+                day,
+                tenants[tenant],
+                users,
+                _MODEL_NAMES[model],
+                _STATUS_NAMES[status],
+                tokens_in,
+                tokens_out,
+            ),
+        )
 
     def bad_call(kind: str) -> str:
         tenant, model, status, tokens_in, tokens_out = _draw(rng)
-        run = _run(rng, day, tenants[tenant], users, _MODEL_NAMES[model], _STATUS_NAMES[status], tokens_in, tokens_out)
-        calls = []
+        run = _run(
+            rng,
+            day,
+            tenants[tenant],
+            users,
+            _MODEL_NAMES[model],
+            _STATUS_NAMES[status],
+            tokens_in,
+            tokens_out,
+        )
+        calls: list[dict[str, Any]] = []
         while not calls:
             calls = _tool_calls(rng, run)
         return _bad_tool_call(rng, kind, calls[0])
 
-    run_lines = spoil(run_lines, _kinds(RUN_BAD_KINDS, n_bad), "agent_runs", bad_run) if run_lines else run_lines
+    run_lines = (
+        spoil(run_lines, _kinds(RUN_BAD_KINDS, n_bad), "agent_runs", bad_run) if run_lines else run_lines
+    )
     n_tool_bad = round(len(tool_lines) * bad_share)
-    tool_lines = spoil(tool_lines, _kinds(TOOL_BAD_KINDS, n_tool_bad), "tool_calls", bad_call) if tool_lines else tool_lines
+    tool_lines = (
+        spoil(tool_lines, _kinds(TOOL_BAD_KINDS, n_tool_bad), "tool_calls", bad_call)
+        if tool_lines
+        else tool_lines
+    )
 
     period = f"{day:%Y-%m}"
-    budget_lines = [dumps({"tenant_id": t.tenant_id, "region": t.region, "period": period,
-                            "amount": t.monthly_budget_usd, "currency": "USD", "warning_threshold": WARNING,
-                            "critical_threshold": CRITICAL, "snapshot_date": day.isoformat()}) for t in tenants]
+    budget_lines = [
+        dumps(
+            {
+                "tenant_id": t.tenant_id,
+                "region": t.region,
+                "period": period,
+                "amount": t.monthly_budget_usd,
+                "currency": "USD",
+                "warning_threshold": WARNING,
+                "critical_threshold": CRITICAL,
+                "snapshot_date": day.isoformat(),
+            }
+        )
+        for t in tenants
+    ]
     if bad_share > 0:
-        budget_lines = spoil(budget_lines, list(BUDGET_BAD_KINDS), "tenant_budgets",
-                             lambda kind: _truncated(rng, budget_lines[0]))
+        budget_lines = spoil(
+            budget_lines,
+            list(BUDGET_BAD_KINDS),
+            "tenant_budgets",
+            lambda kind: _truncated(rng, budget_lines[0]),
+        )
 
-    sources = {"agent_runs": split_files(run_lines), "tool_calls": split_files(tool_lines),
-               "tenant_budgets": split_files(budget_lines)}
+    sources = {
+        "agent_runs": split_files(run_lines),
+        "tool_calls": split_files(tool_lines),
+        "tenant_budgets": split_files(budget_lines),
+    }
     lines = {"agent_runs": len(run_lines), "tool_calls": len(tool_lines), "tenant_budgets": len(budget_lines)}
     record = {
-        "domain": DOMAIN, "day": day.isoformat(), "seed": seed, "lines": lines,
+        "domain": DOMAIN,
+        "day": day.isoformat(),
+        "seed": seed,
+        "lines": lines,
         "files": {source: len(files) for source, files in sources.items()},
         "bad": bad,
-        "expected": {source: _expected(lines[source], bad[source], DUPLICATE_KINDS[source]) for source in sources},
+        "expected": {
+            source: _expected(lines[source], bad[source], DUPLICATE_KINDS[source]) for source in sources
+        },
         "target_budget_ratios": targets,
     }
     return GeneratedDay(day=day, sources=sources, record=record)
-

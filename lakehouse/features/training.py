@@ -1,0 +1,135 @@
+"""Point-in-time training sets: an as-of join within each view's TTL, written as a Delta table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+
+from lakehouse.config import LakehouseConfig
+from lakehouse.features.snapshots import PANDAS_DTYPES, export_snapshot, view_join_key
+from lakehouse.features.store import TIMESTAMP, feature_store
+
+TRAINING_ROOT = "features/training_sets"
+
+
+def historical_features(config: LakehouseConfig, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time join: each row of `entity_df` (join keys, `event_timestamp`, labels) with the
+    service's features as of its timestamp (latest row at or before it, within the view's TTL).
+
+    Every entity row comes back, in order, with None where no value is in the window. Snapshots
+    are exported first, so the features are those of the curated tables' current versions.
+    """
+    store = feature_store(config)
+    if TIMESTAMP not in entity_df.columns:
+        raise ValueError(f"the entity dataframe needs an {TIMESTAMP!r} column")
+    result = entity_df.reset_index(drop=True).copy()
+    result[TIMESTAMP] = pd.to_datetime(result[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+    result["_row"] = range(len(result))
+    for projection in store.get_feature_service(service).feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        key = view_join_key(view)
+        if key not in result.columns:
+            raise ValueError(f"feature view {view.name} needs column {key!r} in the entity dataframe")
+        names = [f.name for f in projection.features]
+        snapshot = pd.read_parquet(export_snapshot(config, view).path, columns=[key, TIMESTAMP, *names])
+        snapshot = snapshot.rename(columns={n: f"{view.name}__{n}" for n in names})
+        snapshot[TIMESTAMP] = snapshot[TIMESTAMP].astype("datetime64[us, UTC]")
+        snapshot[key] = snapshot[key].astype(object)
+        left = result[["_row", key, TIMESTAMP]].copy()
+        left[key] = left[key].astype(object)
+        joined = pd.merge_asof(
+            left.sort_values(TIMESTAMP),
+            snapshot.sort_values(TIMESTAMP),
+            on=TIMESTAMP,
+            by=key,
+            direction="backward",
+            allow_exact_matches=True,
+            tolerance=pd.Timedelta(view.ttl) if view.ttl else None,
+        )
+        result = result.merge(joined.drop(columns=[key, TIMESTAMP]), on="_row", how="left")
+        # Declared types, nullable: a column keeps its type whether or not some rows found no value.
+        result = result.astype(
+            {f"{view.name}__{f.name}": PANDAS_DTYPES[str(f.dtype)] for f in projection.features}
+        )
+    return result.sort_values("_row").drop(columns="_row").reset_index(drop=True)
+
+
+def training_set_uri(config: LakehouseConfig, name: str) -> str:
+    return f"{config.root}/{TRAINING_ROOT}/{name}"
+
+
+def write_training_set(
+    config: LakehouseConfig,
+    spark,
+    service: str,
+    entity_df: pd.DataFrame,
+    name: str,
+    days: Sequence[dt.date] | None = None,
+    run_id: str | None = None,
+):
+    """Join `entity_df` with the service's features and write it as the Delta table
+    `features/training_sets/<name>`, partitioned by the day of `event_timestamp`: `days` (default: the
+    days of the rows) are replaced whole, through the lake's one Delta writer."""
+    from lakehouse import delta
+
+    frame = historical_features(config, service, entity_df)
+    frame["dt"] = frame[TIMESTAMP].dt.date
+    days = sorted(set(days or frame["dt"]))
+    rows = spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))
+    written = delta.write_partitions(rows, training_set_uri(config, name), days, config.storage_options)
+    _catalog_training_set(
+        config, service, name, rows.schema, written, run_id or f"training-set-{uuid.uuid4()}"
+    )
+    return written
+
+
+def _catalog_training_set(
+    config: LakehouseConfig, service: str, name: str, schema, written, run_id: str
+) -> None:
+    """A training set holds entity keys (e.g. user_id tokens): catalogued with them as subject columns,
+    so erasure finds it and retention (feature data: 365 days) expires it."""
+    from lakehouse import catalog
+    from lakehouse.maintenance import TableMaintenance
+
+    store = feature_store(config)
+    views = [
+        store.get_feature_view(p.name) for p in store.get_feature_service(service).feature_view_projections
+    ]
+    subjects = sorted({view_join_key(view) for view in views})
+    sources = sorted({view.tags["source_table"] for view in views})
+    stats = TableMaintenance(written.uri, config.storage_options).stats()
+    entry = catalog.Entry(
+        path=f"{TRAINING_ROOT}/{name}",
+        owner="team:ml-platform",
+        location=written.uri,
+        description=f"Point-in-time training set of the feature service {service!r}.",
+        fields=[
+            catalog.Field(
+                f.name, f.dataType.simpleString(), None, "confidential" if f.name in subjects else "internal"
+            )
+            for f in schema.fields
+        ],
+        tags=["features", "training-set", "gdpr"],
+        retention_days=365,
+        subject_columns=subjects,
+        latest_partition=stats.latest_partition,
+        row_count=stats.row_count,
+        delta_version=written.version,
+    )
+    catalog.record(
+        config,
+        [
+            catalog.Materialization(
+                run_id=run_id,
+                entry=entry,
+                partitions=[d.isoformat() for d in written.partitions],
+                rows_written=written.row_count,
+                code_version="feature_repo",
+                upstream=[(s, None) for s in sources],
+            )
+        ],
+    )
