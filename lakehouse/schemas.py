@@ -214,6 +214,7 @@ def require_compatible(config: LakehouseConfig, dataset: Dataset, schema: T.Stru
     """Refuse, before any write, a schema the dataset's compatibility mode does not allow."""
     found = change(config, dataset, struct_fields(dataset, schema))
     if found.problems:
+        assert found.current is not None  # only a change from a registered version has problems
         fields = sorted(
             {f.name for f in (*found.diff.added, *found.diff.removed)}
             | {old.name for old, _ in found.diff.changed}

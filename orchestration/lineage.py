@@ -243,7 +243,10 @@ def record(
     Returns the step's inputs and outputs as OpenLineage datasets, for its COMPLETE event.
     """
     version = code_version(dataset)
-    outputs = [(_registered(lake, dataset, entry, version, days), *rest) for entry, *rest in outputs]
+    outputs = [
+        (_registered(lake, dataset, entry, version, days), rows, upstream, columns)
+        for entry, rows, upstream, columns in outputs
+    ]
     catalog.record(
         lake.config,
         [

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from assets import DATASETS
 from lakehouse import landing, schemas
 from lakehouse.config import LakehouseConfig
 from lakehouse.console import print_table
@@ -29,7 +30,8 @@ def _history(args: argparse.Namespace) -> int:
     if not versions:
         print(f"lakehouse schema: no schema versions of {args.dataset!r}", file=sys.stderr)
         return 1
-    rows, previous = [], ()
+    rows: list[tuple[str, ...]] = []
+    previous: tuple[schemas.SchemaField, ...] = ()
     for v in versions:
         change = schemas.diff(previous, v.fields).describe() if previous else f"{len(v.fields)} fields"
         rows.append(
@@ -97,15 +99,16 @@ def proposed_schemas(
 ) -> dict[str, T.StructType | str]:
     """Path -> the schema the current code writes (from empty inputs: nothing is read or written), or why
     it cannot tell. `other_tables`: DDL schemas of upstream tables that are not declared (quality metrics)."""
-    declared, found = {d.path: d for d in datasets}, {}
+    declared, known = {d.path: d for d in datasets}, other_tables or {}
+    found: dict[str, T.StructType] = {}
 
     def schema_of(path: str) -> T.StructType:
         if path not in found:
             dataset = declared.get(path)
             if dataset is None:
-                if path not in (other_tables or {}):
+                if path not in known:
                     raise LookupError(f"upstream {path} is not declared")
-                found[path] = spark.createDataFrame([], other_tables[path]).schema
+                found[path] = spark.createDataFrame([], known[path]).schema
             elif dataset.layer == "raw":
                 lines = spark.createDataFrame([], landing.LINES_DDL)
                 found[path] = common.raw_lines(lines, "", dt.datetime.now(dt.UTC)).schema
@@ -149,12 +152,11 @@ def check(
 
 def check_command(args: argparse.Namespace, datasets: Sequence[Dataset] | None = None) -> int:
     """Print `check`'s answer for `datasets` (default: every declared one); 1 when one would be refused."""
-    if datasets is None:
-        from assets import DATASETS as datasets
+    declared: Sequence[Dataset] = DATASETS if datasets is None else datasets
 
     config = LakehouseConfig.from_env()
-    tables = {metrics.metrics_path(d): metrics.SCHEMA for d in datasets if d.layer != "raw"}
-    results = check(config, spark_session(config), datasets, tables)
+    tables = {metrics.metrics_path(d): metrics.SCHEMA for d in declared if d.layer != "raw"}
+    results = check(config, spark_session(config), declared, tables)
     rows = []
     for dataset, found in results:
         if isinstance(found, str):

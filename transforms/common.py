@@ -74,8 +74,11 @@ def require_version(df: DataFrame, known_majors: Iterable[str]) -> DataFrame:
 def derive(dataset: Dataset, inputs: Mapping[str, DataFrame]) -> DataFrame:
     """The transform's output (one upstream: positional; several: by name) with the row rules the
     declaration implies: residency and known envelope versions."""
-    output = dataset.transform(*inputs.values()) if len(inputs) == 1 else dataset.transform(**inputs)
+    transform = dataset.transform
+    assert transform is not None, f"{dataset.path} has no transform (a raw dataset is ingested, not derived)"
+    output = transform(*inputs.values()) if len(inputs) == 1 else transform(**inputs)
     if dataset.allowed_regions:
+        assert dataset.region_column is not None  # the declaration requires it with allowed_regions
         output = require_region(output, dataset.region_column, dataset.allowed_regions)
     if dataset.envelope_versions:
         output = require_version(output, dataset.envelope_versions)
