@@ -9,7 +9,8 @@ rather than duplicates:
   last run and quality status;
 - `catalog/lineage` (run_id, dataset_id): one materialization: the upstream
   datasets' Delta versions -> the output's version, partitions, code version, rows;
-- `catalog/column_lineage` (dataset_id, column): which upstream columns feed each column.
+- `catalog/column_lineage` (dataset_id, column): which upstream columns feed each column;
+- `catalog/schema_versions` (dataset_id, version): the schema registry's versions (`lakehouse.schemas`).
 Writes go through delta-rs merges (small tables, no engine needed); a commit that
 loses a race with another run's is retried.
 """
@@ -38,18 +39,27 @@ DATASETS = pa.schema([
     ("row_count", pa.int64()), ("delta_version", pa.int64()), ("last_run_id", pa.string()),
     ("quality_status", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
     ("updated_at", pa.timestamp("us", tz="UTC")), ("subject_paths_json", pa.string()),
+    ("schema_version", pa.int64()),
 ])
 LINEAGE = pa.schema([
     ("run_id", pa.string()), ("dataset_id", pa.string()), ("dataset_version", pa.int64()),
     ("partitions", pa.list_(pa.string())), ("upstream_json", pa.string()), ("code_version", pa.string()),
-    ("row_count", pa.int64()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ("row_count", pa.int64()), ("recorded_at", pa.timestamp("us", tz="UTC")), ("schema_version", pa.int64()),
 ])
 COLUMN_LINEAGE = pa.schema([
     ("dataset_id", pa.string()), ("column", pa.string()), ("upstream_json", pa.string()),
     ("updated_at", pa.timestamp("us", tz="UTC")),
 ])
-KEYS = {"datasets": ("dataset_id",), "lineage": ("run_id", "dataset_id"), "column_lineage": ("dataset_id", "column")}
-SCHEMAS = {"datasets": DATASETS, "lineage": LINEAGE, "column_lineage": COLUMN_LINEAGE}
+SCHEMA_VERSIONS = pa.schema([
+    ("dataset_id", pa.string()), ("version", pa.int64()), ("fields_json", pa.string()),
+    ("code_version", pa.string()), ("compatibility", pa.string()), ("first_partition", pa.string()),
+    ("last_partition", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
+    ("updated_at", pa.timestamp("us", tz="UTC")),
+])
+KEYS = {"datasets": ("dataset_id",), "lineage": ("run_id", "dataset_id"),
+        "column_lineage": ("dataset_id", "column"), "schema_versions": ("dataset_id", "version")}
+SCHEMAS = {"datasets": DATASETS, "lineage": LINEAGE, "column_lineage": COLUMN_LINEAGE,
+           "schema_versions": SCHEMA_VERSIONS}
 
 
 def dataset_id(path: str) -> str:
@@ -86,6 +96,7 @@ class Entry:
     row_count: int | None = None
     delta_version: int | None = None
     quality_status: str = "unknown"
+    schema_version: int | None = None  # the schema registry's version of what was written
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,12 @@ def _upsert(config: LakehouseConfig, table: str, rows: list[dict[str, Any]], kee
             time.sleep(0.2 * (attempt + 1))
 
 
+def _extreme(column: str, beats: str) -> str:
+    """SQL for a merge: the source's `column` when it `beats` (<, >) the target's, else the target's."""
+    source, target = f"s.{column}", f"t.{column}"
+    return f"CASE WHEN {target} IS NULL OR {source} {beats} {target} THEN {source} ELSE {target} END"
+
+
 def record(config: LakehouseConfig, materializations: Sequence[Materialization]) -> None:
     """Register each output and its lineage; idempotent per (run, dataset)."""
     now = dt.datetime.now(dt.timezone.utc)
@@ -152,23 +169,36 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
             "subject_paths_json": json.dumps({c: list(p) for c, p in e.subject_paths.items()}),
             "region_column": e.region_column, "latest_partition": e.latest_partition, "row_count": e.row_count,
             "delta_version": e.delta_version, "last_run_id": m.run_id, "quality_status": e.quality_status,
-            "created_at": now, "updated_at": now,
+            "created_at": now, "updated_at": now, "schema_version": e.schema_version,
         })
         lineage.append({
             "run_id": m.run_id, "dataset_id": dataset_id(e.path), "dataset_version": e.delta_version,
             "partitions": list(m.partitions), "code_version": m.code_version, "row_count": m.rows_written,
             "upstream_json": json.dumps([{"dataset_id": dataset_id(p), "version": v} for p, v in m.upstream]),
-            "recorded_at": now,
+            "recorded_at": now, "schema_version": e.schema_version,
         })
         columns += [{"dataset_id": dataset_id(e.path), "column": column, "updated_at": now,
                      "upstream_json": json.dumps([{"dataset_id": dataset_id(p), "column": c} for p, c in sources])}
                     for column, sources in m.column_lineage.items()]
     # A backfill of older partitions must not move the latest partition back.
     _upsert(config, "datasets", entries, keep=("created_at",),
-            combine={"latest_partition": "CASE WHEN t.latest_partition IS NULL OR s.latest_partition > "
-                                         "t.latest_partition THEN s.latest_partition ELSE t.latest_partition END"})
+            combine={"latest_partition": _extreme("latest_partition", ">")})
     _upsert(config, "lineage", lineage)
     _upsert(config, "column_lineage", columns, replace_within="dataset_id")
+
+
+def record_schema_version(config: LakehouseConfig, row: dict[str, Any]) -> None:
+    """Upsert one schema version; its creation time, introducing code version and the mode it was admitted
+    under stay, and its partition range only grows (a backfill of older days moves the first one back)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    _upsert(config, "schema_versions", [{**row, "created_at": now, "updated_at": now}],
+            keep=("created_at", "code_version", "compatibility"),
+            combine={"first_partition": _extreme("first_partition", "<"),
+                     "last_partition": _extreme("last_partition", ">")})
+
+
+def schema_versions(config: LakehouseConfig, dataset: str) -> list[dict[str, Any]]:
+    return [row for row in _rows(config, "schema_versions") if row["dataset_id"] == dataset]
 
 
 def refresh_stats(config: LakehouseConfig, dataset_ids: Sequence[str]) -> None:
@@ -211,6 +241,7 @@ def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]
         "regionColumn": row["region_column"], "latestPartition": row["latest_partition"],
         "rowCount": row["row_count"], "deltaVersion": row["delta_version"], "lastRunId": row["last_run_id"],
         "qualityStatus": row["quality_status"], "columnLineage": lineage,
+        "schemaVersion": row.get("schema_version"),
     }
 
 
@@ -259,5 +290,6 @@ def lineage(config: LakehouseConfig, dataset: str, direction: str = "upstream") 
                 seen.add(node)
                 frontier.append(node)
                 chain.append({"datasetId": node, "via": other, "runId": row["run_id"],
-                              "codeVersion": row["code_version"], "partitions": row["partitions"]})
+                              "codeVersion": row["code_version"], "partitions": row["partitions"],
+                              "schemaVersion": row.get("schema_version")})
     return chain

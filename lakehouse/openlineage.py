@@ -41,6 +41,7 @@ from openlineage.client.facet_v2 import (
     error_message_run,
     ownership_dataset,
     schema_dataset,
+    tags_dataset,
 )
 from openlineage.client.transport.file import FileConfig, FileTransport
 
@@ -60,6 +61,7 @@ class DatasetInfo:
     uri: the table's full location (s3://bucket/... or a local path), which gives the dataset namespace;
     fields: (column, type, description or None) in table order;
     owner: e.g. "team:data-platform"; version: the Delta table version read or written;
+    schema_version: the schema registry's version of an output (`lakehouse.schemas`);
     column_lineage: output column -> [(input dataset name, input column)], for outputs;
     quality: {"columnMetrics": {column: {"nullCount": ..}}, "assertions": [{"assertion": "not_null",
     "success": True, "column": ..}]}; assertions are an input facet in the spec, so they are emitted
@@ -74,6 +76,7 @@ class DatasetInfo:
     row_count: int | None = None
     column_lineage: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
     quality: Mapping[str, Any] | None = None
+    schema_version: int | None = None  # the schema registry's version written (a `schemaVersion` tag)
 
 
 def dataset_namespace(uri: str) -> str:
@@ -167,6 +170,9 @@ def _dataset_facets(info: DatasetInfo, input_namespaces: Mapping[str, str] | Non
             owners=[ownership_dataset.Owner(name=info.owner, type="MAINTAINER")])
     if info.version is not None:
         facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=str(info.version))
+    if info.schema_version is not None:
+        facets["tags"] = tags_dataset.TagsDatasetFacet(tags=[tags_dataset.TagsDatasetFacetFields(
+            key="schemaVersion", value=str(info.schema_version), source="lakehouse")])
     column_metrics = dict((info.quality or {}).get("columnMetrics") or {})
     if info.row_count is not None or column_metrics:
         facets["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(

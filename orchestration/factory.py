@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import audit, catalog, landing, openlineage
+from lakehouse import audit, catalog, landing, openlineage, schemas
 from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
@@ -158,6 +158,7 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
                     else lake.spark.createDataFrame([], landing.REFUSALS_DDL))
         raw = common.raw_lines(lines, context.run.run_id, now)
         rejected = common.refused_lines(refusals, context.run.run_id, now)
+        schemas.require_compatible(lake.config, dataset, raw.schema)  # before any write
         result = lake.write(dataset.path, raw, build, dataset.schema_policy)
         held = lake.write(dataset.quarantine_path, rejected, build)
     if held.row_count:
@@ -201,9 +202,8 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
             f"the tag {ALLOW_EMPTY_TAG}=true to empty them on purpose)")
     upstream = [(path, version) for path, (_, version) in reads.items()]
     inputs = {path.split("/")[-1]: rows for path, (rows, _) in reads.items()}
-    output = dataset.transform(*inputs.values()) if len(inputs) == 1 else dataset.transform(**inputs)
-    if dataset.allowed_regions:
-        output = common.require_region(output, dataset.region_column, dataset.allowed_regions)
+    output = common.derive(dataset, inputs)
+    schemas.require_compatible(lake.config, dataset, common.written_schema(dataset, output))  # before a write
     if QUARANTINE_REASON in output.columns and not dataset.has_quarantine:
         raise ValueError(f"{dataset.path} produces {QUARANTINE_REASON} but declares no quarantine")
     upstream_schemas = {path: rows.schema for path, (rows, _) in reads.items()}

@@ -22,6 +22,7 @@ from openlineage.client.facet_v2 import (
     error_message_run,
     ownership_dataset,
     schema_dataset,
+    tags_dataset,
 )
 from openlineage.client.serde import Serde
 from referencing import Registry, Resource
@@ -38,7 +39,8 @@ FACET_SCHEMAS = {
     "dataQualityAssertions": "DataQualityAssertionsDatasetFacet.json",
 }
 # Facets without a schema in the standards folder (validated only as core RunFacet/JobFacet):
-# ours (errorMessage) and the ones the client itself adds (tags; sourceCodeLocation inside a git checkout).
+# ours (errorMessage; tags on outputs: schemaVersion) and the ones the client itself adds (tags;
+# sourceCodeLocation inside a git checkout).
 UNSCHEMED = {"errorMessage", "tags", "sourceCodeLocation"}
 
 DAGSTER_RUN = "3f1b8e4c-0d2a-4c5e-9b7a-1e2f3a4b5c6d"
@@ -128,6 +130,9 @@ def _rebuild(event: dict[str, Any]) -> RunEvent:
             elif key == "dataQualityAssertions":
                 out[key] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
                     assertions=[data_quality_assertions_dataset.Assertion(**{"params": None, **a}) for a in f["assertions"]])
+            elif key == "tags":  # the schema registry's version of an output
+                out[key] = tags_dataset.TagsDatasetFacet(
+                    tags=[tags_dataset.TagsDatasetFacetFields(**{"field": None, **t}) for t in f["tags"]])
             else:
                 raise AssertionError(f"unexpected dataset facet {key}")
         return out

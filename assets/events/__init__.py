@@ -21,6 +21,7 @@ RAW = Dataset(
 PROCESSED = Dataset(
     name="events", domain=DOMAIN, layer="processed", owner=OWNER, upstream=(RAW.path,), transform=t.parse_events,
     quarantine=True, primary_key=("event_id",), deduplicate_on=("event_id",), retention_days=365,
+    envelope_versions=("1",),
     description="Typed events, one per eventId per day; late events (dated before arrival) flagged is_late. "
                 "Personal data from user.registered payloads is lifted out of the JSON and protected.",
     columns={"event_ts": "event time (UTC)",
