@@ -74,6 +74,7 @@ class CatalogEntry(BaseModel):
     latestPartition: str | None = None
     rowCount: int | None = None
     deltaVersion: int | None = None
+    schemaVersion: int | None = Field(default=None, description="the schema registry's version of the table")
     lastRunId: str | None = None
     qualityStatus: str
     columnLineage: dict[str, list[ColumnSource]] = Field(description="column -> the upstream columns feeding it")
@@ -89,6 +90,7 @@ class LineageStep(BaseModel):
     via: str = Field(description="the dataset this one feeds (upstream) or is fed by (downstream)")
     runId: str
     codeVersion: str | None = None
+    schemaVersion: int | None = None
     partitions: list[str]
 
 
