@@ -58,12 +58,14 @@ class AuthSettings:
     leeway_seconds: int = 30
 
     @classmethod
-    def from_env(cls) -> "AuthSettings":
-        return cls(issuer=os.environ.get("LAKEHOUSE_AUTH_ISSUER", DEFAULT_ISSUER),
-                   audience=os.environ.get("LAKEHOUSE_AUTH_AUDIENCE", DEFAULT_AUDIENCE),
-                   jwks=os.environ.get("LAKEHOUSE_AUTH_JWKS") or str(local_issuer_dir() / "jwks.json"),
-                   tenant_claim=os.environ.get("LAKEHOUSE_AUTH_TENANT_CLAIM", "tenant_id"),
-                   leeway_seconds=int(os.environ.get("LAKEHOUSE_AUTH_LEEWAY_SECONDS", "30")))
+    def from_env(cls) -> AuthSettings:
+        return cls(
+            issuer=os.environ.get("LAKEHOUSE_AUTH_ISSUER", DEFAULT_ISSUER),
+            audience=os.environ.get("LAKEHOUSE_AUTH_AUDIENCE", DEFAULT_AUDIENCE),
+            jwks=os.environ.get("LAKEHOUSE_AUTH_JWKS") or str(local_issuer_dir() / "jwks.json"),
+            tenant_claim=os.environ.get("LAKEHOUSE_AUTH_TENANT_CLAIM", "tenant_id"),
+            leeway_seconds=int(os.environ.get("LAKEHOUSE_AUTH_LEEWAY_SECONDS", "30")),
+        )
 
     @property
     def jwks_is_url(self) -> bool:
@@ -110,8 +112,11 @@ class TokenVerifier:
 
     def __init__(self, settings: AuthSettings):
         self.settings = settings
-        self._client = jwt.PyJWKClient(settings.jwks, cache_jwk_set=True, lifespan=300, timeout=10) \
-            if settings.jwks_is_url else None
+        self._client = (
+            jwt.PyJWKClient(settings.jwks, cache_jwk_set=True, lifespan=300, timeout=10)
+            if settings.jwks_is_url
+            else None
+        )
         self._file_keys: tuple[tuple[int, int], jwt.PyJWKSet] | None = None
 
     def _key(self, token: str, header: dict[str, Any]) -> Any:
@@ -148,8 +153,15 @@ class TokenVerifier:
         key = self._key(token, header)
         s = self.settings
         try:
-            claims = jwt.decode(token, key, algorithms=[header["alg"]], audience=s.audience, issuer=s.issuer,
-                                leeway=s.leeway_seconds, options={"require": ["exp", "iss", "aud"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[header["alg"]],
+                audience=s.audience,
+                issuer=s.issuer,
+                leeway=s.leeway_seconds,
+                options={"require": ["exp", "iss", "aud"]},
+            )
         except jwt.ExpiredSignatureError as error:
             raise _invalid("the token has expired") from error
         except jwt.InvalidIssuerError as error:
@@ -166,8 +178,11 @@ class TokenVerifier:
         if tenant is not None and (not isinstance(tenant, str) or not tenant):
             raise _invalid(f"the token's {s.tenant_claim!r} claim is not a tenant name")
         subject = claims.get("sub")
-        return Principal(subject=str(subject) if subject is not None else None, tenant=tenant,
-                         scopes=_claimed_scopes(claims))
+        return Principal(
+            subject=str(subject) if subject is not None else None,
+            tenant=tenant,
+            scopes=_claimed_scopes(claims),
+        )
 
 
 def _claimed_scopes(claims: dict[str, Any]) -> frozenset[str]:
@@ -190,8 +205,11 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": Problem, "description": "the token lacks the scope, or a tenant claim, this needs"},
     503: {"model": Problem, "description": "the token issuer's keys cannot be loaded"},
 }
-_BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                     description="A JWT of the configured issuer (`lakehouse token` in the embedded setup).")
+_BEARER = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A JWT of the configured issuer (`lakehouse token` in the embedded setup).",
+)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 
 
@@ -211,8 +229,12 @@ class Authenticator:
             raise AuthError(403, f"the token lacks the scope {scope!r}", "insufficient_scope", scope)
         if principal.tenant is None and not principal.is_admin:
             claim = self.settings.tenant_claim
-            raise AuthError(403, f"the token has no {claim!r} claim and not the scope {ADMIN!r}",
-                            "insufficient_scope", ADMIN)
+            raise AuthError(
+                403,
+                f"the token has no {claim!r} claim and not the scope {ADMIN!r}",
+                "insufficient_scope",
+                ADMIN,
+            )
         return principal
 
     def require(self, scope: str) -> Callable[..., Principal]:

@@ -68,7 +68,8 @@ class CatalogEntry(BaseModel):
     regions: list[str]
     subjectColumns: list[str]
     subjectPaths: dict[str, list[str]] = Field(
-        default_factory=dict, description="raw and landing: subject column -> JSON paths in a line")
+        default_factory=dict, description="raw and landing: subject column -> JSON paths in a line"
+    )
     tenantColumn: str | None = None
     regionColumn: str | None = None
     latestPartition: str | None = None
@@ -77,7 +78,9 @@ class CatalogEntry(BaseModel):
     schemaVersion: int | None = Field(default=None, description="the schema registry's version of the table")
     lastRunId: str | None = None
     qualityStatus: str
-    columnLineage: dict[str, list[ColumnSource]] = Field(description="column -> the upstream columns feeding it")
+    columnLineage: dict[str, list[ColumnSource]] = Field(
+        description="column -> the upstream columns feeding it"
+    )
 
 
 class CatalogList(BaseModel):
@@ -102,8 +105,9 @@ class Lineage(BaseModel):
 
 def known(config: LakehouseConfig, dataset: str) -> bool:
     """Catalogued, or at least named in some lineage (a landing source is upstream only)."""
-    return (catalog.get_entry(config, dataset) is not None
-            or any(catalog.lineage(config, dataset, d) for d in ("upstream", "downstream")))
+    return catalog.get_entry(config, dataset) is not None or any(
+        catalog.lineage(config, dataset, d) for d in ("upstream", "downstream")
+    )
 
 
 def visible(caller: Principal, entry: dict) -> bool:
@@ -120,12 +124,22 @@ def strict_query(request: Request) -> None:
     wrong = sorted({name for name in params if name not in declared or len(params.getlist(name)) > 1})
     if wrong:
         problem = "unknown parameter" if wrong[0] not in declared else "given more than once"
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", wrong[0]), "msg": problem,
-                                       "input": params.getlist(wrong[0])}])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", wrong[0]),
+                    "msg": problem,
+                    "input": params.getlist(wrong[0]),
+                }
+            ]
+        )
 
 
-def create_app(config_factory: Callable[[], LakehouseConfig] = LakehouseConfig.from_env,
-               auth: Authenticator | None = None) -> FastAPI:
+def create_app(
+    config_factory: Callable[[], LakehouseConfig] = LakehouseConfig.from_env,
+    auth: Authenticator | None = None,
+) -> FastAPI:
     """The app; `auth` defaults to the issuer, audience and keys configured in the environment (the
     local issuer's, created here if need be, in the embedded setup)."""
     if auth is None:
@@ -140,31 +154,54 @@ def create_app(config_factory: Callable[[], LakehouseConfig] = LakehouseConfig.f
 
     Config = Annotated[LakehouseConfig, Depends(config)]
     Caller = Annotated[Principal, Depends(auth.require(CATALOG_READ))]
-    refused = {**AUTH_RESPONSES,
-               403: {**AUTH_RESPONSES[403], "description": "the token lacks catalog:read, or a tenant claim"}}
-    not_found = {**refused, 404: {"model": Problem, "description": "unknown datasetId (or outside the "
-                                                                   "caller's scope: the same answer)"}}
+    refused = {
+        **AUTH_RESPONSES,
+        403: {**AUTH_RESPONSES[403], "description": "the token lacks catalog:read, or a tenant claim"},
+    }
+    not_found = {
+        **refused,
+        404: {
+            "model": Problem,
+            "description": "unknown datasetId (or outside the caller's scope: the same answer)",
+        },
+    }
 
     def unknown(dataset: str) -> HTTPException:
         return HTTPException(404, detail=f"unknown dataset {dataset!r}")
 
     @app.get("/v1/data/catalog", response_model=CatalogList, responses=refused, tags=["catalog"])
-    def list_datasets(cfg: Config, caller: Caller, domain: str | None = None, tag: str | None = None,
-                      classification: str | None = None) -> CatalogList:
-        entries = [e for e in catalog.list_entries(cfg, domain=domain, tag=tag, classification=classification)
-                   if visible(caller, e)]
+    def list_datasets(
+        cfg: Config,
+        caller: Caller,
+        domain: str | None = None,
+        tag: str | None = None,
+        classification: str | None = None,
+    ) -> CatalogList:
+        entries = [
+            e
+            for e in catalog.list_entries(cfg, domain=domain, tag=tag, classification=classification)
+            if visible(caller, e)
+        ]
         return CatalogList(count=len(entries), datasets=[CatalogEntry.model_validate(e) for e in entries])
 
-    @app.get("/v1/data/catalog/{datasetId}", response_model=CatalogEntry, responses=not_found, tags=["catalog"])
+    @app.get(
+        "/v1/data/catalog/{datasetId}", response_model=CatalogEntry, responses=not_found, tags=["catalog"]
+    )
     def get_dataset(datasetId: str, cfg: Config, caller: Caller) -> CatalogEntry:
         entry = catalog.get_entry(cfg, datasetId)
         if entry is None or not visible(caller, entry):
             raise unknown(datasetId)
         return CatalogEntry.model_validate(entry)
 
-    @app.get("/v1/data/catalog/{datasetId}/lineage", response_model=Lineage, responses=not_found, tags=["catalog"])
-    def get_lineage(datasetId: str, cfg: Config, caller: Caller,
-                    direction: Annotated[Literal["upstream", "downstream"], Query()] = "upstream") -> Lineage:
+    @app.get(
+        "/v1/data/catalog/{datasetId}/lineage", response_model=Lineage, responses=not_found, tags=["catalog"]
+    )
+    def get_lineage(
+        datasetId: str,
+        cfg: Config,
+        caller: Caller,
+        direction: Annotated[Literal["upstream", "downstream"], Query()] = "upstream",
+    ) -> Lineage:
         if caller.is_admin:
             chain = catalog.lineage(cfg, datasetId, direction)
             if not chain and not known(cfg, datasetId):
@@ -174,9 +211,14 @@ def create_app(config_factory: Callable[[], LakehouseConfig] = LakehouseConfig.f
             if datasetId not in seen:
                 raise unknown(datasetId)
             # A step is shown when both its ends are in scope: names outside it never appear.
-            chain = [step for step in catalog.lineage(cfg, datasetId, direction)
-                     if step["datasetId"] in seen and step["via"] in seen]
-        return Lineage(datasetId=datasetId, direction=direction, lineage=chain)
+            chain = [
+                step
+                for step in catalog.lineage(cfg, datasetId, direction)
+                if step["datasetId"] in seen and step["via"] in seen
+            ]
+        return Lineage(
+            datasetId=datasetId, direction=direction, lineage=[LineageStep.model_validate(s) for s in chain]
+        )
 
     app.include_router(feature_api.router(config, auth))
     return app

@@ -125,6 +125,13 @@ class Dataset:
         return f"{self.layer}/{self.domain}/{self.name}"
 
     @property
+    def landing_source(self) -> str:
+        """The landing source of a raw dataset (its declaration must name one)."""
+        if self.landing is None:
+            raise ValueError(f"{self.path} is not a raw dataset: it ingests no landing source")
+        return self.landing
+
+    @property
     def quarantine_path(self) -> str:
         """Raw datasets' quarantine holds the landing lines and files that are not text (named after the
         landing source, as processed datasets often share their raw dataset's name)."""

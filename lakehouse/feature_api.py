@@ -33,8 +33,9 @@ FeatureRef = Annotated[str, StringConstraints(pattern=r"^[^:]+:[^:]+$", max_leng
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entities: list[EntityRow] = Field(min_length=1, max_length=MAX_ENTITIES,
-                                      examples=[[{"user_id": "3f9a0c1e..."}]])
+    entities: list[EntityRow] = Field(
+        min_length=1, max_length=MAX_ENTITIES, examples=[[{"user_id": "3f9a0c1e..."}]]
+    )
 
 
 class ServiceQuery(_Query):
@@ -42,8 +43,9 @@ class ServiceQuery(_Query):
 
 
 class FeatureListQuery(_Query):
-    features: list[FeatureRef] = Field(min_length=1, max_length=100,
-                                       examples=[["customer_order_stats:order_count"]])
+    features: list[FeatureRef] = Field(
+        min_length=1, max_length=100, examples=[["customer_order_stats:order_count"]]
+    )
 
 
 class FeatureRecord(BaseModel):
@@ -80,25 +82,26 @@ def _views(store, query: ServiceQuery | FeatureListQuery, in_scope: Callable[[An
         if not all(in_scope(view) for view in views):
             raise unknown
         return views
-    views = {}
+    chosen: dict[str, Any] = {}
     for ref in query.features:
         name, _, feature = ref.partition(":")
         try:
-            view = views[name] if name in views else store.get_feature_view(name)
+            view = chosen[name] if name in chosen else store.get_feature_view(name)
         except FeatureViewNotFoundException:
             view = None
         if view is None or feature not in {f.name for f in view.features} or not in_scope(view):
             raise HTTPException(404, detail=f"unknown feature {ref!r}")
-        views[name] = view
-    return list(views.values())
+        chosen[name] = view
+    return list(chosen.values())
 
 
 def _join_key(view) -> str:
     return view.entity_columns[0].name
 
 
-def _outside_tenant(cfg: LakehouseConfig, views: Sequence, entries: dict[str, dict], rows: Sequence[dict],
-                    tenant: str) -> list[str]:
+def _outside_tenant(
+    cfg: LakehouseConfig, views: Sequence, entries: dict[str, dict], rows: Sequence[dict], tenant: str
+) -> list[str]:
     """`key='value'` of every requested key that is not only the tenant's in the views' source tables."""
     owners: dict[tuple[str, str], set[str]] = defaultdict(set)
     for dataset, key in {(catalog.dataset_id(v.tags["source_table"]), _join_key(v)) for v in views}:
@@ -108,7 +111,8 @@ def _outside_tenant(cfg: LakehouseConfig, views: Sequence, entries: dict[str, di
             continue
         found = DeltaTable(uri, storage_options=cfg.storage_options).to_pyarrow_table(
             columns=list(dict.fromkeys([key, column])),  # the tenant entity's key is the tenant column
-            filters=[(key, "in", sorted({row[key] for row in rows}))])
+            filters=[(key, "in", sorted({row[key] for row in rows}))],
+        )
         for value, owner in zip(found.column(key).to_pylist(), found.column(column).to_pylist()):
             owners[(key, value)].add(owner)
     wanted = dict.fromkeys((key, value) for row in rows for key, value in row.items())
@@ -121,14 +125,20 @@ def router(config: Callable[[], LakehouseConfig], auth: Authenticator) -> APIRou
     responses: dict[int | str, dict[str, Any]] = {
         **AUTH_RESPONSES,
         400: {"model": Problem, "description": "the body cannot be parsed"},
-        403: {"model": Problem, "description": "the token lacks features:read or a tenant claim, or an "
-                                               "entity key is not the token's tenant's"},
+        403: {
+            "model": Problem,
+            "description": "the token lacks features:read or a tenant claim, or an "
+            "entity key is not the token's tenant's",
+        },
         404: {"model": Problem, "description": "unknown feature service or feature"},
     }
 
     @api.post("/v1/features/query", response_model=FeatureAnswer, responses=responses)
-    def query_features(query: ServiceQuery | FeatureListQuery, cfg: LakehouseConfig = Depends(config),
-                       caller: Principal = Depends(auth.require(FEATURES_READ))) -> FeatureAnswer:
+    def query_features(
+        query: ServiceQuery | FeatureListQuery,
+        cfg: Annotated[LakehouseConfig, Depends(config)],
+        caller: Annotated[Principal, Depends(auth.require(FEATURES_READ))],
+    ) -> FeatureAnswer:
         """Online features of the entity rows, from a feature service or a list of features."""
         entries = {} if caller.is_admin else {e["datasetId"]: e for e in catalog.list_entries(cfg)}
 
@@ -142,15 +152,25 @@ def router(config: Callable[[], LakehouseConfig], auth: Authenticator) -> APIRou
         rows = [dict(row) for row in query.entities]
         wrong = [i for i, row in enumerate(rows) if sorted(row) != needed]
         if wrong:
-            raise RequestValidationError([{
-                "type": "value_error", "loc": ("body", "entities", wrong[0]), "input": rows[wrong[0]],
-                "msg": f"every entity row needs exactly the join keys {', '.join(needed)}"}])
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("body", "entities", wrong[0]),
+                        "input": rows[wrong[0]],
+                        "msg": f"every entity row needs exactly the join keys {', '.join(needed)}",
+                    }
+                ]
+            )
         if not caller.is_admin:
+            assert caller.tenant is not None  # a token without admin carries its tenant
             outside = _outside_tenant(cfg, views, entries, rows, caller.tenant)
             if outside:
                 more = " ..." if len(outside) > 10 else ""
-                raise HTTPException(403, detail=f"entity keys outside tenant {caller.tenant!r}: "
-                                                f"{', '.join(outside[:10])}{more}")
+                raise HTTPException(
+                    403,
+                    detail=f"entity keys outside tenant {caller.tenant!r}: {', '.join(outside[:10])}{more}",
+                )
         if isinstance(query, ServiceQuery):
             refs: str | list[str] = query.featureService
         else:

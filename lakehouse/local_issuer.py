@@ -49,12 +49,19 @@ class LocalIssuer:
 
     def _private_key(self) -> ec.EllipticCurvePrivateKey:
         private_dir(self.folder)
-        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(serialization.Encoding.PEM,
-                                                                    serialization.PrivateFormat.PKCS8,
-                                                                    serialization.NoEncryption()).decode()
+        pem = (
+            ec.generate_private_key(ec.SECP256R1())
+            .private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            .decode()
+        )
         # Two processes racing here both end up with the key that was linked first.
         pem = create_secret(self.folder / "issuer-key.pem", pem)
-        return serialization.load_pem_private_key(pem.encode(), password=None)
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{self.folder / 'issuer-key.pem'} holds no elliptic-curve private key")
+        return key
 
     def ensure_keys(self) -> tuple[ec.EllipticCurvePrivateKey, str]:
         """The key pair (created on first use) and its `kid`; `jwks.json` is (re)written to match it."""
@@ -66,16 +73,30 @@ class LocalIssuer:
             write_secret(self.jwks_path, jwks)
         return key, kid
 
-    def issue(self, scopes: Sequence[str], tenant: str | None = None, subject: str = "local-user",
-              ttl_seconds: int = DEFAULT_TTL_SECONDS, settings: AuthSettings | None = None,
-              **claims: Any) -> str:
+    def issue(
+        self,
+        scopes: Sequence[str],
+        tenant: str | None = None,
+        subject: str = "local-user",
+        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        settings: AuthSettings | None = None,
+        **claims: Any,
+    ) -> str:
         """A signed token for `settings`' issuer and audience with these scopes and tenant."""
         settings = settings or AuthSettings.from_env()
         key, kid = self.ensure_keys()
-        now = dt.datetime.now(dt.timezone.utc)
-        payload = {"iss": settings.issuer, "aud": settings.audience, "sub": subject, "iat": now, "nbf": now,
-                   "exp": now + dt.timedelta(seconds=ttl_seconds), "jti": uuid.uuid4().hex,
-                   "scope": " ".join(scopes), **claims}
+        now = dt.datetime.now(dt.UTC)
+        payload = {
+            "iss": settings.issuer,
+            "aud": settings.audience,
+            "sub": subject,
+            "iat": now,
+            "nbf": now,
+            "exp": now + dt.timedelta(seconds=ttl_seconds),
+            "jti": uuid.uuid4().hex,
+            "scope": " ".join(scopes),
+            **claims,
+        }
         if tenant is not None:
             payload[settings.tenant_claim] = tenant
         return jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": kid})
@@ -88,23 +109,33 @@ def _token(args: argparse.Namespace) -> int:
         print(f"lakehouse token: {error}", file=sys.stderr)
         return 2
     if args.tenant is None and ADMIN not in scopes:
-        print(f"lakehouse token: without {ADMIN} a token needs --tenant (the APIs refuse it)",
-              file=sys.stderr)
+        print(
+            f"lakehouse token: without {ADMIN} a token needs --tenant (the APIs refuse it)", file=sys.stderr
+        )
         return 2
     settings, issuer = AuthSettings.from_env(), LocalIssuer()
     if settings.jwks != str(issuer.jwks_path):
-        print(f"note: the APIs trust {settings.jwks} (LAKEHOUSE_AUTH_JWKS), not this local issuer",
-              file=sys.stderr)
-    print(issuer.issue(scopes, tenant=args.tenant, subject=args.subject, ttl_seconds=args.ttl,
-                       settings=settings))
+        print(
+            f"note: the APIs trust {settings.jwks} (LAKEHOUSE_AUTH_JWKS), not this local issuer",
+            file=sys.stderr,
+        )
+    print(
+        issuer.issue(
+            scopes, tenant=args.tenant, subject=args.subject, ttl_seconds=args.ttl, settings=settings
+        )
+    )
     return 0
 
 
 def add_parser(commands) -> None:
     """Register `token` on the `lakehouse` command's subparsers."""
     parser = commands.add_parser("token", help="print a bearer token of the local issuer (embedded setup)")
-    parser.add_argument("--scope", action="append", required=True,
-                        help=f"a scope (repeatable, or space-separated): {', '.join(SCOPES)}")
+    parser.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help=f"a scope (repeatable, or space-separated): {', '.join(SCOPES)}",
+    )
     parser.add_argument("--tenant", help="the tenant the token is scoped to (needed without platform:admin)")
     parser.add_argument("--subject", default="local-user", help="the token's `sub`")
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="seconds until it expires")

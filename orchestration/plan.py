@@ -53,8 +53,9 @@ def _expired(lake: Lake, day: dt.date) -> bool:
 
 
 def _raw_steps(lake: Lake, dataset: Dataset, days: Sequence[dt.date], downstream: tuple[str, ...]):
-    assert dataset.landing is not None
-    listing = landing.list_landing(lake.config, dataset.domain, days, dataset.landing, dataset.landing_format)
+    listing = landing.list_landing(
+        lake.config, dataset.domain, days, dataset.landing_source, dataset.landing_format
+    )
     current, version = lake.rows_per_partition(dataset.path, days), _version(lake, dataset.path)
     for day in days:
         files = listing.files.get(day, [])
@@ -87,6 +88,7 @@ def plan(
             upstream_now = lake.rows_per_partition(primary, days)
             current, version = lake.rows_per_partition(dataset.path, days), _version(lake, dataset.path)
             found = []
+            estimate: int | None
             for day in days:
                 incoming = expected.get((primary, day), upstream_now[day])
                 if current[day] and incoming == 0:

@@ -19,16 +19,28 @@ import dagster as dg
 from orchestration.resources import LakeResource
 
 
-def run_assets(instance: dg.DagsterInstance, assets: Sequence, first: dt.date, last: dt.date | None = None,
-               raise_on_error: bool = True, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+def run_assets(
+    instance: dg.DagsterInstance,
+    assets: Sequence,
+    first: dt.date,
+    last: dt.date | None = None,
+    raise_on_error: bool = True,
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
     """Materialize `assets` for the partitions first..last in one run (as a single-run backfill does)."""
     job = dg.define_asset_job("test_run", selection=dg.AssetSelection.all())
-    defs = dg.Definitions(assets=list(assets), jobs=[job], resources={"lake": LakeResource()},
-                          executor=dg.in_process_executor)
-    return defs.resolve_job_def("test_run").execute_in_process(instance=instance, raise_on_error=raise_on_error, tags={
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": (last or first).isoformat(), **(tags or {}),
-    })
+    defs = dg.Definitions(
+        assets=list(assets), jobs=[job], resources={"lake": LakeResource()}, executor=dg.in_process_executor
+    )
+    return defs.resolve_job_def("test_run").execute_in_process(
+        instance=instance,
+        raise_on_error=raise_on_error,
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": (last or first).isoformat(),
+            **(tags or {}),
+        },
+    )
 
 
 def counts_by_day(spark, uri: str, where: str | None = None) -> dict[dt.date, int]:
@@ -61,8 +73,9 @@ def served(app) -> Iterator[str]:
         assert not thread.is_alive()
 
 
-def call_http(url: str, method: str = "GET", headers: dict[str, str] | None = None,
-         body: Any = None) -> tuple[int, dict[str, str], Any]:
+def call_http(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None, body: Any = None
+) -> tuple[int, dict[str, str], Any]:
     """Status, headers (names in lower case) and JSON body of one request (`body` sent as JSON)."""
     data = None if body is None else json.dumps(body).encode()
     headers = {**(headers or {}), **({"Content-Type": "application/json"} if data is not None else {})}

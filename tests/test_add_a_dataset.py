@@ -23,7 +23,7 @@ from tests.helpers import run_assets
 DAY = dt.date(2024, 1, 1)
 
 # What the README's "Add a dataset" section shows, verbatim.
-NEW_MODULE = textwrap.dedent('''
+NEW_MODULE = textwrap.dedent("""
     from pyspark.sql import DataFrame, functions as F
 
     from lakehouse.datasets import Dataset
@@ -40,7 +40,7 @@ NEW_MODULE = textwrap.dedent('''
         retention_days=1095,
     )
     DATASETS = [SESSIONS_PER_REGION]
-''')
+""")
 
 
 def test_a_new_curated_dataset_is_one_short_declaration(spark, lake, instance, tmp_path, monkeypatch):
@@ -57,14 +57,20 @@ def test_a_new_curated_dataset_is_one_short_declaration(spark, lake, instance, t
         uri = lake.table_uri("curated", "events", "sessions_per_region")
         written = {r["region"]: r["sessions"] for r in spark.read.format("delta").load(uri).collect()}
         processed = spark.read.format("delta").load(lake.table_uri("processed", "events", "events"))
-        expected = {r["region"]: r["n"] for r in processed.groupBy("region")
-                    .agg(F.countDistinct("session_id").alias("n")).collect()}
+        expected = {
+            r["region"]: r["n"]
+            for r in processed.groupBy("region").agg(F.countDistinct("session_id").alias("n")).collect()
+        }
         assert written == expected and sum(written.values()) > 0
 
         key = dg.AssetKey(["curated", "events", "sessions_per_region"])
         event = instance.get_latest_materialization_event(key).asset_materialization
         assert event.metadata["dagster/row_count"].value == len(expected)
-        assert [c.name for c in event.metadata["dagster/column_schema"].schema.columns] == ["dt", "region", "sessions"]
+        assert [c.name for c in event.metadata["dagster/column_schema"].schema.columns] == [
+            "dt",
+            "region",
+            "sessions",
+        ]
         spec = next(iter(domain_assets(module.DATASETS)[0].specs))
         assert spec.owners == ["team:analytics"] and spec.group_name == "events"
         assert spec.metadata["retention_days"] == 1095
@@ -87,18 +93,26 @@ def test_a_new_curated_dataset_in_yaml_is_built_by_its_component(spark, lake, in
     assert result.success
 
     key = dg.AssetKey(["curated", "commerce", "orders_by_status"])
-    written = {(r["currency"], r["status"]): (r["orders"], r["revenue"])
-               for r in spark.read.format("delta").load(lake.table_uri(*key.path)).collect()}
+    written = {
+        (r["currency"], r["status"]): (r["orders"], r["revenue"])
+        for r in spark.read.format("delta").load(lake.table_uri(*key.path)).collect()
+    }
     orders = spark.read.format("delta").load(lake.table_uri("processed", "commerce", "orders"))
-    per_status = orders.groupBy("currency", "status").agg(F.count(F.lit(1)).alias("n"),
-                                                           F.sum("total_amount").alias("amount"))
+    per_status = orders.groupBy("currency", "status").agg(
+        F.count(F.lit(1)).alias("n"), F.sum("total_amount").alias("amount")
+    )
     expected = {(r["currency"], r["status"]): (r["n"], r["amount"]) for r in per_status.collect()}
     assert written == expected and sum(n for n, _ in written.values()) > 0
 
     event = instance.get_latest_materialization_event(key).asset_materialization
     assert event.metadata["dagster/row_count"].value == len(expected)
     assert [c.name for c in event.metadata["dagster/column_schema"].schema.columns] == [
-        "dt", "currency", "status", "orders", "revenue"]
+        "dt",
+        "currency",
+        "status",
+        "orders",
+        "revenue",
+    ]
     spec = next(a for a in built.assets if key in a.keys).specs_by_key[key]
     assert spec.owners == ["team:commerce"] and spec.group_name == "commerce"
     assert spec.metadata["retention_days"] == 1095
