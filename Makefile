@@ -33,7 +33,7 @@ help:
 	@echo "make spark-up / make spark-down   start / stop the local Apache Spark cluster (Delta Lake, S3A)"
 	@echo "ENGINE=spark  make demo|env|dev|bench on that cluster instead of Sail"
 	@echo "make bench  one events partition of BENCH_ROWS rows, landing -> curated"
-	@echo "make catalog-api   the read-only catalog API on http://127.0.0.1:8090/v1/data/catalog"
+	@echo "make catalog-api   the catalog and feature query APIs on http://127.0.0.1:8090 (tokens: lakehouse token)"
 
 install: $(VENV)/.installed
 

@@ -9,7 +9,8 @@ rather than duplicates:
   last run and quality status;
 - `catalog/lineage` (run_id, dataset_id): one materialization: the upstream
   datasets' Delta versions -> the output's version, partitions, code version, rows;
-- `catalog/column_lineage` (dataset_id, column): which upstream columns feed each column.
+- `catalog/column_lineage` (dataset_id, column): which upstream columns feed each column;
+- `catalog/schema_versions` (dataset_id, version): the schema registry's versions (`lakehouse.schemas`).
 Writes go through delta-rs merges (small tables, no engine needed); a commit that
 loses a race with another run's is retried.
 """
@@ -29,27 +30,79 @@ from deltalake.exceptions import CommitFailedError
 
 from lakehouse.config import LakehouseConfig
 
-DATASETS = pa.schema([
-    ("dataset_id", pa.string()), ("domain", pa.string()), ("name", pa.string()), ("layer", pa.string()),
-    ("description", pa.string()), ("owner", pa.string()), ("tags", pa.list_(pa.string())),
-    ("location", pa.string()), ("schema_json", pa.string()), ("retention_days", pa.int64()),
-    ("regions", pa.list_(pa.string())), ("subject_columns", pa.list_(pa.string())),
-    ("tenant_column", pa.string()), ("region_column", pa.string()), ("latest_partition", pa.string()),
-    ("row_count", pa.int64()), ("delta_version", pa.int64()), ("last_run_id", pa.string()),
-    ("quality_status", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
-    ("updated_at", pa.timestamp("us", tz="UTC")), ("subject_paths_json", pa.string()),
-])
-LINEAGE = pa.schema([
-    ("run_id", pa.string()), ("dataset_id", pa.string()), ("dataset_version", pa.int64()),
-    ("partitions", pa.list_(pa.string())), ("upstream_json", pa.string()), ("code_version", pa.string()),
-    ("row_count", pa.int64()), ("recorded_at", pa.timestamp("us", tz="UTC")),
-])
-COLUMN_LINEAGE = pa.schema([
-    ("dataset_id", pa.string()), ("column", pa.string()), ("upstream_json", pa.string()),
-    ("updated_at", pa.timestamp("us", tz="UTC")),
-])
-KEYS = {"datasets": ("dataset_id",), "lineage": ("run_id", "dataset_id"), "column_lineage": ("dataset_id", "column")}
-SCHEMAS = {"datasets": DATASETS, "lineage": LINEAGE, "column_lineage": COLUMN_LINEAGE}
+DATASETS = pa.schema(
+    [
+        ("dataset_id", pa.string()),
+        ("domain", pa.string()),
+        ("name", pa.string()),
+        ("layer", pa.string()),
+        ("description", pa.string()),
+        ("owner", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("location", pa.string()),
+        ("schema_json", pa.string()),
+        ("retention_days", pa.int64()),
+        ("regions", pa.list_(pa.string())),
+        ("subject_columns", pa.list_(pa.string())),
+        ("tenant_column", pa.string()),
+        ("region_column", pa.string()),
+        ("latest_partition", pa.string()),
+        ("row_count", pa.int64()),
+        ("delta_version", pa.int64()),
+        ("last_run_id", pa.string()),
+        ("quality_status", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+        ("subject_paths_json", pa.string()),
+        ("schema_version", pa.int64()),
+    ]
+)
+LINEAGE = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("dataset_id", pa.string()),
+        ("dataset_version", pa.int64()),
+        ("partitions", pa.list_(pa.string())),
+        ("upstream_json", pa.string()),
+        ("code_version", pa.string()),
+        ("row_count", pa.int64()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("schema_version", pa.int64()),
+    ]
+)
+COLUMN_LINEAGE = pa.schema(
+    [
+        ("dataset_id", pa.string()),
+        ("column", pa.string()),
+        ("upstream_json", pa.string()),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+SCHEMA_VERSIONS = pa.schema(
+    [
+        ("dataset_id", pa.string()),
+        ("version", pa.int64()),
+        ("fields_json", pa.string()),
+        ("code_version", pa.string()),
+        ("compatibility", pa.string()),
+        ("first_partition", pa.string()),
+        ("last_partition", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+KEYS = {
+    "datasets": ("dataset_id",),
+    "lineage": ("run_id", "dataset_id"),
+    "column_lineage": ("dataset_id", "column"),
+    "schema_versions": ("dataset_id", "version"),
+}
+SCHEMAS = {
+    "datasets": DATASETS,
+    "lineage": LINEAGE,
+    "column_lineage": COLUMN_LINEAGE,
+    "schema_versions": SCHEMA_VERSIONS,
+}
 
 
 def dataset_id(path: str) -> str:
@@ -86,6 +139,7 @@ class Entry:
     row_count: int | None = None
     delta_version: int | None = None
     quality_status: str = "unknown"
+    schema_version: int | None = None  # the schema registry's version of what was written
 
 
 @dataclass(frozen=True)
@@ -103,8 +157,14 @@ def _uri(config: LakehouseConfig, table: str) -> str:
     return f"{config.root}/catalog/{table}"
 
 
-def _upsert(config: LakehouseConfig, table: str, rows: list[dict[str, Any]], keep: Sequence[str] = (),
-            combine: dict[str, str] | None = None, replace_within: str | None = None) -> None:
+def _upsert(
+    config: LakehouseConfig,
+    table: str,
+    rows: list[dict[str, Any]],
+    keep: Sequence[str] = (),
+    combine: dict[str, str] | None = None,
+    replace_within: str | None = None,
+) -> None:
     """Insert or update `rows` by the table's key (the last row per key wins).
 
     `keep`: columns never overwritten once set; `combine`: column -> SQL over t./s. for the updated
@@ -122,11 +182,17 @@ def _upsert(config: LakehouseConfig, table: str, rows: list[dict[str, Any]], kee
             if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
                 write_deltalake(uri, data.slice(0, 0), mode="append", storage_options=config.storage_options)
             predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-            merge = (DeltaTable(uri, storage_options=config.storage_options)
-                     .merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
-                     .when_matched_update(updates).when_not_matched_insert_all())
+            merge = (
+                DeltaTable(uri, storage_options=config.storage_options)
+                .merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
+                .when_matched_update(updates)
+                .when_not_matched_insert_all()
+            )
             if replace_within:
-                owned = ", ".join("'" + str(v).replace("'", "''") + "'" for v in set(data.column(replace_within).to_pylist()))
+                owned = ", ".join(
+                    "'" + str(v).replace("'", "''") + "'"
+                    for v in set(data.column(replace_within).to_pylist())
+                )
                 merge = merge.when_not_matched_by_source_delete(f"t.`{replace_within}` IN ({owned})")
             merge.execute()
             return
@@ -136,39 +202,99 @@ def _upsert(config: LakehouseConfig, table: str, rows: list[dict[str, Any]], kee
             time.sleep(0.2 * (attempt + 1))
 
 
+def _extreme(column: str, beats: str) -> str:
+    """SQL for a merge: the source's `column` when it `beats` (<, >) the target's, else the target's."""
+    source, target = f"s.{column}", f"t.{column}"
+    return f"CASE WHEN {target} IS NULL OR {source} {beats} {target} THEN {source} ELSE {target} END"
+
+
 def record(config: LakehouseConfig, materializations: Sequence[Materialization]) -> None:
     """Register each output and its lineage; idempotent per (run, dataset)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     entries, lineage, columns = [], [], []
     for m in materializations:
         e = m.entry
-        entries.append({
-            "dataset_id": dataset_id(e.path), "domain": e.path.split("/")[1], "name": e.path.split("/")[2],
-            "layer": e.path.split("/")[0], "description": e.description, "owner": e.owner, "tags": list(e.tags),
-            "location": e.location,
-            "schema_json": json.dumps({"fields": [f.__dict__ for f in e.fields]}),
-            "retention_days": e.retention_days, "regions": list(e.regions),
-            "subject_columns": list(e.subject_columns), "tenant_column": e.tenant_column,
-            "subject_paths_json": json.dumps({c: list(p) for c, p in e.subject_paths.items()}),
-            "region_column": e.region_column, "latest_partition": e.latest_partition, "row_count": e.row_count,
-            "delta_version": e.delta_version, "last_run_id": m.run_id, "quality_status": e.quality_status,
-            "created_at": now, "updated_at": now,
-        })
-        lineage.append({
-            "run_id": m.run_id, "dataset_id": dataset_id(e.path), "dataset_version": e.delta_version,
-            "partitions": list(m.partitions), "code_version": m.code_version, "row_count": m.rows_written,
-            "upstream_json": json.dumps([{"dataset_id": dataset_id(p), "version": v} for p, v in m.upstream]),
-            "recorded_at": now,
-        })
-        columns += [{"dataset_id": dataset_id(e.path), "column": column, "updated_at": now,
-                     "upstream_json": json.dumps([{"dataset_id": dataset_id(p), "column": c} for p, c in sources])}
-                    for column, sources in m.column_lineage.items()]
+        entries.append(
+            {
+                "dataset_id": dataset_id(e.path),
+                "domain": e.path.split("/")[1],
+                "name": e.path.split("/")[2],
+                "layer": e.path.split("/")[0],
+                "description": e.description,
+                "owner": e.owner,
+                "tags": list(e.tags),
+                "location": e.location,
+                "schema_json": json.dumps({"fields": [f.__dict__ for f in e.fields]}),
+                "retention_days": e.retention_days,
+                "regions": list(e.regions),
+                "subject_columns": list(e.subject_columns),
+                "tenant_column": e.tenant_column,
+                "subject_paths_json": json.dumps({c: list(p) for c, p in e.subject_paths.items()}),
+                "region_column": e.region_column,
+                "latest_partition": e.latest_partition,
+                "row_count": e.row_count,
+                "delta_version": e.delta_version,
+                "last_run_id": m.run_id,
+                "quality_status": e.quality_status,
+                "created_at": now,
+                "updated_at": now,
+                "schema_version": e.schema_version,
+            }
+        )
+        lineage.append(
+            {
+                "run_id": m.run_id,
+                "dataset_id": dataset_id(e.path),
+                "dataset_version": e.delta_version,
+                "partitions": list(m.partitions),
+                "code_version": m.code_version,
+                "row_count": m.rows_written,
+                "upstream_json": json.dumps(
+                    [{"dataset_id": dataset_id(p), "version": v} for p, v in m.upstream]
+                ),
+                "recorded_at": now,
+                "schema_version": e.schema_version,
+            }
+        )
+        columns += [
+            {
+                "dataset_id": dataset_id(e.path),
+                "column": column,
+                "updated_at": now,
+                "upstream_json": json.dumps([{"dataset_id": dataset_id(p), "column": c} for p, c in sources]),
+            }
+            for column, sources in m.column_lineage.items()
+        ]
     # A backfill of older partitions must not move the latest partition back.
-    _upsert(config, "datasets", entries, keep=("created_at",),
-            combine={"latest_partition": "CASE WHEN t.latest_partition IS NULL OR s.latest_partition > "
-                                         "t.latest_partition THEN s.latest_partition ELSE t.latest_partition END"})
+    _upsert(
+        config,
+        "datasets",
+        entries,
+        keep=("created_at",),
+        combine={"latest_partition": _extreme("latest_partition", ">")},
+    )
     _upsert(config, "lineage", lineage)
     _upsert(config, "column_lineage", columns, replace_within="dataset_id")
+
+
+def record_schema_version(config: LakehouseConfig, row: dict[str, Any]) -> None:
+    """Upsert one schema version; its creation time, introducing code version and the mode it was admitted
+    under stay, and its partition range only grows (a backfill of older days moves the first one back)."""
+    now = dt.datetime.now(dt.UTC)
+    _upsert(
+        config,
+        "schema_versions",
+        [{**row, "created_at": now, "updated_at": now}],
+        keep=("created_at", "code_version", "compatibility"),
+        combine={
+            "first_partition": _extreme("first_partition", "<"),
+            "last_partition": _extreme("last_partition", ">"),
+        },
+    )
+
+
+def schema_versions(config: LakehouseConfig, dataset: str) -> list[dict[str, Any]]:
+    return [row for row in _rows(config, "schema_versions") if row["dataset_id"] == dataset]
 
 
 def refresh_stats(config: LakehouseConfig, dataset_ids: Sequence[str]) -> None:
@@ -176,12 +302,18 @@ def refresh_stats(config: LakehouseConfig, dataset_ids: Sequence[str]) -> None:
     materialization (retention, erasure)."""
     from lakehouse.maintenance import TableMaintenance
 
-    now, rows = dt.datetime.now(dt.timezone.utc), []
+    now, rows = dt.datetime.now(dt.UTC), []
     for row in _rows(config, "datasets"):
         table = TableMaintenance(row["location"], config.storage_options)
         if row["dataset_id"] in dataset_ids and row["layer"] != "landing" and table.exists():
-            rows.append({"dataset_id": row["dataset_id"], "row_count": table.stats().row_count,
-                         "delta_version": table.version(), "updated_at": now})
+            rows.append(
+                {
+                    "dataset_id": row["dataset_id"],
+                    "row_count": table.stats().row_count,
+                    "delta_version": table.version(),
+                    "updated_at": now,
+                }
+            )
     refreshed = ("row_count", "delta_version", "updated_at")
     _upsert(config, "datasets", rows, keep=[c for c in DATASETS.names if c not in refreshed])
 
@@ -196,26 +328,49 @@ def _rows(config: LakehouseConfig, table: str) -> list[dict[str, Any]]:
 def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
     """A catalog row in the AIC catalog shape (camelCase), with the lakehouse's extra fields."""
     schema = json.loads(row["schema_json"])
-    lineage = {c["column"]: [{"datasetId": u["dataset_id"], "column": u["column"]} for u in json.loads(c["upstream_json"])]
-               for c in columns if c["dataset_id"] == row["dataset_id"]}
+    lineage = {
+        c["column"]: [
+            {"datasetId": u["dataset_id"], "column": u["column"]} for u in json.loads(c["upstream_json"])
+        ]
+        for c in columns
+        if c["dataset_id"] == row["dataset_id"]
+    }
     return {
-        "datasetId": row["dataset_id"], "domain": row["domain"], "name": row["name"], "layer": row["layer"],
-        "description": row["description"], "schema": schema, "owner": row["owner"], "tags": row["tags"],
-        "location": row["location"], "createdAt": row["created_at"].isoformat(),
+        "datasetId": row["dataset_id"],
+        "domain": row["domain"],
+        "name": row["name"],
+        "layer": row["layer"],
+        "description": row["description"],
+        "schema": schema,
+        "owner": row["owner"],
+        "tags": row["tags"],
+        "location": row["location"],
+        "createdAt": row["created_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
         "classification": {f["name"]: f.get("classification") for f in schema["fields"]},
-        "retentionDays": row["retention_days"], "regions": row["regions"],
+        "retentionDays": row["retention_days"],
+        "regions": row["regions"],
         "subjectColumns": row["subject_columns"],
         "subjectPaths": json.loads(row.get("subject_paths_json") or "{}"),
         "tenantColumn": row["tenant_column"],
-        "regionColumn": row["region_column"], "latestPartition": row["latest_partition"],
-        "rowCount": row["row_count"], "deltaVersion": row["delta_version"], "lastRunId": row["last_run_id"],
-        "qualityStatus": row["quality_status"], "columnLineage": lineage,
+        "regionColumn": row["region_column"],
+        "latestPartition": row["latest_partition"],
+        "rowCount": row["row_count"],
+        "deltaVersion": row["delta_version"],
+        "lastRunId": row["last_run_id"],
+        "qualityStatus": row["quality_status"],
+        "columnLineage": lineage,
+        "schemaVersion": row.get("schema_version"),
     }
 
 
-def list_entries(config: LakehouseConfig, domain: str | None = None, tag: str | None = None,
-                 classification: str | None = None, text: str | None = None) -> list[dict[str, Any]]:
+def list_entries(
+    config: LakehouseConfig,
+    domain: str | None = None,
+    tag: str | None = None,
+    classification: str | None = None,
+    text: str | None = None,
+) -> list[dict[str, Any]]:
     """Catalog entries, filtered; `text` matches id, description, owner, tags and column names."""
     columns = _rows(config, "column_lineage")
     found = []
@@ -228,8 +383,15 @@ def list_entries(config: LakehouseConfig, domain: str | None = None, tag: str | 
         if classification and classification not in entry["classification"].values():
             continue
         if text:
-            haystack = " ".join([entry["datasetId"], entry["description"] or "", entry["owner"], *entry["tags"],
-                                 *(f["name"] for f in entry["schema"]["fields"])]).lower()
+            haystack = " ".join(
+                [
+                    entry["datasetId"],
+                    entry["description"] or "",
+                    entry["owner"],
+                    *entry["tags"],
+                    *(f["name"] for f in entry["schema"]["fields"]),
+                ]
+            ).lower()
             if text.lower() not in haystack:
                 continue
         found.append(entry)
@@ -249,7 +411,9 @@ def lineage(config: LakehouseConfig, dataset: str, direction: str = "upstream") 
     latest: dict[str, dict[str, Any]] = {}
     for row in sorted(_rows(config, "lineage"), key=lambda r: r["recorded_at"]):
         latest[row["dataset_id"]] = row
-    edges = [(up["dataset_id"], out, row) for out, row in latest.items() for up in json.loads(row["upstream_json"])]
+    edges = [
+        (up["dataset_id"], out, row) for out, row in latest.items() for up in json.loads(row["upstream_json"])
+    ]
     seen, frontier, chain = {dataset}, [dataset], []
     while frontier:
         current, frontier = frontier, []
@@ -258,6 +422,14 @@ def lineage(config: LakehouseConfig, dataset: str, direction: str = "upstream") 
             if other in current and node not in seen:
                 seen.add(node)
                 frontier.append(node)
-                chain.append({"datasetId": node, "via": other, "runId": row["run_id"],
-                              "codeVersion": row["code_version"], "partitions": row["partitions"]})
+                chain.append(
+                    {
+                        "datasetId": node,
+                        "via": other,
+                        "runId": row["run_id"],
+                        "codeVersion": row["code_version"],
+                        "partitions": row["partitions"],
+                        "schemaVersion": row.get("schema_version"),
+                    }
+                )
     return chain

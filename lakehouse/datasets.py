@@ -16,9 +16,11 @@ from typing import Protocol
 from pyspark.sql import DataFrame
 
 from lakehouse.delta import SchemaPolicy
+from lakehouse.schemas import Compatibility
 
 LAYERS = ("raw", "processed", "curated")
 QUARANTINE_REASON = "quarantine_reason"
+ENVELOPE_VERSION = "version"  # the column of a landing envelope's version ("1.0"), see `envelope_versions`
 JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")  # $.key.key...: what erasure can follow in a line
 
 
@@ -67,6 +69,10 @@ class Dataset:
     primary_key: tuple[str, ...] = ()
     deduplicate_on: tuple[str, ...] = ()  # keep the first row per key and partition (by source line)
     schema_policy: SchemaPolicy = SchemaPolicy.STRICT
+    compatibility: Compatibility = Compatibility.BACKWARD  # what a schema change may do (`lakehouse.schemas`)
+    # major versions of the landing envelope's version (column ENVELOPE_VERSION) the transform parses; rows of
+    # another major version are quarantined as `unknown_version:<version>` (empty: not versioned)
+    envelope_versions: tuple[str, ...] = ()
     quarantine: bool = False
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
     # column -> upstream columns ("column" or "upstream_name.column") it is computed from; undeclared
@@ -105,6 +111,8 @@ class Dataset:
         bad_paths = [p for paths in self.subject_paths.values() for p in paths if not JSON_PATH.match(p)]
         if bad_paths:
             problems.append(f"subject paths must look like $.key or $.key.key: {bad_paths}")
+        if self.envelope_versions and not self.quarantine:
+            problems.append("envelope_versions quarantine rows of other versions: declare quarantine=True")
         if self.checks and self.layer == "raw":
             problems.append("raw datasets keep every line as received: they declare no checks")
         if self.allowed_regions and not self.region_column:
@@ -115,6 +123,13 @@ class Dataset:
     @property
     def path(self) -> str:
         return f"{self.layer}/{self.domain}/{self.name}"
+
+    @property
+    def landing_source(self) -> str:
+        """The landing source of a raw dataset (its declaration must name one)."""
+        if self.landing is None:
+            raise ValueError(f"{self.path} is not a raw dataset: it ingests no landing source")
+        return self.landing
 
     @property
     def quarantine_path(self) -> str:

@@ -68,7 +68,8 @@ def partition_predicate(partitions: Sequence[dt.date]) -> str:
     if (days[-1] - days[0]).days == len(days) - 1:
         if len(days) == 1:
             return f"{PARTITION_COLUMN} = DATE'{days[0].isoformat()}'"
-        return f"{PARTITION_COLUMN} >= DATE'{days[0].isoformat()}' AND {PARTITION_COLUMN} <= DATE'{days[-1].isoformat()}'"
+        first, last = days[0].isoformat(), days[-1].isoformat()
+        return f"{PARTITION_COLUMN} >= DATE'{first}' AND {PARTITION_COLUMN} <= DATE'{last}'"
     listed = ", ".join(f"DATE'{day.isoformat()}'" for day in days)
     return f"{PARTITION_COLUMN} IN ({listed})"
 
@@ -87,10 +88,13 @@ def _nullable_arrow_schema(schema: T.StructType) -> pa.Schema:
 def _check_partition_column(df: DataFrame) -> None:
     fields = {f.name: f.dataType for f in df.schema.fields}
     if PARTITION_COLUMN not in fields:
-        raise DeltaWriteError(f"the DataFrame has no partition column {PARTITION_COLUMN!r}; columns: {sorted(fields)}")
+        raise DeltaWriteError(
+            f"the DataFrame has no partition column {PARTITION_COLUMN!r}; columns: {sorted(fields)}"
+        )
     if not isinstance(fields[PARTITION_COLUMN], T.DateType):
         raise DeltaWriteError(
-            f"partition column {PARTITION_COLUMN!r} has type {fields[PARTITION_COLUMN].simpleString()}; expected date"
+            f"partition column {PARTITION_COLUMN!r} has type {fields[PARTITION_COLUMN].simpleString()}; "
+            "expected date"
         )
 
 
@@ -102,16 +106,20 @@ def _check_rows_inside(df: DataFrame, predicate: str) -> None:
         raise DeltaWriteError(f"rows outside the target partitions ({predicate}): {listed}")
 
 
-def _reconcile_schema(table: DeltaTable, incoming: pa.Schema, policy: SchemaPolicy, uri: str,
-                      df: DataFrame | None = None) -> list[str]:
+def _reconcile_schema(
+    table: DeltaTable, incoming: pa.Schema, policy: SchemaPolicy, uri: str, df: DataFrame | None = None
+) -> list[str]:
     """Refuse schema changes the policy does not allow; add allowed columns (through Delta Lake on
     Spark when `df`'s engine is Apache Spark, else delta-rs). Returns columns added."""
     current = _delta_field_types(pa.schema(table.schema().to_arrow()))
     wanted = _delta_field_types(incoming)
     added = [name for name in wanted if name not in current]
     removed = [name for name in current if name not in wanted]
-    retyped = [f"{name} ({current[name]} -> {wanted[name]})" for name in wanted
-               if name in current and current[name] != wanted[name]]
+    retyped = [
+        f"{name} ({current[name]} -> {wanted[name]})"
+        for name in wanted
+        if name in current and current[name] != wanted[name]
+    ]
     problems = []
     if removed:
         problems.append(f"removed: {', '.join(removed)}")
@@ -124,7 +132,9 @@ def _reconcile_schema(table: DeltaTable, incoming: pa.Schema, policy: SchemaPoli
     if added and df is not None and is_apache_spark(df.sparkSession):
         types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
         columns = ", ".join(f"`{name}` {types[name]}" for name in added)
-        df.sparkSession.sql(f"ALTER TABLE delta.`{engine_path(df.sparkSession, uri)}` ADD COLUMNS ({columns})").collect()
+        df.sparkSession.sql(
+            f"ALTER TABLE delta.`{engine_path(df.sparkSession, uri)}` ADD COLUMNS ({columns})"
+        ).collect()
     elif added:
         new_fields = Schema.from_arrow(pa.schema([incoming.field(name) for name in added])).fields
         table.alter.add_columns([Field(f.name, f.type, nullable=True) for f in new_fields])
@@ -135,8 +145,9 @@ def rows_per_partition(table: DeltaTable, partitions: Sequence[dt.date]) -> dict
     """Row counts from the Delta log's file statistics (no scan)."""
     actions = pa.table(table.get_add_actions(flatten=True))
     counts = {day: 0 for day in partitions}
-    for day, records in zip(actions.column(f"partition.{PARTITION_COLUMN}").to_pylist(),
-                            actions.column("num_records").to_pylist()):
+    for day, records in zip(
+        actions.column(f"partition.{PARTITION_COLUMN}").to_pylist(), actions.column("num_records").to_pylist()
+    ):
         day = dt.date.fromisoformat(str(day)) if not isinstance(day, dt.date) else day
         if day in counts:
             counts[day] += records or 0
@@ -162,7 +173,9 @@ def write_partitions(
     if DeltaTable.is_deltatable(uri, storage_options=storage_options):
         table = DeltaTable(uri, storage_options=storage_options)
         if table.metadata().partition_columns != [PARTITION_COLUMN]:
-            raise DeltaWriteError(f"{uri} is partitioned by {table.metadata().partition_columns}, not [{PARTITION_COLUMN!r}]")
+            raise DeltaWriteError(
+                f"{uri} is partitioned by {table.metadata().partition_columns}, not [{PARTITION_COLUMN!r}]"
+            )
         added = _reconcile_schema(table, incoming, schema_policy, uri, df)
         table.update_incremental()
         columns = [f.name for f in table.schema().fields]
@@ -170,18 +183,33 @@ def write_partitions(
         columns = incoming.names  # Delta Lake on Spark creates the table with the partition write below
     else:
         # "ignore": a run writing other partitions may have created it a moment ago
-        DeltaTable.create(uri, schema=incoming, partition_by=[PARTITION_COLUMN], mode="ignore",
-                          storage_options=storage_options)
+        DeltaTable.create(
+            uri,
+            schema=incoming,
+            partition_by=[PARTITION_COLUMN],
+            mode="ignore",
+            storage_options=storage_options,
+        )
         columns = incoming.names
     # Casting to the declared types is a no-op on Spark; on Sail it turns string views (which
     # e.g. substring_index yields) back into the strings its partition overwrite expects.
     declared = {f.name: f.dataType for f in df.schema.fields}
-    writer = (df.select(*[F.col(name).cast(declared[name]) for name in columns]).write.format("delta")
-              .mode("overwrite").option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN))
+    writer = (
+        df.select(*[F.col(name).cast(declared[name]) for name in columns])
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .partitionBy(PARTITION_COLUMN)
+    )
     _save_retrying_conflicts(writer, target)
     table = DeltaTable(uri, storage_options=storage_options)
-    return WriteResult(uri=uri, version=table.version(), partitions=partitions,
-                       rows_per_partition=rows_per_partition(table, partitions), added_columns=tuple(added))
+    return WriteResult(
+        uri=uri,
+        version=table.version(),
+        partitions=partitions,
+        rows_per_partition=rows_per_partition(table, partitions),
+        added_columns=tuple(added),
+    )
 
 
 _CONFLICT = re.compile(r"conflict|concurrent|already exists|transaction", re.IGNORECASE)
@@ -218,18 +246,28 @@ def delete_rows(uri: str, predicate: str, storage_options: dict[str, str]) -> De
     spark = delta_sql_engine()
     if spark is not None:
         before = DeltaTable(uri, storage_options=storage_options).version()
-        deleted = spark.sql(f"DELETE FROM delta.`{engine_path(spark, uri)}` WHERE {spark_predicate(predicate)}").collect()
+        deleted = spark.sql(
+            f"DELETE FROM delta.`{engine_path(spark, uri)}` WHERE {spark_predicate(predicate)}"
+        ).collect()
         table = DeltaTable(uri, storage_options=storage_options)
         removed = 0
         if table.version() > before:
             metrics = table.history(1)[0].get("operationMetrics", {})
             removed = int(metrics.get("numRemovedFiles", 0))
-        return DeleteResult(uri=uri, version=table.version(), rows_deleted=int(deleted[0][0]) if deleted else 0,
-                            files_removed=removed)
+        return DeleteResult(
+            uri=uri,
+            version=table.version(),
+            rows_deleted=int(deleted[0][0]) if deleted else 0,
+            files_removed=removed,
+        )
     table = DeltaTable(uri, storage_options=storage_options)
     metrics = table.delete(predicate)
-    return DeleteResult(uri=uri, version=table.version(), rows_deleted=metrics["num_deleted_rows"],
-                        files_removed=metrics["num_removed_files"])
+    return DeleteResult(
+        uri=uri,
+        version=table.version(),
+        rows_deleted=metrics["num_deleted_rows"],
+        files_removed=metrics["num_removed_files"],
+    )
 
 
 def append_rows(uri: str, rows: pa.Table, storage_options: dict[str, str]) -> int:

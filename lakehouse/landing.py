@@ -184,6 +184,15 @@ def source_files(config: LakehouseConfig, domain: str, source: str) -> dict[str,
     return found
 
 
+def count_lines(config: LakehouseConfig, uri: str) -> int:
+    """The lines a raw step reads from the file (text after the last newline is one more), streamed."""
+    lines, last = 0, b"\n"
+    with storage.filesystem(config).open_input_stream(storage.fs_path(uri)) as stream:
+        for chunk in _chunks(stream):
+            lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+    return lines + (last != b"\n")
+
+
 def _chunks(stream, size: int = CHUNK_BYTES) -> Iterator[bytes]:
     while chunk := stream.read(size):
         yield chunk

@@ -41,6 +41,7 @@ from openlineage.client.facet_v2 import (
     error_message_run,
     ownership_dataset,
     schema_dataset,
+    tags_dataset,
 )
 from openlineage.client.transport.file import FileConfig, FileTransport
 
@@ -60,6 +61,7 @@ class DatasetInfo:
     uri: the table's full location (s3://bucket/... or a local path), which gives the dataset namespace;
     fields: (column, type, description or None) in table order;
     owner: e.g. "team:data-platform"; version: the Delta table version read or written;
+    schema_version: the schema registry's version of an output (`lakehouse.schemas`);
     column_lineage: output column -> [(input dataset name, input column)], for outputs;
     quality: {"columnMetrics": {column: {"nullCount": ..}}, "assertions": [{"assertion": "not_null",
     "success": True, "column": ..}]}; assertions are an input facet in the spec, so they are emitted
@@ -74,6 +76,7 @@ class DatasetInfo:
     row_count: int | None = None
     column_lineage: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
     quality: Mapping[str, Any] | None = None
+    schema_version: int | None = None  # the schema registry's version written (a `schemaVersion` tag)
 
 
 def dataset_namespace(uri: str) -> str:
@@ -129,67 +132,110 @@ def emit_run_event(
     """
     if event_type not in ("START", "COMPLETE", "FAIL"):
         raise ValueError(f"unsupported event type {event_type!r}; expected START, COMPLETE or FAIL")
-    when = event_time or dt.datetime.now(dt.timezone.utc)
+    when = event_time or dt.datetime.now(dt.UTC)
     if when.tzinfo is None:
         raise ValueError("event_time must be timezone-aware")
     run_facets: dict[str, Any] = {}
     if event_type == "FAIL":
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=error or "unknown error", programmingLanguage="python")
+            message=error or "unknown error", programmingLanguage="python"
+        )
     namespaces = {info.name: dataset_namespace(info.uri) for info in inputs}
     event = RunEvent(
         eventType=RunState(event_type),
         eventTime=when.isoformat(),
         run=Run(runId=openlineage_run_id(run_id, job_name), facets=run_facets),
-        job=Job(namespace=namespace or os.environ.get("OPENLINEAGE_NAMESPACE") or DEFAULT_JOB_NAMESPACE,
-                name=job_name),
-        inputs=[InputDataset(namespace=dataset_namespace(i.uri), name=i.name, facets=_dataset_facets(i),
-                             inputFacets=_input_facets(i)) for i in inputs],
-        outputs=[OutputDataset(namespace=dataset_namespace(o.uri), name=o.name,
-                               facets=_dataset_facets(o, namespaces)) for o in outputs],
+        job=Job(
+            namespace=namespace or os.environ.get("OPENLINEAGE_NAMESPACE") or DEFAULT_JOB_NAMESPACE,
+            name=job_name,
+        ),
+        inputs=[
+            InputDataset(
+                namespace=dataset_namespace(i.uri),
+                name=i.name,
+                facets=_dataset_facets(i),
+                inputFacets=_input_facets(i),
+            )
+            for i in inputs
+        ],
+        outputs=[
+            OutputDataset(
+                namespace=dataset_namespace(o.uri), name=o.name, facets=_dataset_facets(o, namespaces)
+            )
+            for o in outputs
+        ],
     )
     (client or make_client()).emit(event)
     return event
 
 
-def _dataset_facets(info: DatasetInfo, input_namespaces: Mapping[str, str] | None = None,
-                    ) -> dict[str, DatasetFacet]:
+def _dataset_facets(
+    info: DatasetInfo,
+    input_namespaces: Mapping[str, str] | None = None,
+) -> dict[str, DatasetFacet]:
     namespace = dataset_namespace(info.uri)
     facets: dict[str, DatasetFacet] = {
-        "dataSource": datasource_dataset.DatasourceDatasetFacet(name=namespace, uri=_as_uri(info.uri))}
+        "dataSource": datasource_dataset.DatasourceDatasetFacet(name=namespace, uri=_as_uri(info.uri))
+    }
     if info.fields:
-        facets["schema"] = schema_dataset.SchemaDatasetFacet(fields=[
-            schema_dataset.SchemaDatasetFacetFields(name=name, type=type_, description=description,
-                                                    ordinal_position=position, fields=None)
-            for position, (name, type_, description) in enumerate(info.fields, start=1)])
+        facets["schema"] = schema_dataset.SchemaDatasetFacet(
+            fields=[
+                schema_dataset.SchemaDatasetFacetFields(
+                    name=name, type=type_, description=description, ordinal_position=position, fields=None
+                )
+                for position, (name, type_, description) in enumerate(info.fields, start=1)
+            ]
+        )
     if info.owner:
         facets["ownership"] = ownership_dataset.OwnershipDatasetFacet(
-            owners=[ownership_dataset.Owner(name=info.owner, type="MAINTAINER")])
+            owners=[ownership_dataset.Owner(name=info.owner, type="MAINTAINER")]
+        )
     if info.version is not None:
-        facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=str(info.version))
+        facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
+            datasetVersion=str(info.version)
+        )
+    if info.schema_version is not None:
+        facets["tags"] = tags_dataset.TagsDatasetFacet(
+            tags=[
+                tags_dataset.TagsDatasetFacetFields(
+                    key="schemaVersion", value=str(info.schema_version), source="lakehouse"
+                )
+            ]
+        )
     column_metrics = dict((info.quality or {}).get("columnMetrics") or {})
     if info.row_count is not None or column_metrics:
         facets["dataQualityMetrics"] = data_quality_metrics_dataset.DataQualityMetricsDatasetFacet(
             rowCount=info.row_count,
-            columnMetrics={column: data_quality_metrics_dataset.ColumnMetrics(**{"quantiles": None, **metrics})
-                           for column, metrics in column_metrics.items()})
+            columnMetrics={
+                column: data_quality_metrics_dataset.ColumnMetrics(**{"quantiles": None, **metrics})
+                for column, metrics in column_metrics.items()
+            },
+        )
     if input_namespaces is not None and info.column_lineage:
         facets["columnLineage"] = _column_lineage(info, input_namespaces)
     return facets
 
 
-def _column_lineage(info: DatasetInfo, input_namespaces: Mapping[str, str],
-                    ) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+def _column_lineage(
+    info: DatasetInfo,
+    input_namespaces: Mapping[str, str],
+) -> column_lineage_dataset.ColumnLineageDatasetFacet:
     """Output column -> the input columns it is computed from; inputs must be among the step's inputs."""
     fields = {}
     for column, sources in info.column_lineage.items():
         unknown = sorted({name for name, _ in sources} - set(input_namespaces))
         if unknown:
-            raise ValueError(f"column lineage of {info.name}.{column} names datasets that are not inputs: {unknown}")
-        fields[column] = column_lineage_dataset.Fields(inputFields=[
-            column_lineage_dataset.InputField(namespace=input_namespaces[name], name=name, field=input_column,
-                                              transformations=None)
-            for name, input_column in sources])
+            raise ValueError(
+                f"column lineage of {info.name}.{column} names datasets that are not inputs: {unknown}"
+            )
+        fields[column] = column_lineage_dataset.Fields(
+            inputFields=[
+                column_lineage_dataset.InputField(
+                    namespace=input_namespaces[name], name=name, field=input_column, transformations=None
+                )
+                for name, input_column in sources
+            ]
+        )
     return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)
 
 
@@ -197,11 +243,19 @@ def _input_facets(info: DatasetInfo) -> dict[str, InputDatasetFacet]:
     assertions = (info.quality or {}).get("assertions") or []
     if not assertions:
         return {}
-    return {"dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
-        assertions=[data_quality_assertions_dataset.Assertion(**{"params": None, **a}) for a in assertions])}
+    return {
+        "dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+            assertions=[
+                data_quality_assertions_dataset.Assertion(**{"params": None, **a}) for a in assertions
+            ]
+        )
+    }
 
 
 def _as_uri(location: str) -> str:
     """A URI for the data source facet: local paths become file:// URIs."""
-    return location if dataset_namespace(location) != "file" or location.startswith("file:") \
+    return (
+        location
+        if dataset_namespace(location) != "file" or location.startswith("file:")
         else Path(location).resolve().as_uri()
+    )

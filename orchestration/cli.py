@@ -19,7 +19,7 @@ DEFAULT_ROWS = {"events": 5_000, "commerce": 3_000, "finance": 3_000, "iot": 20_
 
 
 def _days(start: str | None, count: int) -> list[dt.date]:
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     first = dt.date.fromisoformat(start) if start else today - dt.timedelta(days=count)
     return [first + dt.timedelta(days=offset) for offset in range(count)]
 
@@ -37,8 +37,10 @@ def generate(args: argparse.Namespace) -> int:
         for day in _days(args.start, args.days):
             generated = generate_day(day, rows, seed=args.seed)
             files = generated.write(config, domain)
-            print(f"{domain} {day}: {_total(generated.record['lines'])} lines in {len(files)} file(s), "
-                  f"{_total(generated.record['bad'])} bad on purpose")
+            print(
+                f"{domain} {day}: {_total(generated.record['lines'])} lines in {len(files)} file(s), "
+                f"{_total(generated.record['bad'])} bad on purpose"
+            )
     return 0
 
 
@@ -47,23 +49,33 @@ def summary(args: argparse.Namespace) -> int:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    from assets import DATASETS
+    from assets import declarations
 
     config = LakehouseConfig.from_env()
-    rows = []
-    tables = [(d.domain, d.name, d.layer) for d in DATASETS]
-    tables += [(d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine") for d in DATASETS if d.has_quarantine]
+    rows, datasets = [], declarations()
+    tables = [(d.domain, d.name, d.layer) for d in datasets]
+    tables += [
+        (d.domain, d.quarantine_path.rsplit("/", 1)[-1], "quarantine") for d in datasets if d.has_quarantine
+    ]
     order = ("raw", "processed", "quarantine", "curated")
     for domain, name, layer in sorted(tables, key=lambda table: (table[0], order.index(table[2]), table[1])):
         uri = config.table_uri(layer, domain, name)
         if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
             rows.append((f"{domain}.{name}", layer, "-", "missing"))
             continue
-        actions = pa.table(DeltaTable(uri, storage_options=config.storage_options).get_add_actions(flatten=True))
+        actions = pa.table(
+            DeltaTable(uri, storage_options=config.storage_options).get_add_actions(flatten=True)
+        )
         partitions = sorted({str(day) for day in actions.column("partition.dt").to_pylist()})
         span = f"{len(partitions)} ({partitions[0]}..{partitions[-1]})" if partitions else "0"
-        rows.append((f"{domain}.{name}", layer, span,
-                     str(sum(n or 0 for n in actions.column("num_records").to_pylist()))))
+        rows.append(
+            (
+                f"{domain}.{name}",
+                layer,
+                span,
+                str(sum(n or 0 for n in actions.column("num_records").to_pylist())),
+            )
+        )
     print_table(("dataset", "layer", "partitions", "rows"), rows)
     return 0
 
@@ -71,13 +83,26 @@ def summary(args: argparse.Namespace) -> int:
 def quality(args: argparse.Namespace) -> int:
     """One line per processed and curated dataset from its metrics table (`quality/<domain>/<layer>_<name>`):
     the latest run's checks passed / failed and status, rows quarantined and the weakest metrics."""
-    from assets import DATASETS
+    from assets import declarations
     from quality.report import quality_lines
 
     config = LakehouseConfig.from_env()
-    lines = quality_lines(config, DATASETS, args.domain)
-    print_table(("dataset", "partitions", "status", "checks passed", "checks failed", "quarantined", "completeness",
-                 "validity", "uniqueness", "consistency"), lines)
+    lines = quality_lines(config, declarations(), args.domain)
+    print_table(
+        (
+            "dataset",
+            "partitions",
+            "status",
+            "checks passed",
+            "checks failed",
+            "quarantined",
+            "completeness",
+            "validity",
+            "uniqueness",
+            "consistency",
+        ),
+        lines,
+    )
     return 0
 
 
@@ -90,9 +115,22 @@ def _classes(entry: dict) -> str:
 
 
 def _entries_table(entries: list[dict]) -> None:
-    print_table(("dataset", "layer", "owner", "rows", "latest partition", "quality", "classification", "tags"),
-                [(e["datasetId"], e["layer"], e["owner"], "-" if e["rowCount"] is None else str(e["rowCount"]),
-                  e["latestPartition"] or "-", e["qualityStatus"], _classes(e), _join(e["tags"])) for e in entries])
+    print_table(
+        ("dataset", "layer", "owner", "rows", "latest partition", "quality", "classification", "tags"),
+        [
+            (
+                e["datasetId"],
+                e["layer"],
+                e["owner"],
+                "-" if e["rowCount"] is None else str(e["rowCount"]),
+                e["latestPartition"] or "-",
+                e["qualityStatus"],
+                _classes(e),
+                _join(e["tags"]),
+            )
+            for e in entries
+        ],
+    )
 
 
 def catalog_command(args: argparse.Namespace) -> int:
@@ -101,28 +139,60 @@ def catalog_command(args: argparse.Namespace) -> int:
 
     config = LakehouseConfig.from_env()
     if args.action in ("list", "search"):
-        filters = {"text": args.text} if args.action == "search" else {
-            "domain": args.domain, "tag": args.tag, "classification": args.classification}
+        filters = (
+            {"text": args.text}
+            if args.action == "search"
+            else {"domain": args.domain, "tag": args.tag, "classification": args.classification}
+        )
         _entries_table(catalog.list_entries(config, **filters))
         return 0
     entry = catalog.get_entry(config, args.dataset)
     if args.action == "lineage":
         chain = catalog.lineage(config, args.dataset, args.direction)
-        if not chain and entry is None and not catalog.lineage(
-                config, args.dataset, "downstream" if args.direction == "upstream" else "upstream"):
+        if (
+            not chain
+            and entry is None
+            and not catalog.lineage(
+                config, args.dataset, "downstream" if args.direction == "upstream" else "upstream"
+            )
+        ):
             print(f"lakehouse catalog: unknown dataset {args.dataset!r}", file=sys.stderr)
             return 1
         print(f"{args.direction} of {args.dataset}:")
-        print_table(("dataset", "via", "run", "code version", "partitions"),
-                    [(s["datasetId"], s["via"], s["runId"], s["codeVersion"] or "-", _join(s["partitions"]))
-                     for s in chain])
+        print_table(
+            ("dataset", "via", "run", "code version", "partitions"),
+            [
+                (s["datasetId"], s["via"], s["runId"], s["codeVersion"] or "-", _join(s["partitions"]))
+                for s in chain
+            ],
+        )
         return 0
     if entry is None:
         print(f"lakehouse catalog: unknown dataset {args.dataset!r}", file=sys.stderr)
         return 1
-    keys = ("datasetId", "domain", "name", "layer", "description", "owner", "tags", "location", "retentionDays",
-            "regions", "subjectColumns", "subjectPaths", "tenantColumn", "regionColumn", "latestPartition",
-            "rowCount", "deltaVersion", "lastRunId", "qualityStatus", "createdAt", "updatedAt")
+    keys = (
+        "datasetId",
+        "domain",
+        "name",
+        "layer",
+        "description",
+        "owner",
+        "tags",
+        "location",
+        "retentionDays",
+        "regions",
+        "subjectColumns",
+        "subjectPaths",
+        "tenantColumn",
+        "regionColumn",
+        "latestPartition",
+        "rowCount",
+        "deltaVersion",
+        "lastRunId",
+        "qualityStatus",
+        "createdAt",
+        "updatedAt",
+    )
     width = max(map(len, keys))
     for key in keys:
         value = entry[key]
@@ -131,12 +201,21 @@ def catalog_command(args: argparse.Namespace) -> int:
         shown = _join(value) if isinstance(value, list) else "-" if value in (None, "") else value
         print(f"{key + ':':<{width + 1}}  {shown}")
     print()
-    print_table(("column", "type", "classification", "description"),
-                [(f["name"], f["type"], f.get("classification") or "-", f.get("description") or "-")
-                 for f in entry["schema"]["fields"]])
+    print_table(
+        ("column", "type", "classification", "description"),
+        [
+            (f["name"], f["type"], f.get("classification") or "-", f.get("description") or "-")
+            for f in entry["schema"]["fields"]
+        ],
+    )
     print()
-    print_table(("column", "upstream"), [(column, _join(f"{s['datasetId']}.{s['column']}" for s in sources))
-                                         for column, sources in sorted(entry["columnLineage"].items())])
+    print_table(
+        ("column", "upstream"),
+        [
+            (column, _join(f"{s['datasetId']}.{s['column']}" for s in sources))
+            for column, sources in sorted(entry["columnLineage"].items())
+        ],
+    )
     return 0
 
 
@@ -148,12 +227,19 @@ def retention_command(args: argparse.Namespace) -> int:
     from lakehouse import retention
 
     config = LakehouseConfig.from_env()
-    reference = (dt.date.fromisoformat(args.reference_date) if args.reference_date
-                 else dt.datetime.now(dt.timezone.utc).date())
+    reference = (
+        dt.date.fromisoformat(args.reference_date) if args.reference_date else dt.datetime.now(dt.UTC).date()
+    )
     try:
-        removals = retention.apply(config, reference, f"cli-{uuid.uuid4()}", dry_run=args.dry_run,
-                                   safety_window_hours=args.safety_window_hours,
-                                   override_safety_floor=args.allow_short_safety_window, confirm=args.confirm)
+        removals = retention.apply(
+            config,
+            reference,
+            f"cli-{uuid.uuid4()}",
+            dry_run=args.dry_run,
+            safety_window_hours=args.safety_window_hours,
+            override_safety_floor=args.allow_short_safety_window,
+            confirm=args.confirm,
+        )
     except retention.RetentionRefused as refused:
         print(f"lakehouse retention: refused: {refused}", file=sys.stderr)
         return 1
@@ -178,30 +264,65 @@ def erase_command(args: argparse.Namespace) -> int:
             print(erasure.file_request(config, words[1], words[2]).request_id)
             return 0
         elif len(words) == 2 and not args.request_id:
-            records = erasure.erase(config, *words, run_id, dry_run=args.dry_run, force=args.force)
+            column, value = words
+            records = erasure.erase(config, column, value, run_id, dry_run=args.dry_run, force=args.force)
         else:
-            print("lakehouse erase: give COLUMN VALUE, request COLUMN VALUE, or --request-id ID",
-                  file=sys.stderr)
+            print(
+                "lakehouse erase: give COLUMN VALUE, request COLUMN VALUE, or --request-id ID",
+                file=sys.stderr,
+            )
             return 2
     except erasure.ErasureError as error:
         print(f"lakehouse erase: {error}", file=sys.stderr)
         return 1
     if args.dry_run:
         print("dry run: nothing removed")
-    print_table(("place", "step", "partitions", "rows", "files", "verified"),
-                [(r.target, r.step, _join(r.partitions), str(r.rows), str(r.files), str(r.verified))
-                 for r in records])
+    print_table(
+        ("place", "step", "partitions", "rows", "files", "verified"),
+        [
+            (r.target, r.step, _join(r.partitions), str(r.rows), str(r.files), str(r.verified))
+            for r in records
+        ],
+    )
+    return 0
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    """The asset graph is the code location's: selections mean what they mean in Dagster."""
+    from assets import DATASETS
+    from lakehouse.lake import Lake
+    from orchestration.definitions import defs
+    from orchestration.plan import HEADER, asset_plan, partition_range
+
+    steps = asset_plan(
+        defs.resolve_asset_graph(), args.select, DATASETS, partition_range(args.partition_range), Lake()
+    )
+    print_table(HEADER, [step.line() for step in steps])
     return 0
 
 
 def audit_command(args: argparse.Namespace) -> int:
     from lakehouse import audit
 
-    rows = audit.read(LakehouseConfig.from_env(), args.run_id)[-args.limit:]
-    print_table(("time", "action", "step", "target", "dry run", "rows", "files", "bytes", "verified", "run"),
-                [(r["recorded_at"].isoformat(timespec="seconds"), r["action"], r["step"], r["target"],
-                  str(r["dry_run"]), str(r["rows"]), str(r["files"]), str(r["bytes"]),
-                  "-" if r["verified"] is None else str(r["verified"]), r["run_id"]) for r in rows])
+    rows = audit.read(LakehouseConfig.from_env(), args.run_id)[-args.limit :]
+    print_table(
+        ("time", "action", "step", "target", "dry run", "rows", "files", "bytes", "verified", "run"),
+        [
+            (
+                r["recorded_at"].isoformat(timespec="seconds"),
+                r["action"],
+                r["step"],
+                r["target"],
+                str(r["dry_run"]),
+                str(r["rows"]),
+                str(r["files"]),
+                str(r["bytes"]),
+                "-" if r["verified"] is None else str(r["verified"]),
+                r["run_id"],
+            )
+            for r in rows
+        ],
+    )
     return 0
 
 
@@ -223,16 +344,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write synthetic landing files for some days")
-    gen.add_argument("--domain", action="append", choices=sorted(GENERATORS),
-                     help="a domain to generate (repeatable; default: all)")
-    gen.add_argument("--start", default=None, help="first day (default: DAYS days ago, so the last complete days)")
+    gen.add_argument(
+        "--domain",
+        action="append",
+        choices=sorted(GENERATORS),
+        help="a domain to generate (repeatable; default: all)",
+    )
+    gen.add_argument(
+        "--start", default=None, help="first day (default: DAYS days ago, so the last complete days)"
+    )
     gen.add_argument("--days", type=int, default=7)
-    gen.add_argument("--rows", type=int, default=None, help="lines per day (default LAKEHOUSE_EVENTS_PER_DAY or 5000)")
+    gen.add_argument(
+        "--rows", type=int, default=None, help="lines per day (default LAKEHOUSE_EVENTS_PER_DAY or 5000)"
+    )
     gen.add_argument("--seed", type=int, default=7)
     gen.set_defaults(handler=generate)
     summ = commands.add_parser("summary", help="print every table's partitions and rows")
     summ.set_defaults(handler=summary)
-    qual = commands.add_parser("quality", help="every dataset's quality: checks passed/failed, rows quarantined")
+    qual = commands.add_parser(
+        "quality", help="every dataset's quality: checks passed/failed, rows quarantined"
+    )
     qual.add_argument("--domain", choices=sorted(GENERATORS))
     qual.set_defaults(handler=quality)
     cat = commands.add_parser("catalog", help="browse the data catalog: datasets, schemas, lineage")
@@ -244,41 +375,72 @@ def main(argv: list[str] | None = None) -> int:
     cat_lineage = actions.add_parser("lineage", help="the datasets upstream (default) or downstream of one")
     cat_lineage.add_argument("dataset")
     way = cat_lineage.add_mutually_exclusive_group()
-    way.add_argument("--upstream", dest="direction", action="store_const", const="upstream", default="upstream")
+    way.add_argument(
+        "--upstream", dest="direction", action="store_const", const="upstream", default="upstream"
+    )
     way.add_argument("--downstream", dest="direction", action="store_const", const="downstream")
-    actions.add_parser("search", help="datasets whose id, description, owner, tags or columns contain TEXT"
-                       ).add_argument("text")
+    actions.add_parser(
+        "search", help="datasets whose id, description, owner, tags or columns contain TEXT"
+    ).add_argument("text")
     cat.set_defaults(handler=catalog_command)
-    ret = commands.add_parser("retention", help="delete partitions past their retention, vacuum, expire landing")
+    ret = commands.add_parser(
+        "retention", help="delete partitions past their retention, vacuum, expire landing"
+    )
     ret.add_argument("--dry-run", action="store_true", help="report what would be removed; remove nothing")
-    ret.add_argument("--reference-date",
-                     help="ISO date retention counts back from, not after today (default: today, UTC)")
-    ret.add_argument("--safety-window-hours", type=int, default=DEFAULT_SAFETY_WINDOW_HOURS,
-                     help="vacuum files deleted, and delete expired landing files modified, longer ago "
-                          f"than this (default {DEFAULT_SAFETY_WINDOW_HOURS}, at least "
-                          f"{SAFETY_WINDOW_FLOOR_HOURS})")
-    ret.add_argument("--allow-short-safety-window", action="store_true",
-                     help=f"allow a safety window under {SAFETY_WINDOW_FLOOR_HOURS} h")
-    ret.add_argument("--confirm", action="store_true",
-                     help=f"apply even where more than {MAX_SHARE * 100:.0f}%% of a table's rows would be "
-                          "deleted")
+    ret.add_argument(
+        "--reference-date", help="ISO date retention counts back from, not after today (default: today, UTC)"
+    )
+    ret.add_argument(
+        "--safety-window-hours",
+        type=int,
+        default=DEFAULT_SAFETY_WINDOW_HOURS,
+        help="vacuum files deleted, and delete expired landing files modified, longer ago "
+        f"than this (default {DEFAULT_SAFETY_WINDOW_HOURS}, at least "
+        f"{SAFETY_WINDOW_FLOOR_HOURS})",
+    )
+    ret.add_argument(
+        "--allow-short-safety-window",
+        action="store_true",
+        help=f"allow a safety window under {SAFETY_WINDOW_FLOOR_HOURS} h",
+    )
+    ret.add_argument(
+        "--confirm",
+        action="store_true",
+        help=f"apply even where more than {MAX_SHARE * 100:.0f}%% of a table's rows would be deleted",
+    )
     ret.set_defaults(handler=retention_command)
     erase = commands.add_parser("erase", help="erase one subject from every layer, landing and online store")
-    erase.add_argument("subject", nargs="*", metavar="[request] COLUMN VALUE",
-                       help="subject column (e.g. user_id, account_id, customer_id) and the identifier as it "
-                            "arrives; with `request` first: only file the request and print its id")
+    erase.add_argument(
+        "subject",
+        nargs="*",
+        metavar="[request] COLUMN VALUE",
+        help="subject column (e.g. user_id, account_id, customer_id) and the identifier as it "
+        "arrives; with `request` first: only file the request and print its id",
+    )
     erase.add_argument("--request-id", help="carry out a filed request")
     erase.add_argument("--dry-run", action="store_true", help="report places, rows and files; remove nothing")
-    erase.add_argument("--force", action="store_true",
-                       help="go past the brake that refuses to remove more than a small share of a table")
+    erase.add_argument(
+        "--force",
+        action="store_true",
+        help="go past the brake that refuses to remove more than a small share of a table",
+    )
     erase.set_defaults(handler=erase_command)
+    pln = commands.add_parser(
+        "plan", help="what a backfill would do, per asset and partition; changes nothing"
+    )
+    pln.add_argument("--select", required=True, help="a Dagster asset selection, e.g. 'raw/events/events+'")
+    pln.add_argument("--partition-range", required=True, help="A...B (inclusive) or one day")
+    pln.set_defaults(handler=plan_command)
     aud = commands.add_parser("audit", help="the retention and erasure audit trail")
     aud.add_argument("--run-id")
     aud.add_argument("--limit", type=int, default=50)
     aud.set_defaults(handler=audit_command)
-    from lakehouse import features_cli
+    from lakehouse import features_cli, local_issuer
+    from orchestration import schemas_cli
 
     features_cli.add_parser(commands)
+    local_issuer.add_parser(commands)
+    schemas_cli.add_parser(commands)
     args = parser.parse_args(argv)
     return args.handler(args)
 

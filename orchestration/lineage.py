@@ -1,6 +1,7 @@
 """What a materialization tells the catalog and Dagster about lineage: code versions, column
 lineage (declared, else derived), catalog entries. The factory calls this after each write."""
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 import dagster as dg
 from pyspark.sql import types as T
 
-from lakehouse import catalog
+from lakehouse import catalog, schemas
 from lakehouse.datasets import LAYERS, Dataset
 from lakehouse.delta import WriteResult
 from lakehouse.maintenance import TableMaintenance
@@ -216,6 +217,17 @@ def planned(lake: LakeResource, dataset: Dataset) -> tuple[list[DatasetInfo], li
     return inputs, [DatasetInfo(path, lake.uri(path), owner=dataset.owner) for path in paths]
 
 
+def _registered(
+    lake: LakeResource, dataset: Dataset, entry: catalog.Entry, version: str, days: Sequence
+) -> catalog.Entry:
+    """The dataset's own table's entry carries the schema registry's version of what was written."""
+    if entry.path != dataset.path:
+        return entry
+    fields = schemas.fields_of(dataset, [(f.name, f.type) for f in entry.fields])
+    number = schemas.record_write(lake.config, dataset, fields, version, [d.isoformat() for d in days])
+    return dataclasses.replace(entry, schema_version=number)
+
+
 def record(
     lake: LakeResource,
     run_id: str,
@@ -225,11 +237,16 @@ def record(
         tuple[catalog.Entry, int, Sequence[tuple[str, int | None]], dict[str, list[tuple[str, str]]]]
     ],
 ) -> tuple[list[DatasetInfo], list[DatasetInfo]]:
-    """One catalog record per table the step wrote: (entry, rows written, upstream versions, column lineage).
+    """One catalog record per table the step wrote: (entry, rows written, upstream versions, column lineage);
+    the dataset's own table gets the schema registry's version of what it wrote.
 
     Returns the step's inputs and outputs as OpenLineage datasets, for its COMPLETE event.
     """
     version = code_version(dataset)
+    outputs = [
+        (_registered(lake, dataset, entry, version, days), rows, upstream, columns)
+        for entry, rows, upstream, columns in outputs
+    ]
     catalog.record(
         lake.config,
         [
@@ -263,6 +280,7 @@ def record(
             version=entry.delta_version,
             row_count=rows,
             column_lineage=columns,
+            schema_version=entry.schema_version,
         )
         for entry, rows, _, columns in outputs
         if not entry.path.startswith("landing/")

@@ -11,16 +11,17 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import dagster as dg
+import pytest
 
 from lakehouse.config import LakehouseConfig
 
 REPO = Path(__file__).resolve().parents[1]
 # The Spark cluster's jars are cached in the user's state dir (`make spark-jars`), not the session's.
-os.environ.setdefault("LAKEHOUSE_SPARK_JARS_DIR",
-                      str(Path(os.environ.get("LAKEHOUSE_STATE_DIR", REPO / ".lakehouse")).resolve() / "spark" / "jars"))
+os.environ.setdefault(
+    "LAKEHOUSE_SPARK_JARS_DIR",
+    str(Path(os.environ.get("LAKEHOUSE_STATE_DIR", REPO / ".lakehouse")).resolve() / "spark" / "jars"),
+)
 # Collected timestamps come back naive in the process's local zone, on both engines.
 os.environ["TZ"] = "UTC"
 time.tzset()
@@ -57,8 +58,22 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if binary is None:
         pytest.fail("redis-server is not installed: run `make redis` (infra/install_redis.sh)")
     port = _free_port()
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(tmp_path_factory.mktemp("redis"))], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path_factory.mktemp("redis")),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     client = redis.Redis(host="127.0.0.1", port=port)
     for _ in range(100):
         try:
@@ -101,10 +116,19 @@ def jvm_spark():
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    conf = SparkConf().setMaster("local[2]").setAll([
-        ("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin"),
-        ("spark.connect.grpc.binding.port", "0"), ("spark.sql.session.timeZone", "UTC"),
-        ("spark.sql.shuffle.partitions", "2"), ("spark.ui.enabled", "false")])
+    conf = (
+        SparkConf()
+        .setMaster("local[2]")
+        .setAll(
+            [
+                ("spark.plugins", "org.apache.spark.sql.connect.SparkConnectPlugin"),
+                ("spark.connect.grpc.binding.port", "0"),
+                ("spark.sql.session.timeZone", "UTC"),
+                ("spark.sql.shuffle.partitions", "2"),
+                ("spark.ui.enabled", "false"),
+            ]
+        )
+    )
     hidden = {k: os.environ.pop(k) for k in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE") if k in os.environ}
     try:
         classic = SparkSession(SparkContext.getOrCreate(conf))

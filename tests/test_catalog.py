@@ -11,11 +11,11 @@ import pytest
 
 from lakehouse import catalog
 from lakehouse.catalog import dataset_id
-from orchestration.cli import GENERATORS
 from lakehouse.config import LakehouseConfig
 from lakehouse.datasets import Dataset
-from orchestration.factory import domain_assets
 from lakehouse.openlineage import default_log_path, openlineage_run_id
+from orchestration.cli import GENERATORS
+from orchestration.factory import domain_assets
 from tests.helpers import run_assets
 from tests.test_openlineage import _rebuild, _validate, registry  # noqa: F401  (registry is a fixture)
 
@@ -54,8 +54,13 @@ def test_every_dataset_is_in_the_catalog_with_schema_and_owner(built, spark):
         entry = entries[dataset_id(dataset.path)]
         table = spark.read.format("delta").load(config.table_uri(dataset.layer, dataset.domain, dataset.name))
         assert [(f["name"], f["type"]) for f in entry["schema"]["fields"]] == [
-            (f.name, f.dataType.simpleString()) for f in table.schema.fields]
-        assert (entry["owner"], entry["domain"], entry["layer"]) == (dataset.owner, dataset.domain, dataset.layer)
+            (f.name, f.dataType.simpleString()) for f in table.schema.fields
+        ]
+        assert (entry["owner"], entry["domain"], entry["layer"]) == (
+            dataset.owner,
+            dataset.domain,
+            dataset.layer,
+        )
         assert entry["location"] == config.table_uri(dataset.layer, dataset.domain, dataset.name)
         assert entry["lastRunId"] == last_run and entry["latestPartition"] == DAYS[-1].isoformat()
         assert entry["rowCount"] == table.count()
@@ -64,8 +69,11 @@ def test_every_dataset_is_in_the_catalog_with_schema_and_owner(built, spark):
             assert dataset_id(dataset.quarantine_path) in entries
     processed = entries["processed.events.events"]
     assert processed["classification"]["email"] == "restricted" and "gdpr" in processed["tags"]
-    assert processed["subjectColumns"] == ["user_id"] and processed["regions"] == ["us-east-1", "eu-west-1",
-                                                                                   "ap-southeast-1"]
+    assert processed["subjectColumns"] == ["user_id"] and processed["regions"] == [
+        "us-east-1",
+        "eu-west-1",
+        "ap-southeast-1",
+    ]
 
 
 def test_rerun_updates_and_never_duplicates(built):
@@ -84,14 +92,18 @@ def test_rerun_updates_and_never_duplicates(built):
 
 def test_lineage_walks_from_curated_back_to_landing(built):
     config, *_ = built
-    chain = [step["datasetId"] for step in catalog.lineage(config, "curated.commerce.daily_revenue_by_currency")]
+    chain = [
+        step["datasetId"] for step in catalog.lineage(config, "curated.commerce.daily_revenue_by_currency")
+    ]
     assert chain[0] == "processed.commerce.orders"
     assert "raw.commerce.orders" in chain and "landing.commerce.orders" in chain
     assert chain.index("raw.commerce.orders") < chain.index("landing.commerce.orders")
     downstream = [step["datasetId"] for step in catalog.lineage(config, "raw.events.events", "downstream")]
     assert downstream[0] == "processed.events.events"
     assert {"curated.events.daily_active_users", "curated.events.hourly_event_counts"} <= set(downstream)
-    record = [r for r in catalog._rows(config, "lineage") if r["dataset_id"] == "curated.events.daily_active_users"]
+    record = [
+        r for r in catalog._rows(config, "lineage") if r["dataset_id"] == "curated.events.daily_active_users"
+    ]
     upstream = json.loads(record[-1]["upstream_json"])
     assert [u["dataset_id"] for u in upstream] == ["processed.events.events"]
     assert isinstance(upstream[0]["version"], int)
@@ -103,14 +115,18 @@ def test_column_lineage_in_the_catalog_and_in_dagster(built):
     entry = catalog.get_entry(config, "curated.events.daily_order_revenue")
     assert entry["columnLineage"]["revenue"] == [
         {"datasetId": "processed.events.events", "column": "event_type"},
-        {"datasetId": "processed.events.events", "column": "payload"}]
+        {"datasetId": "processed.events.events", "column": "payload"},
+    ]
     assert entry["columnLineage"]["dt"] == [{"datasetId": "processed.events.events", "column": "dt"}]
     processed = catalog.get_entry(config, "processed.events.events")
     assert processed["columnLineage"]["event_id"] == [{"datasetId": "raw.events.events", "column": "line"}]
-    event = instance.get_latest_materialization_event(dg.AssetKey(["curated", "events", "daily_active_users"]))
+    event = instance.get_latest_materialization_event(
+        dg.AssetKey(["curated", "events", "daily_active_users"])
+    )
     deps = event.asset_materialization.metadata["dagster/column_lineage"].value.deps_by_column
     assert [(d.asset_key.path, d.column_name) for d in deps["active_users"]] == [
-        (["processed", "events", "events"], "user_id")]
+        (["processed", "events", "events"], "user_id")
+    ]
 
 
 def test_a_failed_run_leaves_the_catalog_as_it_was(built):
@@ -124,8 +140,15 @@ def test_a_failed_run_leaves_the_catalog_as_it_was(built):
             raise RuntimeError("transform broke on purpose")
         return events_rows.groupBy("dt").count()
 
-    flaky_dataset = Dataset(name="flaky_counts", domain="events", layer="curated", owner="team:test",
-                            description="Fails when told to.", upstream=(events.PROCESSED.path,), transform=flaky)
+    flaky_dataset = Dataset(
+        name="flaky_counts",
+        domain="events",
+        layer="curated",
+        owner="team:test",
+        description="Fails when told to.",
+        upstream=(events.PROCESSED.path,),
+        transform=flaky,
+    )
     assets = domain_assets([flaky_dataset])
     with dg.DagsterInstance.ephemeral() as instance:
         assert run_assets(instance, assets, DAYS[0]).success
@@ -169,13 +192,23 @@ def test_every_step_emits_valid_openlineage_start_then_complete(built, registry)
         entry = catalog.get_entry(config, dataset_id(dataset.path))
         assert output["facets"]["version"]["datasetVersion"] == str(entry["deltaVersion"])
         assert [f["name"] for f in output["facets"]["schema"]["fields"]] == [
-            f["name"] for f in entry["schema"]["fields"]]
+            f["name"] for f in entry["schema"]["fields"]
+        ]
         assert output["facets"]["ownership"]["owners"][0]["name"] == dataset.owner
-        expected_inputs = {f"landing/{dataset.domain}/{dataset.landing}"} if dataset.layer == "raw" \
+        expected_inputs = (
+            {f"landing/{dataset.domain}/{dataset.landing}"}
+            if dataset.layer == "raw"
             else set(dataset.upstream)
+        )
         assert {i["name"] for i in complete["inputs"]} == expected_inputs
-    revenue = [e for e in events if e["eventType"] == "COMPLETE"
-               and e["run"]["runId"] == openlineage_run_id(last_run, "curated__events__daily_order_revenue")][0]
+    revenue = [
+        e
+        for e in events
+        if e["eventType"] == "COMPLETE"
+        and e["run"]["runId"] == openlineage_run_id(last_run, "curated__events__daily_order_revenue")
+    ][0]
     fields = revenue["outputs"][0]["facets"]["columnLineage"]["fields"]["revenue"]["inputFields"]
-    assert [(f["name"], f["field"]) for f in fields] == [("processed/events/events", "event_type"),
-                                                         ("processed/events/events", "payload")]
+    assert [(f["name"], f["field"]) for f in fields] == [
+        ("processed/events/events", "event_type"),
+        ("processed/events/events", "payload"),
+    ]

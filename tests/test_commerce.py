@@ -1,5 +1,5 @@
-"""The commerce domain: transforms on small frames, the generator's record, the whole pipeline through Dagster,
-and no personal data in clear outside raw and quarantine."""
+"""The commerce domain: transforms on small frames, the generator's record, the whole pipeline through
+Dagster, and no personal data in clear outside raw and quarantine."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import dagster as dg
 import pytest
 
 from assets import commerce as a
+from orchestration.factory import domain_assets
 from synthetic import commerce as g
 from synthetic import dumps, read_record
 from tests.helpers import counts_by_day, run_assets
 from transforms import commerce as t
 from transforms import common
-from orchestration.factory import domain_assets
 
 DAY, DAY2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
@@ -29,20 +29,42 @@ def js(**fields) -> str:
 
 
 def user(user_id="u1", status="active", created_at="2023-05-01T08:00:00Z", region="eu-west-1", **extra):
-    record = {"user_id": user_id, "email": f"{user_id}@example.com", "first_name": "Ada", "last_name": "Lovelace",
-              "status": status, "created_at": created_at, "region": region, "tenant_id": "tenant-globex", **extra}
+    record = {
+        "user_id": user_id,
+        "email": f"{user_id}@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "status": status,
+        "created_at": created_at,
+        "region": region,
+        "tenant_id": "tenant-globex",
+        **extra,
+    }
     return js(**{k: v for k, v in record.items() if v != "<absent>"})
 
 
 def order(order_id="o1", user_id="u1", total=30.0, currency="EUR", status="paid", ts="2024-01-02T10:00:00Z"):
-    record = {"order_id": order_id, "user_id": user_id, "total_amount": total, "currency": currency,
-              "status": status, "created_at": ts, "region": "eu-west-1", "tenant_id": "tenant-globex"}
+    record = {
+        "order_id": order_id,
+        "user_id": user_id,
+        "total_amount": total,
+        "currency": currency,
+        "status": status,
+        "created_at": ts,
+        "region": "eu-west-1",
+        "tenant_id": "tenant-globex",
+    }
     return js(**{k: v for k, v in record.items() if v != "<absent>"})
 
 
 def item(item_id="i1", order_id="o1", quantity=2, price=10.0):
-    record = {"item_id": item_id, "order_id": order_id, "product_id": "prod-0001", "quantity": quantity,
-              "price": price}
+    record = {
+        "item_id": item_id,
+        "order_id": order_id,
+        "product_id": "prod-0001",
+        "quantity": quantity,
+        "price": price,
+    }
     return js(**{k: v for k, v in record.items() if v != "<absent>"})
 
 
@@ -68,7 +90,11 @@ ORDERS = [
     (DAY, order("o12", total=0), "invalid_amount"),
     (DAY, order("o13", total=-5.5), "invalid_amount"),
     (DAY, order("o14", total=100000.01), "invalid_amount"),
-    (DAY, order("o3", "u1", 100000, "EUR", "shipped", "2024-01-02T18:30:00Z"), None),  # the largest sane total
+    (
+        DAY,
+        order("o3", "u1", 100000, "EUR", "shipped", "2024-01-02T18:30:00Z"),
+        None,
+    ),  # the largest sane total
     (DAY, order("o15", currency="JPY"), "invalid_currency"),
     (DAY, order("o16", status="refunded"), "invalid_status"),
     (DAY, order("o17", ts="yesterday"), "invalid_timestamp"),
@@ -96,14 +122,19 @@ ITEMS = [
 
 
 def frame(engine, rows):
-    data = [(day, f"s3://lake/landing/commerce/dt={day}/x-00000.jsonl", i + 1, line)
-            for i, (day, line, _) in enumerate(rows)]
+    data = [
+        (day, f"s3://lake/landing/commerce/dt={day}/x-00000.jsonl", i + 1, line)
+        for i, (day, line, _) in enumerate(rows)
+    ]
     return engine.createDataFrame(data, "dt date, source_file string, line_number int, line string")
 
 
 def reasons(df) -> dict[int, str | None]:
     df = common.require_region(df, "region", REGIONS)
-    return {r["line_number"]: r["quarantine_reason"] for r in df.select("line_number", "quarantine_reason").collect()}
+    return {
+        r["line_number"]: r["quarantine_reason"]
+        for r in df.select("line_number", "quarantine_reason").collect()
+    }
 
 
 def processed(df, key: str):
@@ -113,7 +144,11 @@ def processed(df, key: str):
 
 @pytest.fixture()
 def raw(engine):
-    return {"users": frame(engine, USERS), "orders": frame(engine, ORDERS), "order_items": frame(engine, ITEMS)}
+    return {
+        "users": frame(engine, USERS),
+        "orders": frame(engine, ORDERS),
+        "order_items": frame(engine, ITEMS),
+    }
 
 
 @pytest.fixture()
@@ -142,14 +177,20 @@ def test_processed_rows_are_typed_and_deduplicated(tables):
     assert users["u2"]["created_at"] == dt.datetime(2023, 5, 1, 8) and users["u2"]["status"] == "suspended"
     orders = {r["order_id"]: r for r in tables["orders"].collect()}
     assert sorted(orders) == ["o1", "o2", "o3", "o4"]
-    assert orders["o4"]["total_amount"] == Decimal("12.50") and orders["o3"]["total_amount"] == Decimal("100000.00")
+    assert orders["o4"]["total_amount"] == Decimal("12.50") and orders["o3"]["total_amount"] == Decimal(
+        "100000.00"
+    )
     assert orders["o4"]["created_at"] == dt.datetime(2024, 1, 2, 11, 0, 0, 250000)  # +01:00 normalized to UTC
     assert (orders["o1"]["tenant_id"], orders["o1"]["region"]) == ("tenant-globex", "eu-west-1")
     schema = dict(tables["orders"].dtypes)
     assert (schema["total_amount"], schema["created_at"]) == ("decimal(10,2)", "timestamp")
     items = {r["item_id"]: r for r in tables["order_items"].collect()}
     assert sorted(items) == ["i1", "i2", "i3"]
-    assert (items["i1"]["quantity"], items["i1"]["price"], items["i1"]["region"]) == (2, Decimal("10.00"), "eu-west-1")
+    assert (items["i1"]["quantity"], items["i1"]["price"], items["i1"]["region"]) == (
+        2,
+        Decimal("10.00"),
+        "eu-west-1",
+    )
     assert dict(tables["order_items"].dtypes)["quantity"] == "int"
     assert dict(tables["order_items"].dtypes)["price"] == "decimal(10,2)"
     for name in tables:
@@ -177,31 +218,49 @@ def test_quarantine_keeps_the_line_and_the_reason(raw):
     out = common.require_region(t.parse_orders(raw["orders"], raw["users"]), "region", REGIONS)
     rows = {r["line_number"]: r for r in common.quarantine_records(out, "run-1", stamp).collect()}
     assert len(rows) == sum(1 for *_, reason in ORDERS if reason)
-    assert json.loads(rows[7]["record"])["line"] == ORDERS[6][1] and rows[7]["reason"] == "invalid_type:total_amount"
+    assert (
+        json.loads(rows[7]["record"])["line"] == ORDERS[6][1]
+        and rows[7]["reason"] == "invalid_type:total_amount"
+    )
 
 
 def test_orders_conformed(tables):
     rows = {r["order_id"]: r for r in t.orders_conformed(tables["orders"], tables["order_items"]).collect()}
-    got = {k: (r["item_count"], r["units"], r["items_amount"], r["amount_matches_items"]) for k, r in rows.items()}
-    assert got == {"o1": (2, 3, Decimal("30.00"), True), "o2": (1, 1, Decimal("0.00"), False),
-                   "o3": (0, 0, Decimal("0.00"), False), "o4": (0, 0, Decimal("0.00"), False)}
+    got = {
+        k: (r["item_count"], r["units"], r["items_amount"], r["amount_matches_items"])
+        for k, r in rows.items()
+    }
+    assert got == {
+        "o1": (2, 3, Decimal("30.00"), True),
+        "o2": (1, 1, Decimal("0.00"), False),
+        "o3": (0, 0, Decimal("0.00"), False),
+        "o4": (0, 0, Decimal("0.00"), False),
+    }
     assert rows["o1"]["total_amount"] == Decimal("30.00") and rows["o1"]["user_id"] == "u1"
 
 
 def test_daily_revenue_by_currency(tables):
     rows = {r["currency"]: tuple(r) for r in t.daily_revenue_by_currency(tables["orders"]).collect()}
-    assert rows == {"EUR": (DAY, "EUR", 2, Decimal("100030.00"), Decimal("50015.00"), 0),
-                    "USD": (DAY, "USD", 2, Decimal("12.50"), Decimal("12.50"), 1)}
+    assert rows == {
+        "EUR": (DAY, "EUR", 2, Decimal("100030.00"), Decimal("50015.00"), 0),
+        "USD": (DAY, "USD", 2, Decimal("12.50"), Decimal("12.50"), 1),
+    }
 
 
 def test_customer_order_stats(tables):
-    rows = {r["user_id"]: (r["order_count"], r["total_spend"], r["last_order_at"])
-            for r in t.customer_order_stats(tables["orders"]).collect()}
-    assert rows == {"u1": (2, Decimal("100030.00"), dt.datetime(2024, 1, 2, 18, 30)),
-                    "u2": (2, Decimal("12.50"), dt.datetime(2024, 1, 2, 11, 0, 0, 250000))}
+    rows = {
+        r["user_id"]: (r["order_count"], r["total_spend"], r["last_order_at"])
+        for r in t.customer_order_stats(tables["orders"]).collect()
+    }
+    assert rows == {
+        "u1": (2, Decimal("100030.00"), dt.datetime(2024, 1, 2, 18, 30)),
+        "u2": (2, Decimal("12.50"), dt.datetime(2024, 1, 2, 11, 0, 0, 250000)),
+    }
 
 
-# -- an independent re-classification of landing lines, used by the generator and end-to-end tests ------------
+# -- an independent re-classification of landing lines, used by the generator and end-to-end tests
+# ------------
+
 
 def _json(line: str):
     try:
@@ -257,15 +316,20 @@ def user_rules(record):
 
 def order_rules(users):
     def rules(record):
-        yield from _missing(record, ("order_id", "user_id", "total_amount", "currency", "status", "created_at"))
+        yield from _missing(
+            record, ("order_id", "user_id", "total_amount", "currency", "status", "created_at")
+        )
         amount = _number(record["total_amount"])
         yield "invalid_type:total_amount" if amount is None else None
         yield "invalid_amount" if not 0 < amount <= 100_000 else None
         yield "invalid_currency" if record["currency"] not in ("USD", "EUR", "GBP") else None
-        yield "invalid_status" if record["status"] not in ("created", "paid", "shipped", "cancelled") else None
+        yield (
+            "invalid_status" if record["status"] not in ("created", "paid", "shipped", "cancelled") else None
+        )
         yield "invalid_timestamp" if _time(record["created_at"]) is None else None
         yield "unknown_user_id" if record["user_id"] not in users else None
         yield None if record.get("region") in REGIONS else f"region_not_allowed:{record.get('region')}"
+
     return rules
 
 
@@ -278,6 +342,7 @@ def item_rules(orders):
         yield "invalid_quantity" if int(quantity) < 1 else None
         yield "invalid_price" if price < 0 else None
         yield "unknown_order_id" if record["order_id"] not in orders else None
+
     return rules
 
 
@@ -290,9 +355,15 @@ def classify_day(sources: dict[str, list[list[str]]]) -> dict[str, tuple]:
 
 
 def expected_from_lines(sources) -> dict[str, dict]:
-    return {source: {"input": sum(map(len, sources[source])), "accepted": len(accepted),
-                     "quarantined": sum(found.values()), "duplicates": duplicates}
-            for source, (accepted, found, duplicates) in classify_day(sources).items()}
+    return {
+        source: {
+            "input": sum(map(len, sources[source])),
+            "accepted": len(accepted),
+            "quarantined": sum(found.values()),
+            "duplicates": duplicates,
+        }
+        for source, (accepted, found, duplicates) in classify_day(sources).items()
+    }
 
 
 def test_generator_record_matches_an_independent_classification():
@@ -305,7 +376,8 @@ def test_generator_record_matches_an_independent_classification():
         assert bad[g.DUPLICATE[source]] == duplicates and all(count > 0 for count in bad.values()), source
     assert record["lines"]["orders"] == 3_000 and sum(record["bad"]["orders"].values()) == 60
     assert record["lines"]["users"] - sum(record["bad"]["users"].values()) == len(
-        g.synthetic_population(7).users_as_of(DAY))  # the full snapshot, one good line per user
+        g.synthetic_population(7).users_as_of(DAY)
+    )  # the full snapshot, one good line per user
 
 
 def test_generator_is_deterministic_and_realistic():
@@ -316,7 +388,12 @@ def test_generator_is_deterministic_and_realistic():
     accepted = classify_day(day.sources)
     orders, items = accepted["orders"][0], accepted["order_items"][0]
     statuses = Counter(o["status"] for o in orders.values())
-    assert statuses["paid"] > statuses["cancelled"] * 3 and set(statuses) == {"created", "paid", "shipped", "cancelled"}
+    assert statuses["paid"] > statuses["cancelled"] * 3 and set(statuses) == {
+        "created",
+        "paid",
+        "shipped",
+        "cancelled",
+    }
     eu = Counter(o["currency"] for o in orders.values() if o["region"] == "eu-west-1")
     assert eu["EUR"] > eu["USD"] and eu["GBP"] > eu["USD"]  # currency follows the customer's region
     buyers = Counter(o["user_id"] for o in orders.values())
@@ -366,8 +443,10 @@ def _revenue(orders: dict) -> dict:
         else:
             row[1] += Decimal(str(o["total_amount"]))
             row[2] += 1
-    return {c: (n, revenue, (revenue / kept).quantize(Decimal("0.01")), cancelled)
-            for c, (n, revenue, kept, cancelled) in out.items()}
+    return {
+        c: (n, revenue, (revenue / kept).quantize(Decimal("0.01")), cancelled)
+        for c, (n, revenue, kept, cancelled) in out.items()
+    }
 
 
 def _matches(orders: dict, items: dict) -> int:
@@ -390,37 +469,74 @@ def test_two_partitions_reconcile_and_no_personal_data_leaks(spark, lake, landed
             assert e == expected_from_lines(landed[day].sources)[name]
             assert e["input"] == e["accepted"] + e["quarantined"] + e["duplicates"]
         assert counts_by_day(spark, lake.table_uri("raw", "commerce", name)) == {
-            d: e["input"] for d, e in expected.items()}
+            d: e["input"] for d, e in expected.items()
+        }
         assert counts_by_day(spark, lake.table_uri("processed", "commerce", name)) == {
-            d: e["accepted"] for d, e in expected.items()}, name
+            d: e["accepted"] for d, e in expected.items()
+        }, name
         assert counts_by_day(spark, lake.table_uri("quarantine", "commerce", name)) == {
-            d: e["quarantined"] for d, e in expected.items()}, name
-        found = Counter({(r["dt"], r["reason"]): r["count"]
-                         for r in load("quarantine", name).groupBy("dt", "reason").count().collect()})
-        wanted = Counter({(day, kind): n for day in DAYS for kind, n in records[day]["bad"][name].items()
-                          if kind != g.DUPLICATE[name] and n})
+            d: e["quarantined"] for d, e in expected.items()
+        }, name
+        found = Counter(
+            {
+                (r["dt"], r["reason"]): r["count"]
+                for r in load("quarantine", name).groupBy("dt", "reason").count().collect()
+            }
+        )
+        wanted = Counter(
+            {
+                (day, kind): n
+                for day in DAYS
+                for kind, n in records[day]["bad"][name].items()
+                if kind != g.DUPLICATE[name] and n
+            }
+        )
         assert found == wanted, name
         event = instance.get_latest_materialization_event(dg.AssetKey(["processed", "commerce", name]))
         removed = event.asset_materialization.metadata["duplicates_removed"].value
         assert removed == sum(e["duplicates"] for e in expected.values())
 
     # curated values recomputed from the landing lines in Python
-    revenue = {(r["dt"], r["currency"]): (r["orders"], r["revenue"], r["avg_order_value"], r["cancelled_orders"])
-               for r in load("curated", "daily_revenue_by_currency").collect()}
+    revenue = {
+        (r["dt"], r["currency"]): (r["orders"], r["revenue"], r["avg_order_value"], r["cancelled_orders"])
+        for r in load("curated", "daily_revenue_by_currency").collect()
+    }
     assert revenue == {(day, c): v for day in DAYS for c, v in _revenue(classified[day]["orders"][0]).items()}
     conformed = load("curated", "orders_conformed")
-    matching = counts_by_day(spark, lake.table_uri("curated", "commerce", "orders_conformed"), "amount_matches_items")
-    assert matching == {day: _matches(classified[day]["orders"][0], classified[day]["order_items"][0]) for day in DAYS}
+    matching = counts_by_day(
+        spark, lake.table_uri("curated", "commerce", "orders_conformed"), "amount_matches_items"
+    )
+    assert matching == {
+        day: _matches(classified[day]["orders"][0], classified[day]["order_items"][0]) for day in DAYS
+    }
     assert counts_by_day(spark, lake.table_uri("curated", "commerce", "orders_conformed")) == {
-        day: records[day]["expected"]["orders"]["accepted"] for day in DAYS}
-    units = {r["dt"]: r["units"] for r in conformed.groupBy("dt").agg({"units": "sum"})
-             .withColumnRenamed("sum(units)", "units").collect()}
-    assert units == {day: sum(int(i["quantity"]) for i in classified[day]["order_items"][0].values()) for day in DAYS}
-    stats = {r["dt"]: (r["customers"], r["orders"]) for r in load("curated", "customer_order_stats")
-             .groupBy("dt").agg({"user_id": "count", "order_count": "sum"})
-             .withColumnsRenamed({"count(user_id)": "customers", "sum(order_count)": "orders"}).collect()}
-    assert stats == {day: (len({o["user_id"] for o in classified[day]["orders"][0].values()}),
-                           len(classified[day]["orders"][0])) for day in DAYS}
+        day: records[day]["expected"]["orders"]["accepted"] for day in DAYS
+    }
+    units = {
+        r["dt"]: r["units"]
+        for r in conformed.groupBy("dt")
+        .agg({"units": "sum"})
+        .withColumnRenamed("sum(units)", "units")
+        .collect()
+    }
+    assert units == {
+        day: sum(int(i["quantity"]) for i in classified[day]["order_items"][0].values()) for day in DAYS
+    }
+    stats = {
+        r["dt"]: (r["customers"], r["orders"])
+        for r in load("curated", "customer_order_stats")
+        .groupBy("dt")
+        .agg({"user_id": "count", "order_count": "sum"})
+        .withColumnsRenamed({"count(user_id)": "customers", "sum(order_count)": "orders"})
+        .collect()
+    }
+    assert stats == {
+        day: (
+            len({o["user_id"] for o in classified[day]["orders"][0].values()}),
+            len(classified[day]["orders"][0]),
+        )
+        for day in DAYS
+    }
 
     # tokens join: every order's and every customer's user_id is a user of the same day
     users = {(r["dt"], r["user_id"]) for r in load("processed", "users").select("dt", "user_id").collect()}
@@ -429,8 +545,12 @@ def test_two_partitions_reconcile_and_no_personal_data_leaks(spark, lake, landed
         assert {(r["dt"], r["user_id"]) for r in table.select("dt", "user_id").collect()} <= users
 
     # no raw email, name or user id in any processed or curated table of the domain
-    raw_users = [json.loads(line) for generated in landed.values() for line in generated.sources["users"][0]
-                 if _json(line)]
+    raw_users = [
+        json.loads(line)
+        for generated in landed.values()
+        for line in generated.sources["users"][0]
+        if _json(line)
+    ]
     secrets = {str(u[k]) for u in raw_users for k in ("email", "user_id") if u.get(k)}
     names = {u[k] for u in raw_users for k in ("first_name", "last_name")}
     assert len(names) > 20 and len(secrets) > 5_000

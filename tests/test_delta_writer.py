@@ -9,15 +9,22 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
+from lakehouse.delta import (
+    DeltaWriteError,
+    SchemaChangeError,
+    SchemaPolicy,
+    partition_predicate,
+    write_partitions,
+)
 from lakehouse.engine import engine_path, is_apache_spark
-from lakehouse.delta import DeltaWriteError, SchemaChangeError, SchemaPolicy, partition_predicate, write_partitions
 from lakehouse.maintenance import TableMaintenance
 
 D1, D2, D3, D4 = (dt.date(2024, 1, day) for day in (1, 2, 3, 4))
 
 
 def frame(spark, days, rows_per_day=3, value="v1", extra=None):
-    """`rows_per_day` rows for each day: id, value, amount DECIMAL(10,2), dt (all non-null in the DataFrame)."""
+    """`rows_per_day` rows for each day: id, value, amount DECIMAL(10,2), dt (all non-null in the
+    DataFrame)."""
     data = [(f"{day}-{i}", value, i, day) for day in days for i in range(rows_per_day)]
     df = spark.createDataFrame(data, "id string, value string, n int, dt date")
     df = df.select("id", "value", F.col("n").cast("decimal(10,2)").alias("amount"), "dt")
@@ -66,8 +73,13 @@ def test_partition_write_replaces_exactly_that_partition(spark, lake, uri, seede
     assert set(untouched) <= set(after)
     assert not {p for p, day in before.items() if day == D2.isoformat()} & set(after)  # D2's files replaced
     assert result.rows_per_partition == {D2: 5}
-    counts = {r["dt"]: (r["count"], r["values"]) for r in load(spark, uri)
-              .groupBy("dt").agg(F.count("*").alias("count"), F.collect_set("value").alias("values")).collect()}
+    counts = {
+        r["dt"]: (r["count"], r["values"])
+        for r in load(spark, uri)
+        .groupBy("dt")
+        .agg(F.count("*").alias("count"), F.collect_set("value").alias("values"))
+        .collect()
+    }
     assert counts == {D1: (3, ["v1"]), D2: (5, ["v2"]), D3: (3, ["v1"]), D4: (3, ["v1"])}
 
 
@@ -77,7 +89,9 @@ def test_range_write_replaces_exactly_the_range(spark, lake, uri, seeded):
     write_partitions(frame(spark, [D2, D3], rows_per_day=1, value="v2"), uri, [D2, D3], lake.storage_options)
     after = seeded.active_files()
     outside = {D1.isoformat(), D4.isoformat()}
-    assert {p: d for p, d in after.items() if d in outside} == {p: d for p, d in before.items() if d in outside}
+    assert {p: d for p, d in after.items() if d in outside} == {
+        p: d for p, d in before.items() if d in outside
+    }
     values = {(r["dt"], r["value"]) for r in load(spark, uri).collect()}
     assert values == {(D1, "v1"), (D2, "v2"), (D3, "v2"), (D4, "v1")}
 
@@ -109,26 +123,41 @@ def test_partition_column_of_wrong_type_is_refused(spark, lake, uri, seeded):
     assert seeded.version() == version
 
 
-@pytest.mark.parametrize("change, message", [
-    ("added", r"added: extra \(schema policy is strict\)"),
-    ("removed", r"removed: value"),
-    ("retyped", r"retyped: amount \(.*decimal\(10,2\).* -> .*double.*\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("added", r"added: extra \(schema policy is strict\)"),
+        ("removed", r"removed: value"),
+        ("retyped", r"retyped: amount \(.*decimal\(10,2\).* -> .*double.*\)"),
+    ],
+)
 def test_schema_changes_are_refused_naming_the_columns(spark, lake, uri, seeded, change, message):
     version = seeded.version()
     df = frame(spark, [D2])
-    df = {"added": df.withColumn("extra", F.lit("x")), "removed": df.drop("value"),
-          "retyped": df.withColumn("amount", F.col("amount").cast("double"))}[change]
+    df = {
+        "added": df.withColumn("extra", F.lit("x")),
+        "removed": df.drop("value"),
+        "retyped": df.withColumn("amount", F.col("amount").cast("double")),
+    }[change]
     with pytest.raises(SchemaChangeError, match=message):
         write_partitions(df, uri, [D2], lake.storage_options)
     assert seeded.version() == version
     assert [f.name for f in DeltaTable(uri, storage_options=lake.storage_options).schema().fields] == [
-        "id", "value", "amount", "dt"]
+        "id",
+        "value",
+        "amount",
+        "dt",
+    ]
 
 
 def test_additive_policy_really_adds_the_column(spark, lake, uri, seeded):
-    result = write_partitions(frame(spark, [D2], extra="extra"), uri, [D2], lake.storage_options,
-                              schema_policy=SchemaPolicy.ADDITIVE)
+    result = write_partitions(
+        frame(spark, [D2], extra="extra"),
+        uri,
+        [D2],
+        lake.storage_options,
+        schema_policy=SchemaPolicy.ADDITIVE,
+    )
     assert result.added_columns == ("extra",)
     table = load(spark, uri)
     assert table.columns == ["id", "value", "amount", "dt", "extra"]
@@ -136,14 +165,19 @@ def test_additive_policy_really_adds_the_column(spark, lake, uri, seeded):
     assert by_day == {D1: None, D2: "x", D3: None, D4: None}
     # Removing a column is still refused under the additive policy.
     with pytest.raises(SchemaChangeError, match="removed: extra"):
-        write_partitions(frame(spark, [D2]), uri, [D2], lake.storage_options, schema_policy=SchemaPolicy.ADDITIVE)
+        write_partitions(
+            frame(spark, [D2]), uri, [D2], lake.storage_options, schema_policy=SchemaPolicy.ADDITIVE
+        )
 
 
 def test_tables_are_created_nullable_with_the_dataframe_schema(spark, lake, uri, seeded):
     fields = DeltaTable(uri, storage_options=lake.storage_options).schema().fields
     assert [(f.name, str(f.type), f.nullable) for f in fields] == [
-        ("id", 'PrimitiveType("string")', True), ("value", 'PrimitiveType("string")', True),
-        ("amount", 'PrimitiveType("decimal(10,2)")', True), ("dt", 'PrimitiveType("date")', True)]
+        ("id", 'PrimitiveType("string")', True),
+        ("value", 'PrimitiveType("string")', True),
+        ("amount", 'PrimitiveType("decimal(10,2)")', True),
+        ("dt", 'PrimitiveType("date")', True),
+    ]
     with_nulls = frame(spark, [D2]).withColumn("value", F.lit(None).cast("string"))
     write_partitions(with_nulls, uri, [D2], lake.storage_options)
     assert load(spark, uri).where("value IS NULL").count() == 3

@@ -6,25 +6,28 @@ import datetime as dt
 import json
 
 import dagster as dg
+import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
 from assets import commerce as a
-import pandas as pd
-
 from lakehouse import audit, catalog, erasure, features, landing, storage
+from orchestration import features as fa
+from orchestration.factory import domain_assets
 from synthetic import commerce as g
 from synthetic import write_landing
-from orchestration import features as fa
 from tests.helpers import run_assets
-from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 2)
 TABLES = {  # dataset id -> how the subject appears: by column (value or token) or inside records as received
-    "raw.commerce.users": "line", "raw.commerce.orders": "line",
-    "processed.commerce.users": "user_id", "processed.commerce.orders": "user_id",
-    "quarantine.commerce.orders": "record", "curated.commerce.orders_conformed": "user_id",
-    "curated.commerce.customer_order_stats": "user_id", "features.training_sets.churn": "user_id",
+    "raw.commerce.users": "line",
+    "raw.commerce.orders": "line",
+    "processed.commerce.users": "user_id",
+    "processed.commerce.orders": "user_id",
+    "quarantine.commerce.orders": "record",
+    "curated.commerce.orders_conformed": "user_id",
+    "curated.commerce.customer_order_stats": "user_id",
+    "features.training_sets.churn": "user_id",
 }
 
 
@@ -35,7 +38,11 @@ def _first_orders_by_user(lines: list[str]) -> dict[str, dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and record.get("user_id") and record.get("currency") in ("EUR", "USD", "GBP"):
+        if (
+            isinstance(record, dict)
+            and record.get("user_id")
+            and record.get("currency") in ("EUR", "USD", "GBP")
+        ):
             found.setdefault(record["user_id"], record)
     return found
 
@@ -53,7 +60,9 @@ def commerce_lake(lake, instance, tmp_path, monkeypatch):
     sources = {**generated.sources, "orders": [*generated.sources["orders"], [json.dumps(refused)]]}
     write_landing(lake, "commerce", DAY, sources, generated.record)
     wanted = {fa.REGISTRY_KEY, fa.view_key("customer_order_stats"), fa.TRAINING_KEY}
-    assert run_assets(instance, [*domain_assets(a.DATASETS), *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY).success
+    assert run_assets(
+        instance, [*domain_assets(a.DATASETS), *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY
+    ).success
     return subject, other
 
 
@@ -62,8 +71,9 @@ def run_erasure_job(instance, request_id: str, **config) -> dg.ExecuteInProcessR
     from orchestration.definitions import defs
 
     run_config = {"ops": {"erase_subject": {"config": {"request_id": request_id, **config}}}}
-    return defs.resolve_job_def("erasure_job").execute_in_process(instance=instance, raise_on_error=False,
-                                                                  run_config=run_config)
+    return defs.resolve_job_def("erasure_job").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config
+    )
 
 
 def _uri(lake, dataset_id: str) -> str:
@@ -93,13 +103,16 @@ def _matching(spark, lake, dataset_id: str, value: str, version: int | None = No
 
 
 def _landing_mentions(lake, value: str) -> int:
-    return sum(storage.read_text(lake, uri).count(value)
-               for source in ("users", "orders", "order_items")
-               for uri in landing.source_files(lake, "commerce", source))
+    return sum(
+        storage.read_text(lake, uri).count(value)
+        for source in ("users", "orders", "order_items")
+        for uri in landing.source_files(lake, "commerce", source)
+    )
 
 
-def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouched(spark, lake, commerce_lake,
-                                                                                   instance):
+def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouched(
+    spark, lake, commerce_lake, instance
+):
     subject, other = commerce_lake
     token = erasure.subject_token(subject, lake.token_key())
     before = {d: _matching(spark, lake, d, subject) for d in TABLES}
@@ -122,7 +135,8 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
     assert token not in _snapshot_keys(lake)
     assert {d: _matching(spark, lake, d, other) for d in TABLES} == others
     assert {d: spark.read.format("delta").load(_uri(lake, d)).count() for d in TABLES} == {
-        d: totals[d] - before[d] for d in TABLES}
+        d: totals[d] - before[d] for d in TABLES
+    }
     # time travel: the versions from before the erasure cannot return the subject any more
     for dataset_id, version in versions.items():
         try:
@@ -141,10 +155,14 @@ def test_a_subject_is_erased_everywhere_verified_audited_and_others_are_untouche
         assert by_target[dataset_id]["rows"] == before[dataset_id]
         assert by_target[dataset_id]["verified"] is True
     assert by_target["online.customer"]["rows"] == 1 and by_target["online.customer"]["verified"] is True
-    assert by_target["landing.commerce.orders"]["rows"] >= 2 and by_target["landing.commerce.users"]["rows"] >= 1
+    assert (
+        by_target["landing.commerce.orders"]["rows"] >= 2 and by_target["landing.commerce.users"]["rows"] >= 1
+    )
     summary = by_target["*"]
     assert summary["step"] == "verify" and summary["verified"] is True
-    assert {r["subject_token"] for r in records} == {token} and {r["subject_column"] for r in records} == {"user_id"}
+    assert {r["subject_token"] for r in records} == {token} and {r["subject_column"] for r in records} == {
+        "user_id"
+    }
     assert subject not in json.dumps(records, default=str)  # the audit names the token, never the subject
 
     again = run_erasure_job(instance, erasure.file_request(lake, "user_id", subject).request_id)

@@ -14,21 +14,24 @@ TARGETS = (ID, TOKEN)
 EVENT_PATHS = ("$.userId", "$.data.payload.userId")
 
 
-@pytest.mark.parametrize("line, expected", [
-    (json.dumps({"userId": ID}), True),
-    (json.dumps({"userId": TOKEN}), True),
-    (json.dumps({"data": {"payload": {"userId": ID}}}), True),
-    (json.dumps({"userId": ID + "99"}), False),  # an id this one is a prefix of
-    (json.dumps({"userId": ID[:-1]}), False),  # a prefix of this id
-    (json.dumps({"referrerId": ID}), False),  # an undeclared key
-    (json.dumps({"data": {"userId": ID}}), False),  # the key at another depth
-    (json.dumps({"data": json.dumps({"payload": {"userId": ID}})}), True),  # JSON text inside a string
-    ('{"userId":"' + ID + '","eventType":"order.cre', True),  # malformed: the key and the whole value
-    ('{"userId": "' + ID + '", "eventTy', True),
-    ('{"userId":"' + ID[:20], False),  # malformed: a truncated id is nobody's
-    ('{"note":"userId","x":"' + ID + '"', False),  # malformed: the value not after the key
-    ("not json at all " + ID, False),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        (json.dumps({"userId": ID}), True),
+        (json.dumps({"userId": TOKEN}), True),
+        (json.dumps({"data": {"payload": {"userId": ID}}}), True),
+        (json.dumps({"userId": ID + "99"}), False),  # an id this one is a prefix of
+        (json.dumps({"userId": ID[:-1]}), False),  # a prefix of this id
+        (json.dumps({"referrerId": ID}), False),  # an undeclared key
+        (json.dumps({"data": {"userId": ID}}), False),  # the key at another depth
+        (json.dumps({"data": json.dumps({"payload": {"userId": ID}})}), True),  # JSON text inside a string
+        ('{"userId":"' + ID + '","eventType":"order.cre', True),  # malformed: the key and the whole value
+        ('{"userId": "' + ID + '", "eventTy', True),
+        ('{"userId":"' + ID[:20], False),  # malformed: a truncated id is nobody's
+        ('{"note":"userId","x":"' + ID + '"', False),  # malformed: the value not after the key
+        ("not json at all " + ID, False),
+    ],
+)
 def test_a_line_matches_only_at_a_declared_path_holding_exactly_the_value(line: str, expected: bool):
     assert holds(line, EVENT_PATHS, TARGETS) is expected
 
@@ -62,5 +65,13 @@ def test_subject_paths_are_declared_on_raw_datasets_in_the_form_erasure_follows(
     with pytest.raises(ValueError, match=r"subject paths must look like \$.key"):
         Dataset(**raw, subject_paths={"user_id": ("userId",)})
     with pytest.raises(ValueError, match="only raw datasets"):
-        Dataset(name="p", domain="d", layer="processed", description="", owner="o", transform=lambda r: r,
-                upstream=("raw/d/r",), subject_paths={"user_id": ("$.userId",)})
+        Dataset(
+            name="p",
+            domain="d",
+            layer="processed",
+            description="",
+            owner="o",
+            transform=lambda r: r,
+            upstream=("raw/d/r",),
+            subject_paths={"user_id": ("$.userId",)},
+        )

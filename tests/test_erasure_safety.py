@@ -18,12 +18,12 @@ from deltalake import DeltaTable
 
 from assets import commerce as a
 from lakehouse import audit, catalog, erasure, landing, storage
+from orchestration import features as fa
+from orchestration.factory import domain_assets
 from synthetic import commerce as g
 from synthetic import dumps, write_landing
-from orchestration import features as fa
 from tests.helpers import run_assets
 from tests.test_erasure import _first_orders_by_user, _online_spend, run_erasure_job
-from orchestration.factory import domain_assets
 
 DAY = dt.date(2024, 1, 2)
 HEAVY_ORDERS = 16  # of about 420 orders: over the 1% brake and its floor of 10 rows
@@ -44,14 +44,20 @@ def subjects(lake, instance, tmp_path, monkeypatch) -> dict[str, str]:
     prefix = longer[:30]  # a user whose id is a prefix of another's
     extra_users = [dumps({**_user_line(users, longer), "user_id": prefix, "email": "prefix@example.com"})]
     extra_orders = [dumps({**orders[longer], "order_id": str(uuid.UUID(int=1)), "user_id": prefix})]
-    extra_orders += [dumps({**orders[heavy], "order_id": str(uuid.UUID(int=100 + n))})
-                     for n in range(HEAVY_ORDERS)]
+    extra_orders += [
+        dumps({**orders[heavy], "order_id": str(uuid.UUID(int=100 + n))}) for n in range(HEAVY_ORDERS)
+    ]
     extra_orders.append(dumps(orders[ordinary])[:110])  # malformed: cut short after the user_id
-    sources = {**generated.sources, "users": [*generated.sources["users"], extra_users],
-               "orders": [*generated.sources["orders"], extra_orders]}
+    sources = {
+        **generated.sources,
+        "users": [*generated.sources["users"], extra_users],
+        "orders": [*generated.sources["orders"], extra_orders],
+    }
     write_landing(lake, "commerce", DAY, sources, generated.record)
     wanted = {fa.REGISTRY_KEY, fa.view_key("customer_order_stats")}
-    assert run_assets(instance, [*domain_assets(a.DATASETS), *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY).success
+    assert run_assets(
+        instance, [*domain_assets(a.DATASETS), *(f for f in fa.ASSETS if set(f.keys) & wanted)], DAY
+    ).success
     return {"prefix": prefix, "longer": longer, "heavy": heavy, "ordinary": ordinary}
 
 
@@ -65,15 +71,17 @@ def _state(lake) -> dict[str, object]:
     for target, location in places(lake).items():
         if target.startswith("landing."):
             _, domain, source = target.split(".")
-            state.update({uri: storage.read_bytes(lake, uri)
-                          for uri in landing.source_files(lake, domain, source)})
+            state.update(
+                {uri: storage.read_bytes(lake, uri) for uri in landing.source_files(lake, domain, source)}
+            )
         else:
             state[target] = DeltaTable(location, storage_options=lake.storage_options).version()
     return state
 
 
-def holding(spark, lake, value: str, column: str = "user_id",
-            keys: tuple[str, ...] = ("user_id",)) -> dict[str, int]:
+def holding(
+    spark, lake, value: str, column: str = "user_id", keys: tuple[str, ...] = ("user_id",)
+) -> dict[str, int]:
     """Records holding the subject at its places, counted independently of the erasure code: Spark SQL on
     the column, on the quarantine record's key, and the line keys (`keys`) with the value as the generators
     write them (compact JSON; malformed lines are cut short)."""
@@ -83,16 +91,23 @@ def holding(spark, lake, value: str, column: str = "user_id",
     for target, location in places(lake, column).items():
         if target.startswith("landing."):
             _, domain, source = target.split(".")
-            lines = [line for uri in landing.source_files(lake, domain, source)
-                     for line in storage.read_text(lake, uri).splitlines()]
+            lines = [
+                line
+                for uri in landing.source_files(lake, domain, source)
+                for line in storage.read_text(lake, uri).splitlines()
+            ]
             found[target] = sum(any(q in line for q in quoted) for line in lines)
             continue
         rows = spark.read.format("delta").load(location)
         if column in rows.columns:
             where = f"{column} IN ('{value}', '{token}')"
         elif "record" in rows.columns:
-            where = " OR ".join([f"get_json_object(record, '$.{column}') IN ('{value}', '{token}')",
-                                 *(f"instr(get_json_object(record, '$.line'), '{q}') > 0" for q in quoted)])
+            where = " OR ".join(
+                [
+                    f"get_json_object(record, '$.{column}') IN ('{value}', '{token}')",
+                    *(f"instr(get_json_object(record, '$.line'), '{q}') > 0" for q in quoted),
+                ]
+            )
         else:
             where = " OR ".join(f"instr(line, '{q}') > 0" for q in quoted)
         found[target] = rows.where(where).count()
@@ -100,12 +115,16 @@ def holding(spark, lake, value: str, column: str = "user_id",
 
 
 def removed(records: list) -> dict[str, int]:
-    return {r.target: r.rows for r in records
-            if r.step in ("delete", "landing") and not r.target.startswith("online.")}
+    return {
+        r.target: r.rows
+        for r in records
+        if r.step in ("delete", "landing") and not r.target.startswith("online.")
+    }
 
 
-def test_values_that_are_no_subject_remove_nothing_and_a_prefix_id_erases_only_itself(spark, lake, subjects,
-                                                                                      capsys):
+def test_values_that_are_no_subject_remove_nothing_and_a_prefix_id_erases_only_itself(
+    spark, lake, subjects, capsys
+):
     from orchestration.cli import main
 
     before = _state(lake)
@@ -145,8 +164,9 @@ def test_dry_run_reports_exactly_then_the_brake_refuses_and_force_goes_through(s
     heavy = subjects["heavy"]
     before, held = _state(lake), holding(spark, lake, heavy)
     assert held["raw.commerce.orders"] == HEAVY_ORDERS + 1
-    total_orders = DeltaTable(places(lake)["raw.commerce.orders"],
-                              storage_options=lake.storage_options).count()
+    total_orders = DeltaTable(
+        places(lake)["raw.commerce.orders"], storage_options=lake.storage_options
+    ).count()
 
     dry = erasure.erase(lake, "user_id", heavy, "dry-run", dry_run=True)
     assert _state(lake) == before
@@ -166,8 +186,9 @@ def test_dry_run_reports_exactly_then_the_brake_refuses_and_force_goes_through(s
 
     forced = erasure.erase(lake, "user_id", heavy, "forced", force=True)
     assert removed(forced) == held  # exactly what the dry run said, rows and files
-    assert {r.target: r.files for r in forced if r.step == "delete"} == {r.target: r.files for r in dry
-                                                                          if r.step == "delete"}
+    assert {r.target: r.files for r in forced if r.step == "delete"} == {
+        r.target: r.files for r in dry if r.step == "delete"
+    }
     assert holding(spark, lake, heavy) == {t: 0 for t in held}
     assert "over the brake: " in forced[-1].detail and "(forced)" in forced[-1].detail
 
@@ -177,7 +198,8 @@ def _failing_store(config, subject, dry_run):
 
 
 def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_the_value(
-        spark, lake, subjects, instance):
+    spark, lake, subjects, instance
+):
     ordinary = subjects["ordinary"]
     held = holding(spark, lake, ordinary)
     assert held["quarantine.commerce.orders"] >= 1  # the malformed line, matched by the key-value rule
@@ -206,8 +228,10 @@ def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_
     assert storage.list_tree(lake, f"{lake.root}/_staging/commerce") == {}
     for dataset_id, table in places(lake).items():  # the counts of the first, failed run are corrected too
         if not dataset_id.startswith("landing."):
-            assert catalog.get_entry(lake, dataset_id)["rowCount"] == DeltaTable(
-                table, storage_options=lake.storage_options).count()
+            assert (
+                catalog.get_entry(lake, dataset_id)["rowCount"]
+                == DeltaTable(table, storage_options=lake.storage_options).count()
+            )
 
     kept = json.loads(storage.read_text(lake, erasure.request_uri(lake, request.request_id)))
     assert kept["status"] == "done" and kept["subject_value"] is None and ordinary not in json.dumps(kept)

@@ -1,4 +1,5 @@
-"""The events domain through Dagster: real instance, real S3, real engine, counts against the generator's record."""
+"""The events domain through Dagster: real instance, real S3, real engine, counts against the generator's
+record."""
 
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ def landed(lake):
 def run_range(instance, first: dt.date, last: dt.date):
     from orchestration.definitions import defs
 
-    return defs.resolve_job_def("events_daily").execute_in_process(instance=instance, tags={
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
-    })
+    return defs.resolve_job_def("events_daily").execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
+    )
 
 
 def test_two_partitions_reconcile_with_the_generator_in_every_layer(spark, lake, landed, instance):
@@ -45,10 +49,17 @@ def test_two_partitions_reconcile_with_the_generator_in_every_layer(spark, lake,
     assert counts_by_day(spark, uri("processed")) == {day: e["processed"] for day, e in expected.items()}
     assert counts_by_day(spark, uri("quarantine")) == {day: e["quarantined"] for day, e in expected.items()}
     # input lines = processed + duplicates removed + quarantined, per partition
-    for day, e in expected.items():
+    for e in expected.values():
         assert e["raw"] == e["processed"] + e["duplicates"] + e["quarantined"]
-    late = {r["dt"]: r["count"] for r in spark.read.format("delta").load(uri("processed"))
-            .where("is_late").groupBy("dt").count().collect()}
+    late = {
+        r["dt"]: r["count"]
+        for r in spark.read.format("delta")
+        .load(uri("processed"))
+        .where("is_late")
+        .groupBy("dt")
+        .count()
+        .collect()
+    }
     assert late == {day: e["late"] for day, e in expected.items()}
     reasons = Counter()
     for r in spark.read.format("delta").load(uri("quarantine")).groupBy("dt", "reason").count().collect():
@@ -59,12 +70,21 @@ def test_two_partitions_reconcile_with_the_generator_in_every_layer(spark, lake,
         assert reasons[(day, "malformed_json")] == bad[day]["malformed_json"]
         assert reasons[(day, "invalid_timestamp")] == bad[day]["invalid_timestamp"]
 
-    dau = {r["dt"]: r["events"] for r in spark.read.format("delta").load(uri("curated", "daily_active_users")).collect()}
+    dau = {
+        r["dt"]: r["events"]
+        for r in spark.read.format("delta").load(uri("curated", "daily_active_users")).collect()
+    }
     assert dau == {day: e["processed"] for day, e in expected.items()}
     hourly = counts_by_day(spark, uri("curated", "hourly_event_counts"))
     assert set(hourly) == set(DAYS)
-    hourly_total = {r["dt"]: r["n"] for r in spark.read.format("delta").load(uri("curated", "hourly_event_counts"))
-                    .groupBy("dt").agg(F.sum("event_count").alias("n")).collect()}
+    hourly_total = {
+        r["dt"]: r["n"]
+        for r in spark.read.format("delta")
+        .load(uri("curated", "hourly_event_counts"))
+        .groupBy("dt")
+        .agg(F.sum("event_count").alias("n"))
+        .collect()
+    }
     assert hourly_total == {day: e["processed"] for day, e in expected.items()}
 
     processed_key = dg.AssetKey(["processed", "events", "events"])
@@ -76,7 +96,9 @@ def test_two_partitions_reconcile_with_the_generator_in_every_layer(spark, lake,
     assert metadata["duplicates_removed"].value == sum(e["duplicates"] for e in expected.values())
 
 
-def test_rerunning_one_partition_changes_only_that_partition_and_keeps_the_counts(spark, lake, landed, instance):
+def test_rerunning_one_partition_changes_only_that_partition_and_keeps_the_counts(
+    spark, lake, landed, instance
+):
     from lakehouse.maintenance import TableMaintenance
 
     assert run_range(instance, DAYS[0], DAYS[-1]).success
@@ -89,7 +111,9 @@ def test_rerunning_one_partition_changes_only_that_partition_and_keeps_the_count
 
     after_files = table.active_files()
     day_one = DAYS[0].isoformat()
-    assert {p for p, d in after_files.items() if d == day_one} == {p for p, d in before_files.items() if d == day_one}
+    assert {p for p, d in after_files.items() if d == day_one} == {
+        p for p, d in before_files.items() if d == day_one
+    }
     assert {p for p, d in after_files.items() if d != day_one}.isdisjoint(before_files)  # day two rewritten
     assert sorted(map(tuple, spark.read.format("delta").load(processed).collect())) == before_rows
 
@@ -99,16 +123,22 @@ def test_definitions_expose_partitions_schedule_and_pools():
 
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"raw/events/events", "processed/events/events", "quarantine/events/events",
-            "curated/events/hourly_event_counts", "curated/events/daily_active_users",
-            "curated/events/daily_order_revenue"} <= keys
+    assert {
+        "raw/events/events",
+        "processed/events/events",
+        "quarantine/events/events",
+        "curated/events/hourly_event_counts",
+        "curated/events/daily_active_users",
+        "curated/events/daily_order_revenue",
+    } <= keys
     schedule = defs.resolve_schedule_def("events_daily_schedule")
     assert schedule.cron_schedule == "0 1 * * *"
     node = graph.get(dg.AssetKey(["processed", "events", "events"]))
     assert node.partitions_def.get_first_partition_key() == "2024-01-01"
     assert node.backfill_policy == dg.BackfillPolicy.single_run()
     assert node.owners == ["team:event-platform"]
-    # One pool per writing step (limit 1 in dagster.yaml); a quarantine table is written by its dataset's step.
+    # One pool per writing step (limit 1 in dagster.yaml); a quarantine table is written by its dataset's
+    # step.
     from orchestration.definitions import DATASETS
 
     for dataset in DATASETS:

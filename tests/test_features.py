@@ -22,19 +22,29 @@ from tests.helpers import run_assets
 
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
 AT = dt.datetime(2024, 1, 1, 9, 30)
-STATS = ("dt date, user_id string, tenant_id string, region string, order_count bigint, "
-         "total_spend decimal(18,2), last_order_at timestamp")
-RISK = ("dt date, account_id string, txn_count bigint, failed_ratio double, max_amount decimal(10,2), "
-        "distinct_merchant_categories bigint, night_txn_share double, region string, tenant_id string")
-BALANCES = ("dt date, account_id string, currency string, region string, tenant_id string, "
-            "opening_balance decimal(18,2), debits decimal(18,2), credits decimal(18,2), net decimal(18,2), "
-            "closing_balance decimal(18,2), min_running_balance decimal(18,2), transaction_count bigint")
+STATS = (
+    "dt date, user_id string, tenant_id string, region string, order_count bigint, "
+    "total_spend decimal(18,2), last_order_at timestamp"
+)
+RISK = (
+    "dt date, account_id string, txn_count bigint, failed_ratio double, max_amount decimal(10,2), "
+    "distinct_merchant_categories bigint, night_txn_share double, region string, tenant_id string"
+)
+BALANCES = (
+    "dt date, account_id string, currency string, region string, tenant_id string, "
+    "opening_balance decimal(18,2), debits decimal(18,2), credits decimal(18,2), net decimal(18,2), "
+    "closing_balance decimal(18,2), min_running_balance decimal(18,2), transaction_count bigint"
+)
 
 
 def write(spark, config: LakehouseConfig, table: str, ddl: str, rows: list[tuple], days: list[dt.date]):
     """Replace `days` of a curated table with `rows`, as its asset would."""
-    return delta.write_partitions(spark.createDataFrame(rows, ddl), config.table_uri("curated", *table.split("/")),
-                                  days, config.storage_options)
+    return delta.write_partitions(
+        spark.createDataFrame(rows, ddl),
+        config.table_uri("curated", *table.split("/")),
+        days,
+        config.storage_options,
+    )
 
 
 def stats(day: dt.date, user: str, orders: int, spend: str) -> tuple:
@@ -65,15 +75,28 @@ def store(request, lake, tmp_path, monkeypatch) -> str:
 
 def test_overwrite_and_deletion_reach_online_store_and_training_sets(store, lake, spark):
     table = "commerce/customer_order_stats"
-    write(spark, lake, table, STATS, [stats(D1, "tok-a", 1, "10.00"), stats(D1, "tok-b", 2, "20.00"),
-                                      stats(D1, "tok-c", 3, "30.00"), stats(D2, "tok-a", 4, "40.00"),
-                                      stats(D2, "tok-c", 5, "50.00")], [D1, D2])
+    write(
+        spark,
+        lake,
+        table,
+        STATS,
+        [
+            stats(D1, "tok-a", 1, "10.00"),
+            stats(D1, "tok-b", 2, "20.00"),
+            stats(D1, "tok-c", 3, "30.00"),
+            stats(D2, "tok-a", 4, "40.00"),
+            stats(D2, "tok-c", 5, "50.00"),
+        ],
+        [D1, D2],
+    )
     [first] = features.materialize(lake, D1, D2, ["customer_order_stats"])
     assert (first.snapshot_rows, first.entities, first.written, first.deleted) == (5, 3, 3, 0)
     refs = ["customer_order_stats:order_count", "customer_order_stats:total_spend"]
     assert online(lake, refs, "user_id", ["tok-a", "tok-b", "tok-c"]) == {
-        "user_id": ["tok-a", "tok-b", "tok-c"], "customer_order_stats__order_count": [4, 2, 5],
-        "customer_order_stats__total_spend": [40.0, 20.0, 50.0]}
+        "user_id": ["tok-a", "tok-b", "tok-c"],
+        "customer_order_stats__order_count": [4, 2, 5],
+        "customer_order_stats__total_spend": [40.0, 20.0, 50.0],
+    }
 
     # A backfill of D1 alone leaves the newer D2 values online.
     features.materialize(lake, D1, D1, ["customer_order_stats"])
@@ -92,14 +115,26 @@ def test_overwrite_and_deletion_reach_online_store_and_training_sets(store, lake
     [second] = features.materialize(lake, D2, D2, ["customer_order_stats"])
     assert (second.snapshot_rows, second.entities, second.deleted) == (3, 2, 1)
     assert online(lake, refs, "user_id", ["tok-a", "tok-b", "tok-c"]) == {
-        "user_id": ["tok-a", "tok-b", "tok-c"], "customer_order_stats__order_count": [7, None, 3],
-        "customer_order_stats__total_spend": [77.0, None, 30.0]}
+        "user_id": ["tok-a", "tok-b", "tok-c"],
+        "customer_order_stats__order_count": [7, None, 3],
+        "customer_order_stats__total_spend": [77.0, None, 30.0],
+    }
 
-    entity_rows = pd.DataFrame({
-        "user_id": ["tok-a", "tok-a", "tok-b", "tok-c", "tok-c"],
-        "event_timestamp": pd.to_datetime(["2024-01-02T06:00Z", "2024-01-03T06:00Z", "2024-01-03T06:00Z",
-                                           "2024-01-02T06:00Z", "2024-01-03T06:00Z"]),
-        "label": [1, 0, 1, 0, 1]})
+    entity_rows = pd.DataFrame(
+        {
+            "user_id": ["tok-a", "tok-a", "tok-b", "tok-c", "tok-c"],
+            "event_timestamp": pd.to_datetime(
+                [
+                    "2024-01-02T06:00Z",
+                    "2024-01-03T06:00Z",
+                    "2024-01-03T06:00Z",
+                    "2024-01-02T06:00Z",
+                    "2024-01-03T06:00Z",
+                ]
+            ),
+            "label": [1, 0, 1, 0, 1],
+        }
+    )
     result = features.historical_features(lake, "churn", entity_rows)
     assert len(result) == 5
     assert result["customer_order_stats__total_spend"].tolist()[:2] == [10.0, 77.0]
@@ -110,21 +145,57 @@ def test_overwrite_and_deletion_reach_online_store_and_training_sets(store, lake
 
 def test_point_in_time_training_set_keeps_every_row(store, lake, spark):
     # account x: failed_ratio 0.1 known at D2 00:00 (its D1 row), 0.9 from D3 00:00 (its D2 row); TTL 7 days.
-    write(spark, lake, "finance/account_risk_features", RISK, [
-        (D1, "acc-x", 10, 0.1, Decimal("5.00"), 2, 0.0, "eu-west-1", "t"),
-        (D2, "acc-x", 20, 0.9, Decimal("9.00"), 3, 0.5, "eu-west-1", "t")], [D1, D2])
-    write(spark, lake, "finance/account_daily_balances", BALANCES, [
-        (D1, "acc-x", "EUR", "eu-west-1", "t", Decimal(0), Decimal("1.00"), Decimal("3.00"), Decimal("2.00"),
-         Decimal("2.00"), Decimal("-1.00"), 2)], [D1])
+    write(
+        spark,
+        lake,
+        "finance/account_risk_features",
+        RISK,
+        [
+            (D1, "acc-x", 10, 0.1, Decimal("5.00"), 2, 0.0, "eu-west-1", "t"),
+            (D2, "acc-x", 20, 0.9, Decimal("9.00"), 3, 0.5, "eu-west-1", "t"),
+        ],
+        [D1, D2],
+    )
+    write(
+        spark,
+        lake,
+        "finance/account_daily_balances",
+        BALANCES,
+        [
+            (
+                D1,
+                "acc-x",
+                "EUR",
+                "eu-west-1",
+                "t",
+                Decimal(0),
+                Decimal("1.00"),
+                Decimal("3.00"),
+                Decimal("2.00"),
+                Decimal("2.00"),
+                Decimal("-1.00"),
+                2,
+            )
+        ],
+        [D1],
+    )
     write(spark, lake, "commerce/customer_order_stats", STATS, [stats(D1, "tok-a", 1, "10.00")], [D1])
     before_t = pd.Timestamp("2024-01-03T00:00Z") - pd.Timedelta(microseconds=1)
-    entity_rows = pd.DataFrame({
-        "account_id": ["acc-x", "acc-x", "acc-x", "acc-x", "acc-unknown", "acc-x"],
-        "user_id": ["tok-a", "tok-a", "tok-zz", "tok-a", "tok-a", "tok-a"],
-        "event_timestamp": [pd.Timestamp("2024-01-02T12:00Z"), before_t, pd.Timestamp("2024-01-03T00:00Z"),
-                            pd.Timestamp("2024-01-05T00:00Z"), pd.Timestamp("2024-01-03T00:00Z"),
-                            pd.Timestamp("2024-01-20T00:00Z")],  # past the 7-day TTL of both account views
-        "is_fraud": [False, False, True, False, True, False]})
+    entity_rows = pd.DataFrame(
+        {
+            "account_id": ["acc-x", "acc-x", "acc-x", "acc-x", "acc-unknown", "acc-x"],
+            "user_id": ["tok-a", "tok-a", "tok-zz", "tok-a", "tok-a", "tok-a"],
+            "event_timestamp": [
+                pd.Timestamp("2024-01-02T12:00Z"),
+                before_t,
+                pd.Timestamp("2024-01-03T00:00Z"),
+                pd.Timestamp("2024-01-05T00:00Z"),
+                pd.Timestamp("2024-01-03T00:00Z"),
+                pd.Timestamp("2024-01-20T00:00Z"),
+            ],  # past the 7-day TTL of both account views
+            "is_fraud": [False, False, True, False, True, False],
+        }
+    )
     result = features.historical_features(lake, "fraud_scoring", entity_rows)
     assert len(result) == len(entity_rows)
     assert result["is_fraud"].tolist() == entity_rows["is_fraud"].tolist()
@@ -137,93 +208,208 @@ def test_point_in_time_training_set_keeps_every_row(store, lake, spark):
     assert result["customer_order_stats__order_count"][5] == 1  # 30-day TTL still covers it
 
     written = features.write_training_set(lake, spark, "fraud_scoring", entity_rows, "fraud")
-    assert written.row_count == 6 and written.partitions == (D2, D3, dt.date(2024, 1, 5), dt.date(2024, 1, 20))
-    table = spark.read.format("delta").load(features.training_set_uri(lake, "fraud")).orderBy("event_timestamp",
-                                                                                              "account_id")
+    assert written.row_count == 6 and written.partitions == (
+        D2,
+        D3,
+        dt.date(2024, 1, 5),
+        dt.date(2024, 1, 20),
+    )
+    table = (
+        spark.read.format("delta")
+        .load(features.training_set_uri(lake, "fraud"))
+        .orderBy("event_timestamp", "account_id")
+    )
     assert [r["account_risk__failed_ratio"] for r in table.collect()] == [0.1, 0.1, None, 0.9, 0.9, None]
 
 
 def test_erasure_api_deletes_an_entity_from_every_view(store, lake, spark):
-    write(spark, lake, "finance/account_risk_features", RISK, [
-        (D1, acc, 10, 0.1, Decimal("5.00"), 2, 0.0, "eu-west-1", "t") for acc in ("acc-x", "acc-y")], [D1])
-    write(spark, lake, "finance/account_daily_balances", BALANCES, [
-        (D1, acc, "EUR", "eu-west-1", "t", Decimal(0), Decimal("1.00"), Decimal("3.00"), Decimal("2.00"),
-         Decimal("2.00"), Decimal("-1.00"), 2) for acc in ("acc-x", "acc-y")], [D1])
+    write(
+        spark,
+        lake,
+        "finance/account_risk_features",
+        RISK,
+        [(D1, acc, 10, 0.1, Decimal("5.00"), 2, 0.0, "eu-west-1", "t") for acc in ("acc-x", "acc-y")],
+        [D1],
+    )
+    write(
+        spark,
+        lake,
+        "finance/account_daily_balances",
+        BALANCES,
+        [
+            (
+                D1,
+                acc,
+                "EUR",
+                "eu-west-1",
+                "t",
+                Decimal(0),
+                Decimal("1.00"),
+                Decimal("3.00"),
+                Decimal("2.00"),
+                Decimal("2.00"),
+                Decimal("-1.00"),
+                2,
+            )
+            for acc in ("acc-x", "acc-y")
+        ],
+        [D1],
+    )
     features.materialize(lake, D1, D1, ["account_risk", "account_balance"])
     refs = ["account_risk:txn_count", "account_balance:net"]
     assert online(lake, refs, "account_id", ["acc-x", "acc-y"])["account_balance__net"] == [2.0, 2.0]
     # acc-y leaves one of the two tables: only that view loses it (Redis keeps one hash per entity for both).
-    write(spark, lake, "finance/account_risk_features", RISK, [
-        (D1, "acc-x", 10, 0.1, Decimal("5.00"), 2, 0.0, "eu-west-1", "t")], [D1])
+    write(
+        spark,
+        lake,
+        "finance/account_risk_features",
+        RISK,
+        [(D1, "acc-x", 10, 0.1, Decimal("5.00"), 2, 0.0, "eu-west-1", "t")],
+        [D1],
+    )
     [risk] = features.materialize(lake, D1, D1, ["account_risk"])
     assert (risk.entities, risk.deleted) == (1, 1)
     assert online(lake, refs, "account_id", ["acc-y"]) == {
-        "account_id": ["acc-y"], "account_risk__txn_count": [None], "account_balance__net": [2.0]}
+        "account_id": ["acc-y"],
+        "account_risk__txn_count": [None],
+        "account_balance__net": [2.0],
+    }
     assert [features.entity_for(c) for c in ("user_id", "account_id", "device_id", "tenant_id", "email")] == [
-        "customer", "account", "device", "tenant", None]
+        "customer",
+        "account",
+        "device",
+        "tenant",
+        None,
+    ]
     assert features.delete_online_entities(lake, "account", ["acc-x", "acc-nobody"]) == 1
     assert online(lake, refs, "account_id", ["acc-x", "acc-y"]) == {
-        "account_id": ["acc-x", "acc-y"], "account_risk__txn_count": [None, None], "account_balance__net": [None, 2.0]}
+        "account_id": ["acc-x", "acc-y"],
+        "account_risk__txn_count": [None, None],
+        "account_balance__net": [None, 2.0],
+    }
     assert features.delete_online_entities(lake, "account", ["acc-x"]) == 0
     # Erasure removes the subject from the curated tables first; the offline snapshots then follow them.
     # Online it goes at once; the balances snapshot still holds it while the table does.
-    assert features.erase_subject_online(lake, "account_id", ["acc-y", "acc-y-token"]) == features.OnlineErasure(
-        "account", ("account_balance", "account_risk"), removed=1, remaining=1)
+    assert features.erase_subject_online(
+        lake, "account_id", ["acc-y", "acc-y-token"]
+    ) == features.OnlineErasure("account", ("account_balance", "account_risk"), removed=1, remaining=1)
     assert online(lake, refs, "account_id", ["acc-y"])["account_balance__net"] == [None]
-    write(spark, lake, "finance/account_daily_balances", BALANCES, [
-        (D1, "acc-x", "EUR", "eu-west-1", "t", Decimal(0), Decimal("1.00"), Decimal("3.00"), Decimal("2.00"),
-         Decimal("2.00"), Decimal("-1.00"), 2)], [D1])
-    assert features.erase_subject_online(lake, "account_id", ["acc-y", "acc-y-token"]) == features.OnlineErasure(
-        "account", ("account_balance", "account_risk"), removed=0, remaining=0)
+    write(
+        spark,
+        lake,
+        "finance/account_daily_balances",
+        BALANCES,
+        [
+            (
+                D1,
+                "acc-x",
+                "EUR",
+                "eu-west-1",
+                "t",
+                Decimal(0),
+                Decimal("1.00"),
+                Decimal("3.00"),
+                Decimal("2.00"),
+                Decimal("2.00"),
+                Decimal("-1.00"),
+                2,
+            )
+        ],
+        [D1],
+    )
+    assert features.erase_subject_online(
+        lake, "account_id", ["acc-y", "acc-y-token"]
+    ) == features.OnlineErasure("account", ("account_balance", "account_risk"), removed=0, remaining=0)
     assert features.erase_subject_online(lake, "email", ["someone@example.com"]) is None
     with pytest.raises(ValueError, match="unknown entity"):
         features.delete_online_entities(lake, "patient", ["acc-y"])
 
 
-def test_dagster_assets_apply_materialize_and_write_a_training_set(lake, spark, instance, tmp_path, monkeypatch,
-                                                                   capsys):
+def test_dagster_assets_apply_materialize_and_write_a_training_set(
+    lake, spark, instance, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
     monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)
     from orchestration import cli
     from orchestration import features as assets
 
-    write(spark, lake, "commerce/customer_order_stats", STATS, [
-        stats(D1, "tok-a", 1, "10.00"), stats(D2, "tok-a", 2, "25.50"), stats(D2, "tok-b", 1, "5.00")], [D1, D2])
+    write(
+        spark,
+        lake,
+        "commerce/customer_order_stats",
+        STATS,
+        [stats(D1, "tok-a", 1, "10.00"), stats(D2, "tok-a", 2, "25.50"), stats(D2, "tok-b", 1, "5.00")],
+        [D1, D2],
+    )
     wanted = {assets.REGISTRY_KEY, assets.view_key("customer_order_stats"), assets.TRAINING_KEY}
     selected = [a for a in assets.ASSETS if set(a.keys) & wanted]
     result = run_assets(instance, selected, D1, D2)
     assert result.success
-    online_meta = result.asset_materializations_for_node("features__commerce__customer_order_stats")[0].metadata
+    online_meta = result.asset_materializations_for_node("features__commerce__customer_order_stats")[
+        0
+    ].metadata
     assert (online_meta["written"].value, online_meta["deleted"].value) == (2, 0)
     assert assets.feast_registry_in_sync(lake=LakeResource()).passed
     features.feature_store(lake).delete_feature_view("device_hourly")  # the registry drifts from the code
     check = assets.feast_registry_in_sync(lake=LakeResource())
-    assert not check.passed and check.metadata["pending_changes"].value == ["CREATE feature_view device_hourly"]
+    assert not check.passed and check.metadata["pending_changes"].value == [
+        "CREATE feature_view device_hourly"
+    ]
     assert assets.feast_registry(dg.build_asset_context(), lake=LakeResource()).metadata["changes"] == [
-        "CREATE feature_view device_hourly"]
+        "CREATE feature_view device_hourly"
+    ]
     assert features.registry_changes(lake) == []
-    assert online(lake, "churn", "user_id", ["tok-a", "tok-b"])["customer_order_stats__total_spend"] == [25.5, 5.0]
-    rows = spark.read.format("delta").load(features.training_set_uri(lake, "churn")).orderBy("dt", "user_id").collect()
+    assert online(lake, "churn", "user_id", ["tok-a", "tok-b"])["customer_order_stats__total_spend"] == [
+        25.5,
+        5.0,
+    ]
+    rows = (
+        spark.read.format("delta")
+        .load(features.training_set_uri(lake, "churn"))
+        .orderBy("dt", "user_id")
+        .collect()
+    )
     # Each day's customers at the day's start: the D2 rows see tok-a's D1 stats, tok-b has none yet.
-    assert [(r["dt"], r["user_id"], r["label_spend"], r["customer_order_stats__order_count"]) for r in rows] == [
-        (D1, "tok-a", 10.0, None), (D2, "tok-a", 25.5, 1), (D2, "tok-b", 5.0, None)]
+    assert [
+        (r["dt"], r["user_id"], r["label_spend"], r["customer_order_stats__order_count"]) for r in rows
+    ] == [(D1, "tok-a", 10.0, None), (D2, "tok-a", 25.5, 1), (D2, "tok-b", 5.0, None)]
 
     assert cli.main(["features", "lookup", "--service", "churn", "--sample", "2"]) == 0
     printed = capsys.readouterr().out
     assert "tok-a" in printed and "25.5" in printed and "tok-b" in printed
 
     assert features.feature_records(lake, "churn", [{"user_id": "tok-b"}, {"user_id": "tok-none"}]) == [
-        {"featureId": f"customer_order_stats:{name}", "entity": "customer", "entityKey": "tok-b", "name": name,
-         "type": kind, "value": value, "timestamp": "2024-01-03T00:00:00Z",
-         "source": "curated.commerce.customer_order_stats", "tags": ["online", "ttl:2592000s"]}
-        for name, kind, value in (("order_count", "int", 1), ("total_spend", "float", 5.0))]
+        {
+            "featureId": f"customer_order_stats:{name}",
+            "entity": "customer",
+            "entityKey": "tok-b",
+            "name": name,
+            "type": kind,
+            "value": value,
+            "timestamp": "2024-01-03T00:00:00Z",
+            "source": "curated.commerce.customer_order_stats",
+            "tags": ["online", "ttl:2592000s"],
+        }
+        for name, kind, value in (("order_count", "int", 1), ("total_spend", "float", 5.0))
+    ]
 
     labels = tmp_path / "labels.csv"
-    labels.write_text("user_id,event_timestamp,churned\ntok-a,2024-01-03T00:00:00Z,0\ntok-zz,2024-01-03T00:00:00Z,1\n")
-    assert cli.main(["features", "training-set", "--service", "churn", "--entities", str(labels), "--name", "cli"]) == 0
-    rows = spark.read.format("delta").load(features.training_set_uri(lake, "cli")).orderBy("user_id").collect()
+    labels.write_text(
+        "user_id,event_timestamp,churned\ntok-a,2024-01-03T00:00:00Z,0\ntok-zz,2024-01-03T00:00:00Z,1\n"
+    )
+    assert (
+        cli.main(
+            ["features", "training-set", "--service", "churn", "--entities", str(labels), "--name", "cli"]
+        )
+        == 0
+    )
+    rows = (
+        spark.read.format("delta").load(features.training_set_uri(lake, "cli")).orderBy("user_id").collect()
+    )
     assert [(r["user_id"], r["churned"], r["customer_order_stats__total_spend"]) for r in rows] == [
-        ("tok-a", 0, 25.5), ("tok-zz", 1, None)]
+        ("tok-a", 0, 25.5),
+        ("tok-zz", 1, None),
+    ]
 
 
 def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatch):
@@ -233,37 +419,110 @@ def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatc
 
     monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
     monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)
-    write(spark, lake, "ai_ops/tenant_daily_cost_vs_budget", TENANT_COST, [
-        (D1, "tenant-a", "eu-west-1", "2024-01", 3, 100, 50, Decimal("1.5"), Decimal("31.00"), Decimal("1.000000"),
-         Decimal("0.8"), Decimal("1.0"), Decimal("1.500000"), True, True)], [D1])
+    write(
+        spark,
+        lake,
+        "ai_ops/tenant_daily_cost_vs_budget",
+        TENANT_COST,
+        [
+            (
+                D1,
+                "tenant-a",
+                "eu-west-1",
+                "2024-01",
+                3,
+                100,
+                50,
+                Decimal("1.5"),
+                Decimal("31.00"),
+                Decimal("1.000000"),
+                Decimal("0.8"),
+                Decimal("1.0"),
+                Decimal("1.500000"),
+                True,
+                True,
+            )
+        ],
+        [D1],
+    )
     env = {**os.environ, **features.feast_environment(lake)}
     feast = [sys.executable, "-m", "feast.cli.cli"]
     subprocess.run([*feast, "apply"], cwd=features.REPO, env=env, check=True, capture_output=True)
     assert features.registry_changes(lake) == []
     [view] = [v for v in features.feature_store(lake).list_feature_views() if v.name == "tenant_ai_cost"]
     features.export_snapshot(lake, view)
-    subprocess.run([*feast, "materialize", "2024-01-01T00:00:00", "2024-01-03T00:00:00", "--views", "tenant_ai_cost"],
-                   cwd=features.REPO, env=env, check=True, capture_output=True)
-    assert online(lake, ["tenant_ai_cost:budget_used_ratio", "tenant_ai_cost:is_critical"], "tenant_id",
-                  ["tenant-a"]) == {"tenant_id": ["tenant-a"], "tenant_ai_cost__budget_used_ratio": [1.5],
-                                    "tenant_ai_cost__is_critical": [True]}
+    subprocess.run(
+        [*feast, "materialize", "2024-01-01T00:00:00", "2024-01-03T00:00:00", "--views", "tenant_ai_cost"],
+        cwd=features.REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    assert online(
+        lake, ["tenant_ai_cost:budget_used_ratio", "tenant_ai_cost:is_critical"], "tenant_id", ["tenant-a"]
+    ) == {
+        "tenant_id": ["tenant-a"],
+        "tenant_ai_cost__budget_used_ratio": [1.5],
+        "tenant_ai_cost__is_critical": [True],
+    }
 
     from feast.ui_server import get_app
 
-    routes = {route.path for route in get_app(features.feature_store(lake), "lakehouse").routes}  # `feast ui`'s app
+    routes = {
+        route.path for route in get_app(features.feature_store(lake), "lakehouse").routes
+    }  # `feast ui`'s app
     assert {"/projects-list.json", "/api/v1"} <= routes
 
     # The day is rebuilt with a lower spend; `lakehouse features materialize` brings the store in line.
-    write(spark, lake, "ai_ops/tenant_daily_cost_vs_budget", TENANT_COST, [
-        (D1, "tenant-a", "eu-west-1", "2024-01", 1, 10, 5, Decimal("0.5"), Decimal("31.00"), Decimal("1.000000"),
-         Decimal("0.8"), Decimal("1.0"), Decimal("0.500000"), False, False)], [D1])
-    assert cli.main(["features", "materialize", "--start", "2024-01-01", "--end", "2024-01-01",
-                     "--view", "tenant_ai_cost"]) == 0
-    assert online(lake, ["tenant_ai_cost:budget_used_ratio", "tenant_ai_cost:is_critical"], "tenant_id",
-                  ["tenant-a"])["tenant_ai_cost__budget_used_ratio"] == [0.5]
+    write(
+        spark,
+        lake,
+        "ai_ops/tenant_daily_cost_vs_budget",
+        TENANT_COST,
+        [
+            (
+                D1,
+                "tenant-a",
+                "eu-west-1",
+                "2024-01",
+                1,
+                10,
+                5,
+                Decimal("0.5"),
+                Decimal("31.00"),
+                Decimal("1.000000"),
+                Decimal("0.8"),
+                Decimal("1.0"),
+                Decimal("0.500000"),
+                False,
+                False,
+            )
+        ],
+        [D1],
+    )
+    assert (
+        cli.main(
+            [
+                "features",
+                "materialize",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-01",
+                "--view",
+                "tenant_ai_cost",
+            ]
+        )
+        == 0
+    )
+    assert online(
+        lake, ["tenant_ai_cost:budget_used_ratio", "tenant_ai_cost:is_critical"], "tenant_id", ["tenant-a"]
+    )["tenant_ai_cost__budget_used_ratio"] == [0.5]
 
 
-TENANT_COST = ("dt date, tenant_id string, region string, period string, runs bigint, tokens_in bigint, "
-               "tokens_out bigint, cost_usd decimal(28,9), monthly_budget_usd decimal(12,2), "
-               "daily_budget_usd decimal(18,6), warning_threshold decimal(5,2), critical_threshold decimal(5,2), "
-               "budget_used_ratio decimal(18,6), is_warning boolean, is_critical boolean")
+TENANT_COST = (
+    "dt date, tenant_id string, region string, period string, runs bigint, tokens_in bigint, "
+    "tokens_out bigint, cost_usd decimal(28,9), monthly_budget_usd decimal(12,2), "
+    "daily_budget_usd decimal(18,6), warning_threshold decimal(5,2), critical_threshold decimal(5,2), "
+    "budget_used_ratio decimal(18,6), is_warning boolean, is_critical boolean"
+)

@@ -8,8 +8,15 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-RANK = {"lakehouse": 0, "infra": 0, "synthetic": 1, "transforms": 1, "quality": 2, "assets": 3,
-        "orchestration": 4}
+RANK = {
+    "lakehouse": 0,
+    "infra": 0,
+    "synthetic": 1,
+    "transforms": 1,
+    "quality": 2,
+    "assets": 3,
+    "orchestration": 4,
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -23,10 +30,13 @@ def _imports(path: Path) -> set[str]:
 
 
 def upward_imports() -> list[str]:
-    return sorted(f"{path.relative_to(REPO)} imports {target}"
-                  for package, rank in RANK.items() for path in (REPO / package).rglob("*.py")
-                  for target in _imports(path) if RANK[target] > rank or
-                  (rank == 1 and target != package and RANK[target] == 1))
+    return sorted(
+        f"{path.relative_to(REPO)} imports {target}"
+        for package, rank in RANK.items()
+        for path in (REPO / package).rglob("*.py")
+        for target in _imports(path)
+        if RANK[target] > rank or (rank == 1 and target != package and RANK[target] == 1)
+    )
 
 
 def test_no_layer_imports_a_layer_above_it():

@@ -23,9 +23,12 @@ def test_the_embedded_s3_credentials_are_0600_in_0700_folders(s3_server):
 
     folder = local_s3.state_dir()
     assert {name: mode(folder / name) for name in ("credentials.json", "s3.json")} == {
-        "credentials.json": 0o600, "s3.json": 0o600}
+        "credentials.json": 0o600,
+        "s3.json": 0o600,
+    }
     assert {name: mode(folder / name) for name in (".", "data", "log", "run")} == dict.fromkeys(
-        (".", "data", "log", "run"), 0o700)
+        (".", "data", "log", "run"), 0o700
+    )
     assert json.loads((folder / "credentials.json").read_text())["secret_key"] == s3_server.secret_key
 
 
@@ -46,13 +49,30 @@ def test_a_secret_is_private_from_creation_and_never_replaced(tmp_path):
 
 
 def test_make_env_output_survives_spaces_quotes_and_dollars(s3_server, tmp_path):
-    odd = tmp_path / "it's a \"state\" dir $(touch pwned) `touch pwned`"
-    env = {**os.environ, "DAGSTER_HOME": str(odd / "dagster"), "LAKEHOUSE_ROOT": "s3://lakehouse/a b/it's",
-           "LAKEHOUSE_FEAST_DIR": str(odd / "feast")}
-    script = ('eval "$(make -s --no-print-directory -C "$REPO" env)" && printf "%s\\0" '
-              '"$DAGSTER_HOME" "$LAKEHOUSE_ROOT" "$LAKEHOUSE_FEAST_DIR" "$AWS_SECRET_ACCESS_KEY"')
-    shown = subprocess.run(["bash", "-c", script], env={**env, "REPO": str(REPO)}, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300, check=True).stdout
-    assert shown.split("\0")[:-1] == [env["DAGSTER_HOME"], env["LAKEHOUSE_ROOT"], env["LAKEHOUSE_FEAST_DIR"],
-                                      s3_server.secret_key]
+    odd = tmp_path / 'it\'s a "state" dir $(touch pwned) `touch pwned`'
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(odd / "dagster"),
+        "LAKEHOUSE_ROOT": "s3://lakehouse/a b/it's",
+        "LAKEHOUSE_FEAST_DIR": str(odd / "feast"),
+    }
+    script = (
+        'eval "$(make -s --no-print-directory -C "$REPO" env)" && printf "%s\\0" '
+        '"$DAGSTER_HOME" "$LAKEHOUSE_ROOT" "$LAKEHOUSE_FEAST_DIR" "$AWS_SECRET_ACCESS_KEY"'
+    )
+    shown = subprocess.run(
+        ["bash", "-c", script],
+        env={**env, "REPO": str(REPO)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert shown.split("\0")[:-1] == [
+        env["DAGSTER_HOME"],
+        env["LAKEHOUSE_ROOT"],
+        env["LAKEHOUSE_FEAST_DIR"],
+        s3_server.secret_key,
+    ]
     assert not (tmp_path / "pwned").exists() and not (REPO / "pwned").exists()

@@ -83,8 +83,15 @@ def test_no_personal_data_beyond_raw_in_any_domain(spark, lake, instance):
             except json.JSONDecodeError:
                 continue
             for key, value in leaves(parsed):
-                kind = ("ids" if key in SUBJECT_ID_KEYS else "emails_and_ips" if key in EMAIL_OR_IP_KEYS
-                        else "names" if key in NAME_KEYS else None)
+                kind = (
+                    "ids"
+                    if key in SUBJECT_ID_KEYS
+                    else "emails_and_ips"
+                    if key in EMAIL_OR_IP_KEYS
+                    else "names"
+                    if key in NAME_KEYS
+                    else None
+                )
                 if kind and value:
                     found[kind].add(value)
     assert len(found["ids"]) > 500 and len(found["emails_and_ips"]) > 20 and len(found["names"]) > 5

@@ -16,10 +16,10 @@ from deltalake import DeltaTable
 from assets import commerce as a
 from lakehouse import catalog
 from lakehouse.datasets import Dataset
-from synthetic import commerce as g
 from orchestration.factory import domain_assets
 from quality import metrics
 from quality.rules import between, complete
+from synthetic import commerce as g
 from tests.helpers import run_assets
 from transforms import commerce as t
 from transforms import common
@@ -36,8 +36,9 @@ def _version(lake, layer: str, name: str, domain: str = "commerce") -> int:
 
 
 def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, lake, instance, monkeypatch):
-    """An order total above the business limit slips past a weakened row rule: the table rule catches it, and
-    the backfill of two days (one run, as every asset has a single-run backfill policy) stops at the orders."""
+    """An order total above the business limit slips past a weakened row rule: the table rule catches it,
+    and the backfill of two days (one run, as every asset has a single-run backfill policy) stops at the
+    orders."""
     generated = g.generate_day(DAY, 300, bad_share=0)
     generated.write(lake, "commerce")
     following = g.generate_day(NEXT, 300, bad_share=0)
@@ -62,7 +63,9 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, l
     shown = {k: v.value for k, v in check.metadata.items()}
     assert shown["unexpected_count"] == 1 and shown["failing_sample"] == ["2***"]  # confidential: masked
     assert shown["threshold"] == "total_amount in (0, 100000] (every row)"
-    assert check.description.endswith(f"1 of {shown['rows_validated']} rows ({shown['unexpected_percent']}%) break it")
+    assert check.description.endswith(
+        f"1 of {shown['rows_validated']} rows ({shown['unexpected_percent']}%) break it"
+    )
     accepted = [day.record["expected"]["orders"]["accepted"] for day in (generated, following)]
     assert shown["rows_validated"] == sum(accepted) + 1
     page = Path(urlparse(shown["data_docs"]).path).read_text()
@@ -78,21 +81,39 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, l
     assert {name: _version(lake, "curated", name) for name in curated} == curated
     assert _version(lake, "processed", "order_items") == items_version
     assert catalog.get_entry(lake, "processed.commerce.orders")["qualityStatus"] == "failed"
-    row = spark.read.format("delta").load(lake.table_uri(*metrics.metrics_path(a.ORDERS).split("/"))).collect()
-    assert sorted((r["dt"], r["status"], r["checks_failed"]) for r in row) == [(DAY, "failed", 1), (NEXT, "failed", 1)]
+    row = (
+        spark.read.format("delta").load(lake.table_uri(*metrics.metrics_path(a.ORDERS).split("/"))).collect()
+    )
+    assert sorted((r["dt"], r["status"], r["checks_failed"]) for r in row) == [
+        (DAY, "failed", 1),
+        (NEXT, "failed", 1),
+    ]
     validity = {r["dt"]: (r["validity"], r["rows"]) for r in row}
     assert validity[DAY][0] == pytest.approx(1 - 1 / validity[DAY][1]) and validity[NEXT][0] == 1.0
 
 
-# -- a constructed partition: 50 lines, 10 refused by a row rule, 40 accepted of which 2 lack `note` ------------
+# -- a constructed partition: 50 lines, 10 refused by a row rule, 40 accepted of which 2 lack `note`
+# ------------
+
 
 def parse_lines(raw):
     from pyspark.sql import functions as F
 
-    parsed = raw.select("dt", "source_file", "line_number",
-                        F.from_json("line", "id string, note string, amount double").alias("r"))
-    return parsed.select("dt", "source_file", "line_number", "r.id", "r.note", "r.amount",
-                         common.first_reason((F.col("r.amount") < 0, "negative_amount")).alias("quarantine_reason"))
+    parsed = raw.select(
+        "dt",
+        "source_file",
+        "line_number",
+        F.from_json("line", "id string, note string, amount double").alias("r"),
+    )
+    return parsed.select(
+        "dt",
+        "source_file",
+        "line_number",
+        "r.id",
+        "r.note",
+        "r.amount",
+        common.first_reason((F.col("r.amount") < 0, "negative_amount")).alias("quarantine_reason"),
+    )
 
 
 def total_per_day(readings):
@@ -101,13 +122,31 @@ def total_per_day(readings):
     return readings.groupBy("dt").agg(F.count(F.lit(1)).alias("rows"), F.sum("amount").alias("amount"))
 
 
-RAW = Dataset(name="lines", domain="qa", layer="raw", owner="team:qa", landing="lines",
-              description="Constructed lines.")
-PROCESSED = Dataset(name="lines", domain="qa", layer="processed", owner="team:qa", upstream=(RAW.path,),
-                    transform=parse_lines, quarantine=True, primary_key=("id",), description="Parsed lines.",
-                    checks=(*complete("note"), between("amount", 0, name="amount_ok")))
-CURATED = Dataset(name="totals", domain="qa", layer="curated", owner="team:qa", upstream=(PROCESSED.path,),
-                  transform=total_per_day, primary_key=("dt",), description="Totals per day.")
+RAW = Dataset(
+    name="lines", domain="qa", layer="raw", owner="team:qa", landing="lines", description="Constructed lines."
+)
+PROCESSED = Dataset(
+    name="lines",
+    domain="qa",
+    layer="processed",
+    owner="team:qa",
+    upstream=(RAW.path,),
+    transform=parse_lines,
+    quarantine=True,
+    primary_key=("id",),
+    description="Parsed lines.",
+    checks=(*complete("note"), between("amount", 0, name="amount_ok")),
+)
+CURATED = Dataset(
+    name="totals",
+    domain="qa",
+    layer="curated",
+    owner="team:qa",
+    upstream=(PROCESSED.path,),
+    transform=total_per_day,
+    primary_key=("dt",),
+    description="Totals per day.",
+)
 
 
 def test_a_warning_does_not_block_and_the_metrics_are_exact(spark, lake, instance, monkeypatch):

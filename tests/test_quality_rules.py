@@ -18,18 +18,34 @@ ROWS = [  # id, currency, amount, quantity, ok
     ("not-a-uuid", None, None, 2, None),  # duplicate id, missing values
 ]
 RULES = [
-    *required("currency"), unique("dt", "id"), between("amount", 0, strict_min=True, name="amount_positive"),
-    between("quantity", 1, name="quantity_at_least_one"), one_of("currency", ("EUR", "USD", "GBP")),
-    matches("currency", CURRENCY_CODE, "currency_code"), matches("id", UUID, "uuid"), holds("ok", mostly=1.0),
+    *required("currency"),
+    unique("dt", "id"),
+    between("amount", 0, strict_min=True, name="amount_positive"),
+    between("quantity", 1, name="quantity_at_least_one"),
+    one_of("currency", ("EUR", "USD", "GBP")),
+    matches("currency", CURRENCY_CODE, "currency_code"),
+    matches("id", UUID, "uuid"),
+    holds("ok", mostly=1.0),
     typed("amount", "DoubleType"),
 ]
-FAILING = {"currency_present": 1, "id_unique_per_day": 2, "amount_positive": 2, "quantity_at_least_one": 1,
-           "currency_allowed": 1, "currency_is_currency_code": 1, "id_is_uuid": 2, "ok": 1, "amount_is_double": 0}
+FAILING = {
+    "currency_present": 1,
+    "id_unique_per_day": 2,
+    "amount_positive": 2,
+    "quantity_at_least_one": 1,
+    "currency_allowed": 1,
+    "currency_is_currency_code": 1,
+    "id_is_uuid": 2,
+    "ok": 1,
+    "amount_is_double": 0,
+}
 
 
 def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
-    df = spark.createDataFrame([(DAY, *row) for row in ROWS],
-                               "dt date, id string, currency string, amount double, quantity int, ok boolean")
+    df = spark.createDataFrame(
+        [(DAY, *row) for row in ROWS],
+        "dt date, id string, currency string, amount double, quantity int, ok boolean",
+    )
     result, docs = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-1")
     found = {r.expectation_config.meta["rule"]: r.result.get("unexpected_count", 0) for r in result.results}
     assert found == FAILING
@@ -38,4 +54,6 @@ def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
         condition = rule.passes()
         if condition is not None:
             assert df.where(~F.coalesce(condition, F.lit(False))).count() == FAILING[rule.name], rule.name
-    assert docs and docs.startswith("file://") and (tmp_path / "quality" / "data_docs" / "index.html").is_file()
+    assert (
+        docs and docs.startswith("file://") and (tmp_path / "quality" / "data_docs" / "index.html").is_file()
+    )

@@ -12,10 +12,10 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse import audit, catalog, landing, retention, storage
-from orchestration.cli import main
 from lakehouse.config import LakehouseConfig
 from lakehouse.delta import write_partitions
 from lakehouse.maintenance import TableMaintenance
+from orchestration.cli import main
 from synthetic import write_landing
 
 DAYS = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(5)]
@@ -24,11 +24,21 @@ ROWS_PER_DAY = {day: 10 + i for i, day in enumerate(DAYS)}
 
 
 def _entry(path: str, location: str, retention_days: int) -> catalog.Materialization:
-    entry = catalog.Entry(path=path, owner="team@example.com", description=path, location=location,
-                          fields=[catalog.Field("dt", "date"), catalog.Field("n", "bigint")],
-                          retention_days=retention_days)
-    return catalog.Materialization(run_id="setup", entry=entry, partitions=[d.isoformat() for d in DAYS],
-                                   rows_written=0, code_version="test")
+    entry = catalog.Entry(
+        path=path,
+        owner="team@example.com",
+        description=path,
+        location=location,
+        fields=[catalog.Field("dt", "date"), catalog.Field("n", "bigint")],
+        retention_days=retention_days,
+    )
+    return catalog.Materialization(
+        run_id="setup",
+        entry=entry,
+        partitions=[d.isoformat() for d in DAYS],
+        rows_written=0,
+        code_version="test",
+    )
 
 
 @pytest.fixture()
@@ -37,14 +47,19 @@ def constructed(spark, lake):
     rows = [(day, n) for day, count in ROWS_PER_DAY.items() for n in range(count)]
     frame = spark.createDataFrame(rows, "dt date, n bigint")
     uris = {name: lake.table_uri("processed", "demo", name) for name in ("short", "long")}
-    for name, uri in uris.items():
+    for uri in uris.values():
         for day in DAYS:  # one commit per day: several files, and a history to time-travel
             write_partitions(frame.where(f"dt = DATE'{day}'"), uri, [day], lake.storage_options)
     for day in DAYS:
         write_landing(lake, "demo", day, {"clicks": [[f'{{"n": {n}}}' for n in range(3)]]}, record={})
-    catalog.record(lake, [_entry("processed/demo/short", uris["short"], 3),
-                          _entry("processed/demo/long", uris["long"], 365),
-                          _entry("landing/demo/clicks", lake.landing_uri("demo"), 2)])
+    catalog.record(
+        lake,
+        [
+            _entry("processed/demo/short", uris["short"], 3),
+            _entry("processed/demo/long", uris["long"], 365),
+            _entry("landing/demo/clicks", lake.landing_uri("demo"), 2),
+        ],
+    )
     return uris
 
 
@@ -67,9 +82,13 @@ def _landing_days(lake) -> list[str]:
 
 def test_the_dry_run_reports_exactly_what_would_go_and_changes_nothing(lake, constructed):
     short = constructed["short"]
-    versions = {name: DeltaTable(uri, storage_options=lake.storage_options).version()
-                for name, uri in constructed.items()}
-    expired_files = [p for day, paths in _files_by_day(lake, short).items() if day < "2024-01-03" for p in paths]
+    versions = {
+        name: DeltaTable(uri, storage_options=lake.storage_options).version()
+        for name, uri in constructed.items()
+    }
+    expired_files = [
+        p for day, paths in _files_by_day(lake, short).items() if day < "2024-01-03" for p in paths
+    ]
 
     removals = retention.apply(lake, REFERENCE, "dry-1", dry_run=True)
 
@@ -84,13 +103,17 @@ def test_the_dry_run_reports_exactly_what_would_go_and_changes_nothing(lake, con
     # the landing files of 01..03 are past their window, but written seconds ago: the safety window keeps them
     assert landing.partitions == () and landing.files == 0 and landing.kept_by_window == 3
     # nothing changed
-    assert {name: DeltaTable(uri, storage_options=lake.storage_options).version()
-            for name, uri in constructed.items()} == versions
+    assert {
+        name: DeltaTable(uri, storage_options=lake.storage_options).version()
+        for name, uri in constructed.items()
+    } == versions
     assert _landing_days(lake) == [d.isoformat() for d in DAYS]
     records = audit.read(lake, "dry-1")
     assert {(r["target"], r["step"], r["rows"], r["dry_run"]) for r in records} == {
-        ("processed.demo.short", "delete", 21, True), ("landing.demo.clicks", "landing", 0, True),
-        ("*", "summary", 21, True)}
+        ("processed.demo.short", "delete", 21, True),
+        ("landing.demo.clicks", "landing", 0, True),
+        ("*", "summary", 21, True),
+    }
 
 
 def test_expired_partitions_go_and_their_files_are_vacuumed_only_after_the_safety_window(lake, constructed):
@@ -102,7 +125,9 @@ def test_expired_partitions_go_and_their_files_are_vacuumed_only_after_the_safet
     retention.apply(lake, REFERENCE, "ret-1")
 
     after = _files_by_day(lake, short)
-    assert after == {day: paths for day, paths in before.items() if day >= "2024-01-03"}  # in-window files untouched
+    assert after == {
+        day: paths for day, paths in before.items() if day >= "2024-01-03"
+    }  # in-window files untouched
     assert _files_by_day(lake, long_) == long_files
     assert _landing_days(lake) == [d.isoformat() for d in DAYS]  # written within the safety window
     stored = storage.list_tree(lake, short)
@@ -126,15 +151,21 @@ def test_expired_partitions_go_and_their_files_are_vacuumed_only_after_the_safet
     assert steps[("ret-2", "processed.demo.short", "vacuum")]["bytes"] > 0
     assert ("ret-2", "processed.demo.short", "delete") not in steps  # nothing left to delete
     third = retention.apply(lake, REFERENCE, "ret-3", safety_window_hours=0, override_safety_floor=True)
-    assert sum(r.files for r in third) == 0  # the tombstones' files are gone already: nothing is counted twice
+    assert (
+        sum(r.files for r in third) == 0
+    )  # the tombstones' files are gone already: nothing is counted twice
 
 
 def test_retention_job_in_dagster_dry_run_reports_and_keeps_everything(lake, constructed, instance):
     from orchestration.definitions import defs
 
     version = DeltaTable(constructed["short"], storage_options=lake.storage_options).version()
-    result = defs.resolve_job_def("retention_job").execute_in_process(instance=instance, run_config={
-        "ops": {"apply_retention": {"config": {"dry_run": True, "reference_date": REFERENCE.isoformat()}}}})
+    result = defs.resolve_job_def("retention_job").execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"apply_retention": {"config": {"dry_run": True, "reference_date": REFERENCE.isoformat()}}}
+        },
+    )
     assert result.success
     output = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"][0]
     shown = {k: v.value for k, v in output.event_specific_data.metadata.items()}
@@ -149,13 +180,24 @@ def _versions(lake, tables: dict[str, str]) -> dict[str, int]:
 
 
 def test_a_reference_date_after_today_is_refused_audited_and_removes_nothing(lake, constructed, capsys):
-    tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
     versions = _versions(lake, constructed)
     for dry_run in (False, True):
         with pytest.raises(retention.RetentionRefused, match=f"reference date {tomorrow} is after today"):
             retention.apply(lake, tomorrow, f"future-{dry_run}", dry_run=dry_run)
-    assert main(["retention", "--reference-date", "2999-01-01", "--safety-window-hours", "0",
-                 "--allow-short-safety-window"]) == 1
+    assert (
+        main(
+            [
+                "retention",
+                "--reference-date",
+                "2999-01-01",
+                "--safety-window-hours",
+                "0",
+                "--allow-short-safety-window",
+            ]
+        )
+        == 1
+    )
     assert "refused: reference date 2999-01-01 is after today" in capsys.readouterr().err
     assert _versions(lake, constructed) == versions and _landing_days(lake) == [d.isoformat() for d in DAYS]
     refused = [r for r in audit.read(lake) if r["step"] == "refused"]
@@ -171,8 +213,20 @@ def test_a_safety_window_under_the_floor_needs_an_explicit_override(lake, constr
     assert "--allow-short-safety-window" in capsys.readouterr().err
     assert _landing_days(lake) == [d.isoformat() for d in DAYS]  # nothing removed
     assert retention.apply(lake, REFERENCE, "at-floor", dry_run=True, safety_window_hours=floor)
-    assert main(["retention", "--dry-run", "--reference-date", REFERENCE.isoformat(),
-                 "--safety-window-hours", "0", "--allow-short-safety-window"]) == 0
+    assert (
+        main(
+            [
+                "retention",
+                "--dry-run",
+                "--reference-date",
+                REFERENCE.isoformat(),
+                "--safety-window-hours",
+                "0",
+                "--allow-short-safety-window",
+            ]
+        )
+        == 0
+    )
     assert "landing.demo.clicks" in capsys.readouterr().out  # a window of 0 h: the landing files would go
     with pytest.raises(SystemExit):
         main(["retention", "--help"])
@@ -192,18 +246,23 @@ def test_deleting_more_than_the_share_of_a_table_is_refused_unless_confirmed(lak
     # nothing at all was removed, not even the landing files a 0 h window lets go
     assert _versions(lake, constructed) == versions and _landing_days(lake) == [d.isoformat() for d in DAYS]
     assert {(r["step"], r["target"]) for r in audit.read(lake, "over")} == {
-        ("refused", "*"), ("refused", "processed.demo.short")}
+        ("refused", "*"),
+        ("refused", "processed.demo.short"),
+    }
     job = defs.resolve_job_def("retention_job")
     config = {"reference_date": later.isoformat(), "safety_window_hours": 24}
-    dry = job.execute_in_process(instance=instance, run_config={
-        "ops": {"apply_retention": {"config": {**config, "dry_run": True}}}})
+    dry = job.execute_in_process(
+        instance=instance, run_config={"ops": {"apply_retention": {"config": {**config, "dry_run": True}}}}
+    )
     output = [e for e in dry.all_node_events if e.event_type_value == "STEP_OUTPUT"][0]
     assert output.event_specific_data.metadata["would_refuse"].value == ["processed.demo.short (55.0%)"]
-    assert not job.execute_in_process(instance=instance, raise_on_error=False, run_config={
-        "ops": {"apply_retention": {"config": config}}}).success
+    assert not job.execute_in_process(
+        instance=instance, raise_on_error=False, run_config={"ops": {"apply_retention": {"config": config}}}
+    ).success
     assert _versions(lake, constructed) == versions
-    assert job.execute_in_process(instance=instance, run_config={
-        "ops": {"apply_retention": {"config": {**config, "confirm": True}}}}).success
+    assert job.execute_in_process(
+        instance=instance, run_config={"ops": {"apply_retention": {"config": {**config, "confirm": True}}}}
+    ).success
     assert sorted(_files_by_day(lake, constructed["short"])) == ["2024-01-04", "2024-01-05"]
     assert len(_files_by_day(lake, constructed["long"])) == 5
     confirmed = [r for r in audit.read(lake) if r["step"] == "delete" and not r["dry_run"]]
@@ -219,15 +278,26 @@ def local_lake(tmp_path, monkeypatch):
     config = LakehouseConfig.from_env()
     uri = config.table_uri("processed", "demo", "short")
     rows = [{"dt": day, "n": n} for day, count in ROWS_PER_DAY.items() for n in range(count)]
-    write_deltalake(uri, pa.Table.from_pylist(rows, pa.schema([("dt", pa.date32()), ("n", pa.int64())])),
-                    partition_by=["dt"])
+    write_deltalake(
+        uri,
+        pa.Table.from_pylist(rows, pa.schema([("dt", pa.date32()), ("n", pa.int64())])),
+        partition_by=["dt"],
+    )
     for day in DAYS:
         write_landing(config, "demo", day, {"clicks": [['{"n": 1}']]}, record={})
-    catalog.record(config, [_entry("processed/demo/short", uri, 3),
-                            _entry("landing/demo/clicks", config.landing_uri("demo"), 2)])
+    catalog.record(
+        config,
+        [
+            _entry("processed/demo/short", uri, 3),
+            _entry("landing/demo/clicks", config.landing_uri("demo"), 2),
+        ],
+    )
     now = time.time()
-    ages = {"_staging/demo/killed/part-00000.parquet": 7, "_staging/demo/killed/part-00001.parquet": 7,
-            "_staging/demo/working/part-00000.parquet": 1}
+    ages = {
+        "_staging/demo/killed/part-00000.parquet": 7,
+        "_staging/demo/killed/part-00001.parquet": 7,
+        "_staging/demo/working/part-00000.parquet": 1,
+    }
     for path, hours in ages.items():
         storage.write_text(config, f"{config.root}/{path}", "rows of a run, in clear")
         os.utime(f"{config.root}/{path}", (now - hours * 3600, now - hours * 3600))
@@ -250,8 +320,12 @@ def test_the_dry_run_lists_staging_leftovers_landing_kept_and_what_the_brake_wou
     assert found[("_staging/demo/killed", "staging")].files == 2
     assert ("_staging/demo/working", "staging") not in found
     records = {(r["target"], r["step"]) for r in audit.read(local_lake, "dry")}
-    assert records == {("processed.demo.short", "refused"), ("landing.demo.clicks", "landing"),
-                       ("_staging/demo/killed", "staging"), ("*", "summary")}
+    assert records == {
+        ("processed.demo.short", "refused"),
+        ("landing.demo.clicks", "landing"),
+        ("_staging/demo/killed", "staging"),
+        ("*", "summary"),
+    }
     assert main(["retention", "--dry-run", "--reference-date", later.isoformat()]) == 0
     shown = capsys.readouterr().out
     assert "REFUSED without confirmation: 55.0% of the rows > 50%" in shown
@@ -264,7 +338,8 @@ def test_the_dry_run_lists_staging_leftovers_landing_kept_and_what_the_brake_wou
 def test_staging_leftovers_older_than_the_age_go_and_a_working_run_keeps_its_folder(local_lake):
     removals = retention.apply(local_lake, REFERENCE, "ret")
     assert sorted(storage.list_tree(local_lake, f"{local_lake.root}/_staging")) == [
-        f"{local_lake.root}/_staging/demo/working/part-00000.parquet"]
+        f"{local_lake.root}/_staging/demo/working/part-00000.parquet"
+    ]
     assert [r.target for r in removals if r.step == "staging"] == ["_staging/demo/killed"]
     # landing: past the window and 9 days old: gone; re-delivered an hour ago: kept
     kept = landing.source_files(local_lake, "demo", "clicks").values()

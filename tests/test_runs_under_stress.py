@@ -19,10 +19,10 @@ from deltalake import DeltaTable
 from assets import events
 from lakehouse import storage
 from lakehouse.config import LakehouseConfig
-from synthetic import read_record
-from synthetic.events import generate_day
 from orchestration.factory import domain_assets
 from quality import metrics
+from synthetic import read_record
+from synthetic.events import generate_day
 from tests.conftest import REPO
 from tests.helpers import counts_by_day, run_assets
 
@@ -38,18 +38,27 @@ from assets import events
 from orchestration.factory import domain_assets
 from tests.helpers import run_assets
 first, last, selection = sys.argv[1], sys.argv[2], sys.argv[3]
-assets = domain_assets(events.DATASETS) if selection == "domain" else domain_assets([events.RAW, events.PROCESSED])
+chosen = events.DATASETS if selection == "domain" else [events.RAW, events.PROCESSED]
+assets = domain_assets(chosen)
 with dg.DagsterInstance.get() as instance:
     result = run_assets(instance, assets, dt.date.fromisoformat(first), dt.date.fromisoformat(last))
 print("success" if result.success else "failure")
 """
 
 
-def _run_process(dagster_home, first: dt.date, last: dt.date, selection: str = "raw+processed") -> subprocess.Popen:
+def _run_process(
+    dagster_home, first: dt.date, last: dt.date, selection: str = "raw+processed"
+) -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, first.isoformat(), last.isoformat(), selection],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_SCRIPT, first.isoformat(), last.isoformat(), selection],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _dagster_home(tmp_path):
@@ -79,12 +88,16 @@ def test_two_runs_on_different_partitions_of_one_table_both_land(spark, lake, tm
     expected = {day: read_record(lake, "events", day)["expected"] for day in DAYS}
     assert counts_by_day(spark, _uri(lake, events.RAW.path)) == {day: e["raw"] for day, e in expected.items()}
     assert counts_by_day(spark, _uri(lake, events.PROCESSED.path)) == {
-        day: e["processed"] for day, e in expected.items()}
+        day: e["processed"] for day, e in expected.items()
+    }
 
 
 def _curated_rows(spark, lake: LakehouseConfig) -> dict[str, list]:
-    return {d.name: sorted(map(tuple, spark.read.format("delta").load(_uri(lake, d.path)).collect()), key=repr)
-            for d in events.DATASETS if d.layer == "curated"}
+    return {
+        d.name: sorted(map(tuple, spark.read.format("delta").load(_uri(lake, d.path)).collect()), key=repr)
+        for d in events.DATASETS
+        if d.layer == "curated"
+    }
 
 
 def _counts(spark, lake: LakehouseConfig) -> dict[str, dict]:
@@ -119,8 +132,10 @@ def test_a_run_killed_mid_write_then_rerun_equals_a_clean_run(spark, lake, tmp_p
     assert all(rows for rows in rerun_curated.values())
     # the range was one run, and it committed each table once: created (version 0), written (version 1;
     # an empty write to a new table commits nothing)
-    versions = {path: DeltaTable(_uri(clean, path), storage_options=clean.storage_options).version()
-                for path in _tables(clean)}
+    versions = {
+        path: DeltaTable(_uri(clean, path), storage_options=clean.storage_options).version()
+        for path in _tables(clean)
+    }
     assert versions == {path: 1 if any(rerun_counts[path].values()) else 0 for path in _tables(clean)}
     assert sum(versions.values()) >= len(versions) - 1
 
@@ -130,8 +145,9 @@ def test_rows_reconcile_fails_when_rows_go_missing(spark, lake, instance):
     + duplicates, the blocking check fails and names the partition."""
     day = DAYS[0]
     generate_day(day, ROWS).write(lake, "events")
-    losing = dataclasses.replace(events.PROCESSED,
-                                 transform=lambda raw: events.PROCESSED.transform(raw).where("line_number % 10 <> 0"))
+    losing = dataclasses.replace(
+        events.PROCESSED, transform=lambda raw: events.PROCESSED.transform(raw).where("line_number % 10 <> 0")
+    )
     result = run_assets(instance, domain_assets([events.RAW, losing]), day, raise_on_error=False)
     assert not result.success
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "rows_reconcile")

@@ -25,11 +25,11 @@ from deltalake import DeltaTable
 from assets import commerce, events
 from infra import spark_connect
 from lakehouse import audit, catalog, erasure, retention
-from orchestration.cli import GENERATORS
 from lakehouse.config import LakehouseConfig
 from lakehouse.maintenance import TableMaintenance
-from tests.helpers import run_assets
+from orchestration.cli import GENERATORS
 from orchestration.factory import domain_assets
+from tests.helpers import run_assets
 
 pytestmark = pytest.mark.spark_cluster
 
@@ -68,6 +68,7 @@ def _build(home, config: LakehouseConfig) -> dict:
 
 def _rows(config: LakehouseConfig, uri: str) -> list[tuple]:
     """The table's rows (read by delta-rs, the same reader for both engines), sorted, floats rounded."""
+
     def value(v):
         if isinstance(v, float):
             return round(v, 9)
@@ -133,7 +134,10 @@ def test_events_and_commerce_on_the_spark_cluster_equal_sail(lakes):
 
     # Spark's tables were committed by Delta Lake on Spark, Sail's by Sail.
     processed = spark_lake.table_uri("processed", "events", "events")
-    engines = {entry.get("engineInfo", "") for entry in TableMaintenance(processed, spark_lake.storage_options).history()}
+    engines = {
+        entry.get("engineInfo", "")
+        for entry in TableMaintenance(processed, spark_lake.storage_options).history()
+    }
     assert any(e.startswith("Apache-Spark") and "Delta-Lake" in e for e in engines), engines
     entry = catalog.get_entry(spark_lake, "processed.events.events")
     assert entry["location"] == processed and entry["qualityStatus"] in ("passed", "warning")
@@ -147,17 +151,33 @@ def test_retention_and_erasure_on_tables_spark_built(lakes, monkeypatch, spark_c
     stats = config.table_uri("curated", "commerce", "customer_order_stats")
     before = _per_partition(config, orders)
     # The subject: a user of D2 who has customer features (picked before retention expires the raw lines).
-    raw = pa.table(DeltaTable(config.table_uri("raw", "commerce", "orders"), storage_options=config.storage_options)
-                   .to_pyarrow_table()).to_pylist()
+    raw = pa.table(
+        DeltaTable(
+            config.table_uri("raw", "commerce", "orders"), storage_options=config.storage_options
+        ).to_pyarrow_table()
+    ).to_pylist()
     users = [(_record(r["line"]) or {}).get("user_id") for r in raw if r["dt"] == D2]
-    tokens_d2 = {r["user_id"] for r in pa.table(DeltaTable(stats, storage_options=config.storage_options)
-                                                 .to_pyarrow_table()).to_pylist() if r["dt"] == D2}
-    subject = next(u for u in users if isinstance(u, str) and erasure.subject_token(u, config.token_key()) in tokens_d2)
+    tokens_d2 = {
+        r["user_id"]
+        for r in pa.table(
+            DeltaTable(stats, storage_options=config.storage_options).to_pyarrow_table()
+        ).to_pylist()
+        if r["dt"] == D2
+    }
+    subject = next(
+        u for u in users if isinstance(u, str) and erasure.subject_token(u, config.token_key()) in tokens_d2
+    )
     token = erasure.subject_token(subject, config.token_key())
 
     # Retention: the reference date expires D1 of the 365-day tables and every raw partition (90 days).
-    removals = retention.apply(config, D1 + dt.timedelta(days=365), "retention-on-spark", safety_window_hours=0,
-                               override_safety_floor=True, confirm=True)  # the brakes: a test lake, on purpose
+    removals = retention.apply(
+        config,
+        D1 + dt.timedelta(days=365),
+        "retention-on-spark",
+        safety_window_hours=0,
+        override_safety_floor=True,
+        confirm=True,
+    )  # the brakes: a test lake, on purpose
     after = _per_partition(config, orders)
     assert after == {k: v for k, v in before.items() if k != D1.isoformat()}
     deleted = [r for r in removals if r.step == "delete" and r.target == "processed.commerce.orders"]
@@ -171,20 +191,36 @@ def test_retention_and_erasure_on_tables_spark_built(lakes, monkeypatch, spark_c
     # Erasure of that user, by value: rows go through Delta on Spark, verified, audited.
     records = erasure.erase(config, "user_id", subject, "erasure-on-spark", stores=())
     assert records[-1].verified and records[-1].step == "verify"
-    assert not [r for r in pa.table(DeltaTable(stats, storage_options=config.storage_options).to_pyarrow_table())
-                .to_pylist() if r["user_id"] == token]
-    assert any(r["rows"] for r in audit.read(config, "erasure-on-spark") if r["target"] == "curated.commerce.customer_order_stats")
+    assert not [
+        r
+        for r in pa.table(
+            DeltaTable(stats, storage_options=config.storage_options).to_pyarrow_table()
+        ).to_pylist()
+        if r["user_id"] == token
+    ]
+    assert any(
+        r["rows"]
+        for r in audit.read(config, "erasure-on-spark")
+        if r["target"] == "curated.commerce.customer_order_stats"
+    )
     latest = TableMaintenance(stats, config.storage_options).history(3)
-    assert any(e["operation"] == "DELETE" and e["engineInfo"].startswith("Apache-Spark") for e in latest), latest
+    assert any(e["operation"] == "DELETE" and e["engineInfo"].startswith("Apache-Spark") for e in latest), (
+        latest
+    )
 
 
-def test_an_unreachable_cluster_fails_in_seconds_naming_the_url(lake, instance, monkeypatch, spark_cluster_url):
+def test_an_unreachable_cluster_fails_in_seconds_naming_the_url(
+    lake, instance, monkeypatch, spark_cluster_url
+):
     port = spark_connect._free_port()
     url = f"sc://127.0.0.1:{port}"
     monkeypatch.setenv("LAKEHOUSE_SPARK_REMOTE", url)
     importlib.import_module(GENERATORS["events"]).generate_day(D1, 50).write(lake, "events")
-    raw = [a for a in domain_assets(events.DATASETS) if isinstance(a, dg.AssetsDefinition)
-           and dg.AssetKey(["raw", "events", "events"]) in a.keys]
+    raw = [
+        a
+        for a in domain_assets(events.DATASETS)
+        if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(["raw", "events", "events"]) in a.keys
+    ]
     started = time.perf_counter()
     result = run_assets(instance, raw, D1, raise_on_error=False)
     assert not result.success and time.perf_counter() - started < 30

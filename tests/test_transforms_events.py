@@ -12,47 +12,82 @@ from transforms import common
 from transforms import events as t
 
 DAY = dt.date(2024, 1, 2)
-UUIDS = ["3f1c2a4e-8b7d-4c1e-9a2b-1234567890ab", "9b2d7e1f-0c3a-4d5e-8f6a-abcdefabcdef",
-         "0a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"]
+UUIDS = [
+    "3f1c2a4e-8b7d-4c1e-9a2b-1234567890ab",
+    "9b2d7e1f-0c3a-4d5e-8f6a-abcdefabcdef",
+    "0a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
+]
 
 
 def event(event_id=UUIDS[0], event_type="order.created", ts="2024-01-02T10:15:00.000Z", **extra):
-    envelope = {"eventId": event_id, "eventType": event_type, "eventSource": "order-service", "timestamp": ts,
-                "version": "1.0", "data": {"payload": {"totalAmount": 12.5, "currency": "EUR"}, "metadata": {}},
-                "correlationId": "c-1", "userId": "u-1", "sessionId": "s-1", "environment": "production",
-                "region": "eu-west-1", "tenantId": "tenant-acme"}
+    envelope = {
+        "eventId": event_id,
+        "eventType": event_type,
+        "eventSource": "order-service",
+        "timestamp": ts,
+        "version": "1.0",
+        "data": {"payload": {"totalAmount": 12.5, "currency": "EUR"}, "metadata": {}},
+        "correlationId": "c-1",
+        "userId": "u-1",
+        "sessionId": "s-1",
+        "environment": "production",
+        "region": "eu-west-1",
+        "tenantId": "tenant-acme",
+    }
     envelope.update(extra)
     return json.dumps({k: v for k, v in envelope.items() if v is not None}, separators=(",", ":"))
 
 
 LINES = [
-    event(),                                                            # 1 valid
-    event(),                                                            # 2 duplicate of line 1
-    event(UUIDS[1], "user.registered", "2024-01-01T23:59:59.500Z",      # 3 valid, late (previous day)
-          data={"payload": {"email": "a@example.com", "firstName": "Ada", "source": "web"},
-                "metadata": {"ipAddress": "10.1.2.3", "userAgent": "curl"}}),
-    '{"eventId":"' + UUIDS[2] + '","eventType":"order.cr',              # 4 malformed
-    event(UUIDS[2], timestamp=None),                                    # 5 missing timestamp
-    event(UUIDS[2], ts="2024-13-45T25:61:00Z"),                         # 6 invalid timestamp
-    event("not-a-uuid"),                                                # 7 invalid event id
-    event(UUIDS[2], "payment.refunded"),                                # 8 unknown type
-    event(UUIDS[2], ts="2024-01-02T12:00:00+02:00",                     # 9 valid, offset time, USD order
-          data={"payload": {"totalAmount": "7.25", "currency": "USD"}, "metadata": {}}),
+    event(),  # 1 valid
+    event(),  # 2 duplicate of line 1
+    event(
+        UUIDS[1],
+        "user.registered",
+        "2024-01-01T23:59:59.500Z",  # 3 valid, late (previous day)
+        data={
+            "payload": {"email": "a@example.com", "firstName": "Ada", "source": "web"},
+            "metadata": {"ipAddress": "10.1.2.3", "userAgent": "curl"},
+        },
+    ),
+    '{"eventId":"' + UUIDS[2] + '","eventType":"order.cr',  # 4 malformed
+    event(UUIDS[2], timestamp=None),  # 5 missing timestamp
+    event(UUIDS[2], ts="2024-13-45T25:61:00Z"),  # 6 invalid timestamp
+    event("not-a-uuid"),  # 7 invalid event id
+    event(UUIDS[2], "payment.refunded"),  # 8 unknown type
+    event(
+        UUIDS[2],
+        ts="2024-01-02T12:00:00+02:00",  # 9 valid, offset time, USD order
+        data={"payload": {"totalAmount": "7.25", "currency": "USD"}, "metadata": {}},
+    ),
 ]
 
 
 @pytest.fixture()
 def raw(engine):
-    rows = [(DAY, "s3://lake/landing/events/dt=2024-01-02/part-00000.jsonl", i + 1, line)
-            for i, line in enumerate(LINES)]
+    rows = [
+        (DAY, "s3://lake/landing/events/dt=2024-01-02/part-00000.jsonl", i + 1, line)
+        for i, line in enumerate(LINES)
+    ]
     return engine.createDataFrame(rows, "dt date, source_file string, line_number int, line string")
 
 
 def test_parse_assigns_the_first_broken_rule(raw):
-    reasons = {r["line_number"]: r["quarantine_reason"]
-               for r in t.parse_events(raw).select("line_number", "quarantine_reason").collect()}
-    assert reasons == {1: None, 2: None, 3: None, 4: "malformed_json", 5: "missing_required_field:timestamp",
-                       6: "invalid_timestamp", 7: "invalid_event_id", 8: "unknown_event_type", 9: None}
+    reasons = {
+        r["line_number"]: r["quarantine_reason"]
+        for r in t.parse_events(raw).select("line_number", "quarantine_reason").collect()
+    }
+    assert reasons == {
+        1: None,
+        2: None,
+        3: None,
+        4: "malformed_json",
+        5: "missing_required_field:timestamp",
+        6: "invalid_timestamp",
+        7: "invalid_event_id",
+        8: "unknown_event_type",
+        9: None,
+    }
 
 
 def processed(raw):
@@ -81,8 +116,12 @@ def test_quarantine_keeps_the_line_and_reason(raw):
     stamp = dt.datetime(2024, 1, 3, 0, 0)
     rows = common.quarantine_records(t.parse_events(raw), "run-1", stamp).orderBy("line_number").collect()
     assert [(r["line_number"], r["reason"]) for r in rows] == [
-        (4, "malformed_json"), (5, "missing_required_field:timestamp"), (6, "invalid_timestamp"),
-        (7, "invalid_event_id"), (8, "unknown_event_type")]
+        (4, "malformed_json"),
+        (5, "missing_required_field:timestamp"),
+        (6, "invalid_timestamp"),
+        (7, "invalid_event_id"),
+        (8, "unknown_event_type"),
+    ]
     assert json.loads(rows[0]["record"])["line"] == LINES[3] and {r["run_id"] for r in rows} == {"run-1"}
     # every input line is accounted for: processed + duplicates + quarantined
     assert 3 + 1 + len(rows) == len(LINES)
@@ -98,12 +137,18 @@ def test_raw_keeps_every_line_with_ingestion_metadata(raw):
 
 def test_curated_aggregates(raw):
     events = processed(raw)
-    hourly = {(r["event_hour"], r["event_type"]): (r["event_count"], r["unique_users"])
-              for r in t.hourly_event_counts(events).collect()}
-    assert hourly == {(dt.datetime(2024, 1, 2, 10), "order.created"): (2, 1),
-                      (dt.datetime(2024, 1, 1, 23), "user.registered"): (1, 1)}
+    hourly = {
+        (r["event_hour"], r["event_type"]): (r["event_count"], r["unique_users"])
+        for r in t.hourly_event_counts(events).collect()
+    }
+    assert hourly == {
+        (dt.datetime(2024, 1, 2, 10), "order.created"): (2, 1),
+        (dt.datetime(2024, 1, 1, 23), "user.registered"): (1, 1),
+    }
     dau = [tuple(r) for r in t.daily_active_users(events).collect()]
     assert dau == [(DAY, 1, 1, 3, 1)]
-    revenue = {r["currency"]: (r["orders"], r["revenue"], r["orders_without_amount"])
-               for r in t.daily_order_revenue(events).collect()}
+    revenue = {
+        r["currency"]: (r["orders"], r["revenue"], r["orders_without_amount"])
+        for r in t.daily_order_revenue(events).collect()
+    }
     assert revenue == {"EUR": (1, Decimal("12.50"), 0), "USD": (1, Decimal("7.25"), 0)}

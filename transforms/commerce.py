@@ -33,7 +33,16 @@ SUM = "decimal(18,2)"
 INTEGER = r"^\s*-?[0-9]+\s*$"
 
 USER_FIELDS = ("user_id", "email", "first_name", "last_name", "status", "created_at", "region", "tenant_id")
-ORDER_FIELDS = ("order_id", "user_id", "total_amount", "currency", "status", "created_at", "region", "tenant_id")
+ORDER_FIELDS = (
+    "order_id",
+    "user_id",
+    "total_amount",
+    "currency",
+    "status",
+    "created_at",
+    "region",
+    "tenant_id",
+)
 ITEM_FIELDS = ("item_id", "order_id", "product_id", "quantity", "price")
 USER_REQUIRED = ("user_id", "status", "created_at")
 ORDER_REQUIRED = ("order_id", "user_id", "total_amount", "currency", "status", "created_at")
@@ -52,8 +61,10 @@ def _missing(column: str) -> Column:
 
 
 def _structure_rules(required: tuple[str, ...]) -> list[tuple[Column, str]]:
-    return [(F.col("_m").isNull(), "malformed_json"),
-            *[(_missing(name), f"missing_required_field:{name}") for name in required]]
+    return [
+        (F.col("_m").isNull(), "malformed_json"),
+        *[(_missing(name), f"missing_required_field:{name}") for name in required],
+    ]
 
 
 def _decimal(column: str) -> Column:
@@ -77,14 +88,24 @@ def parse_users(raw: DataFrame) -> DataFrame:
         (F.col("_created_at").isNull(), "invalid_timestamp"),
     )
     return users.select(
-        "dt", "user_id", "email", "first_name", "last_name", "status",
-        F.col("_created_at").alias("created_at"), "region", "tenant_id", *LINE,
-        F.col("line").alias("_line"), reason.alias(common.QUARANTINE_REASON),
+        "dt",
+        "user_id",
+        "email",
+        "first_name",
+        "last_name",
+        "status",
+        F.col("_created_at").alias("created_at"),
+        "region",
+        "tenant_id",
+        *LINE,
+        F.col("line").alias("_line"),
+        reason.alias(common.QUARANTINE_REASON),
     )
 
 
 def known_users(users: DataFrame) -> DataFrame:
-    """(dt, user_id) of the users `processed/commerce/users` accepts, with ids in clear: the referential set."""
+    """(dt, user_id) of the users `processed/commerce/users` accepts, with ids in clear: the referential
+    set."""
     accepted = common.accepted_rows(common.require_region(parse_users(users), "region", ALLOWED_REGIONS))
     return accepted.select("dt", "user_id").distinct()
 
@@ -92,10 +113,12 @@ def known_users(users: DataFrame) -> DataFrame:
 def parse_orders(orders: DataFrame, users: DataFrame) -> DataFrame:
     """Typed orders plus `quarantine_reason`; `users` are the raw landing lines of the same partitions."""
     known = known_users(users).select("dt", "user_id", F.lit(True).alias("_user_known"))
-    typed = (_fields(orders, ORDER_FIELDS)
-             .withColumn("_amount", _decimal("total_amount"))
-             .withColumn("_created_at", _timestamp("created_at"))
-             .join(known, ["dt", "user_id"], "left"))
+    typed = (
+        _fields(orders, ORDER_FIELDS)
+        .withColumn("_amount", _decimal("total_amount"))
+        .withColumn("_created_at", _timestamp("created_at"))
+        .join(known, ["dt", "user_id"], "left")
+    )
     reason = common.first_reason(
         *_structure_rules(ORDER_REQUIRED),
         (F.col("_amount").isNull(), "invalid_type:total_amount"),
@@ -106,23 +129,40 @@ def parse_orders(orders: DataFrame, users: DataFrame) -> DataFrame:
         (F.col("_user_known").isNull(), "unknown_user_id"),
     )
     return typed.select(
-        "dt", "order_id", "user_id", F.col("_amount").cast(MONEY).alias("total_amount"), "currency", "status",
-        F.col("_created_at").alias("created_at"), "region", "tenant_id", *LINE,
-        F.col("line").alias("_line"), reason.alias(common.QUARANTINE_REASON),
+        "dt",
+        "order_id",
+        "user_id",
+        F.col("_amount").cast(MONEY).alias("total_amount"),
+        "currency",
+        "status",
+        F.col("_created_at").alias("created_at"),
+        "region",
+        "tenant_id",
+        *LINE,
+        F.col("line").alias("_line"),
+        reason.alias(common.QUARANTINE_REASON),
     )
 
 
 def parse_order_items(order_items: DataFrame, orders: DataFrame) -> DataFrame:
-    """Typed items plus `quarantine_reason`; `orders` are the accepted (processed) orders of the same partitions.
+    """Typed items plus `quarantine_reason`; `orders` are the accepted (processed) orders of the same
+    partitions.
 
     Items take their order's tenant and region, so that residency and tenant rules apply to them too.
     """
-    known = orders.select("dt", "order_id", F.col("tenant_id").alias("_tenant_id"),
-                          F.col("region").alias("_region"), F.lit(True).alias("_order_known"))
-    typed = (_fields(order_items, ITEM_FIELDS)
-             .withColumn("_quantity", _integer("quantity"))
-             .withColumn("_price", _decimal("price"))
-             .join(known, ["dt", "order_id"], "left"))
+    known = orders.select(
+        "dt",
+        "order_id",
+        F.col("tenant_id").alias("_tenant_id"),
+        F.col("region").alias("_region"),
+        F.lit(True).alias("_order_known"),
+    )
+    typed = (
+        _fields(order_items, ITEM_FIELDS)
+        .withColumn("_quantity", _integer("quantity"))
+        .withColumn("_price", _decimal("price"))
+        .join(known, ["dt", "order_id"], "left")
+    )
     reason = common.first_reason(
         *_structure_rules(ITEM_REQUIRED),
         (F.col("_quantity").isNull(), "invalid_type:quantity"),
@@ -132,9 +172,16 @@ def parse_order_items(order_items: DataFrame, orders: DataFrame) -> DataFrame:
         (F.col("_order_known").isNull(), "unknown_order_id"),
     )
     return typed.select(
-        "dt", "item_id", "order_id", "product_id", F.col("_quantity").alias("quantity"),
-        F.col("_price").cast(MONEY).alias("price"), F.col("_tenant_id").alias("tenant_id"),
-        F.col("_region").alias("region"), *LINE, F.col("line").alias("_line"),
+        "dt",
+        "item_id",
+        "order_id",
+        "product_id",
+        F.col("_quantity").alias("quantity"),
+        F.col("_price").cast(MONEY).alias("price"),
+        F.col("_tenant_id").alias("tenant_id"),
+        F.col("_region").alias("region"),
+        *LINE,
+        F.col("line").alias("_line"),
         reason.alias(common.QUARANTINE_REASON),
     )
 
@@ -149,7 +196,15 @@ def orders_conformed(orders: DataFrame, order_items: DataFrame) -> DataFrame:
     joined = orders.join(items, ["dt", "order_id"], "left")
     items_amount = F.coalesce(F.col("items_amount"), F.lit(0).cast(SUM))
     return joined.select(
-        "dt", "order_id", "user_id", "tenant_id", "region", "currency", "status", "created_at", "total_amount",
+        "dt",
+        "order_id",
+        "user_id",
+        "tenant_id",
+        "region",
+        "currency",
+        "status",
+        "created_at",
+        "total_amount",
         F.coalesce(F.col("item_count"), F.lit(0)).cast("long").alias("item_count"),
         F.coalesce(F.col("units"), F.lit(0)).cast("long").alias("units"),
         items_amount.alias("items_amount"),
@@ -172,14 +227,25 @@ def daily_revenue_by_currency(orders: DataFrame) -> DataFrame:
         F.sum(F.when(F.col("status") == "cancelled", 1).otherwise(0)).cast("long").alias("cancelled_orders"),
     )
     average = F.when(F.col("_kept") > 0, F.round(F.col("revenue") / F.col("_kept"), 2)).cast(SUM)
-    return grouped.select("dt", "currency", "orders", "revenue", average.alias("avg_order_value"),
-                          "cancelled_orders")
+    return grouped.select(
+        "dt", "currency", "orders", "revenue", average.alias("avg_order_value"), "cancelled_orders"
+    )
 
 
 def customer_order_stats(orders: DataFrame) -> DataFrame:
-    """Per customer (tokenized user_id) and day: orders placed, spend on orders not cancelled, last order time."""
+    """Per customer (tokenized user_id) and day: orders placed, spend on orders not cancelled, last order
+    time."""
     return orders.groupBy("dt", "user_id", "tenant_id", "region").agg(
         F.count(F.lit(1)).cast("long").alias("order_count"),
         F.coalesce(F.sum(_not_cancelled("total_amount")), F.lit(0)).cast(SUM).alias("total_spend"),
         F.max("created_at").alias("last_order_at"),
+    )
+
+
+def orders_by_status(orders: DataFrame) -> DataFrame:
+    """Orders and their amount per day, currency and status: the status mix behind the daily revenue
+    (declared in YAML, assets/commerce/orders_by_status/defs.yaml)."""
+    return orders.groupBy("dt", "currency", "status").agg(
+        F.count(F.lit(1)).cast("long").alias("orders"),
+        F.coalesce(F.sum("total_amount"), F.lit(0)).cast(SUM).alias("revenue"),
     )

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from lakehouse.datasets import QUARANTINE_REASON, Protection
+from lakehouse.datasets import ENVELOPE_VERSION, QUARANTINE_REASON, Dataset, Protection
 
 LINE_ORDER = ("source_file", "line_number")
 
@@ -56,6 +57,39 @@ def require_region(df: DataFrame, region_column: str, allowed: Iterable[str]) ->
     )
     current = F.col(QUARANTINE_REASON) if QUARANTINE_REASON in df.columns else F.lit(None).cast("string")
     return df.withColumn(QUARANTINE_REASON, F.coalesce(current, reason))
+
+
+def require_version(df: DataFrame, known_majors: Iterable[str]) -> DataFrame:
+    """Mark rows whose envelope version has a major version the dataset does not know. This reason comes
+    first: the other rules judge a structure only a known version has (a row without a version keeps them)."""
+    version = F.col(ENVELOPE_VERSION).cast("string")
+    reason = F.when(
+        version.isNotNull() & ~F.substring_index(F.trim(version), ".", 1).isin(*known_majors),
+        F.concat(F.lit("unknown_version:"), F.substring(version, 1, 40)),
+    )
+    current = F.col(QUARANTINE_REASON) if QUARANTINE_REASON in df.columns else F.lit(None).cast("string")
+    return df.withColumn(QUARANTINE_REASON, F.coalesce(reason, current))
+
+
+def derive(dataset: Dataset, inputs: Mapping[str, DataFrame]) -> DataFrame:
+    """The transform's output (one upstream: positional; several: by name) with the row rules the
+    declaration implies: residency and known envelope versions."""
+    transform = dataset.transform
+    assert transform is not None, f"{dataset.path} has no transform (a raw dataset is ingested, not derived)"
+    output = transform(*inputs.values()) if len(inputs) == 1 else transform(**inputs)
+    if dataset.allowed_regions:
+        assert dataset.region_column is not None  # the declaration requires it with allowed_regions
+        output = require_region(output, dataset.region_column, dataset.allowed_regions)
+    if dataset.envelope_versions:
+        output = require_version(output, dataset.envelope_versions)
+    return output
+
+
+def written_schema(dataset: Dataset, output: DataFrame) -> T.StructType:
+    """The schema the dataset's table receives from `output`: accepted rows, protected (no key changes a
+    type)."""
+    rows = accepted_rows(output)
+    return (protect(rows, dataset.personal_data, "") if dataset.personal_data else rows).schema
 
 
 def accepted_rows(df: DataFrame) -> DataFrame:

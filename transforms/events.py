@@ -11,23 +11,37 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-EVENT_TYPES = ("user.registered", "order.created", "system.health.check", "integration.webhook.received",
-               "ml.model.inference")
+EVENT_TYPES = (
+    "user.registered",
+    "order.created",
+    "system.health.check",
+    "integration.webhook.received",
+    "ml.model.inference",
+)
 REQUIRED_FIELDS = ("eventId", "eventType", "timestamp", "data")
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 PAYLOAD_PERSONAL = ("email", "firstName", "lastName")
 METADATA_PERSONAL = ("ipAddress",)
 ENVELOPE = {  # processed column: envelope field
-    "event_id": "eventId", "event_type": "eventType", "event_source": "eventSource", "version": "version",
-    "correlation_id": "correlationId", "user_id": "userId", "session_id": "sessionId",
-    "environment": "environment", "region": "region", "tenant_id": "tenantId",
+    "event_id": "eventId",
+    "event_type": "eventType",
+    "event_source": "eventSource",
+    "version": "version",
+    "correlation_id": "correlationId",
+    "user_id": "userId",
+    "session_id": "sessionId",
+    "environment": "environment",
+    "region": "region",
+    "tenant_id": "tenantId",
 }
 
 
 def _reason(envelope: Column, timestamp: Column) -> Column:
     """The first rule a line breaks, or null for a valid event."""
-    missing = [F.when(envelope.getItem(name).isNull(), F.lit(f"missing_required_field:{name}"))
-               for name in REQUIRED_FIELDS]
+    missing = [
+        F.when(envelope.getItem(name).isNull(), F.lit(f"missing_required_field:{name}"))
+        for name in REQUIRED_FIELDS
+    ]
     return F.coalesce(
         F.when(envelope.isNull(), F.lit("malformed_json")),
         *missing,
@@ -67,15 +81,17 @@ def parse_events(raw: DataFrame) -> DataFrame:
         F.get_json_object(payload, "$.firstName").alias("first_name"),
         F.get_json_object(payload, "$.lastName").alias("last_name"),
         F.get_json_object(metadata, "$.ipAddress").alias("ip_address"),
-        "source_file", "line_number",
+        "source_file",
+        "line_number",
         F.col("line").alias("_line"),
         _reason(F.col("envelope"), timestamp).alias("quarantine_reason"),
     )
 
 
 def hourly_event_counts(events: DataFrame) -> DataFrame:
-    return (events.groupBy("dt", F.date_trunc("hour", "event_ts").alias("event_hour"), "event_type", "region")
-            .agg(F.count(F.lit(1)).alias("event_count"), F.countDistinct("user_id").alias("unique_users")))
+    return events.groupBy(
+        "dt", F.date_trunc("hour", "event_ts").alias("event_hour"), "event_type", "region"
+    ).agg(F.count(F.lit(1)).alias("event_count"), F.countDistinct("user_id").alias("unique_users"))
 
 
 def daily_active_users(events: DataFrame) -> DataFrame:
@@ -83,12 +99,15 @@ def daily_active_users(events: DataFrame) -> DataFrame:
         F.countDistinct("user_id").alias("active_users"),
         F.countDistinct("session_id").alias("sessions"),
         F.count(F.lit(1)).alias("events"),
-        F.sum(F.when(F.col("event_type") == "user.registered", 1).otherwise(0)).cast("long").alias("registrations"),
+        F.sum(F.when(F.col("event_type") == "user.registered", 1).otherwise(0))
+        .cast("long")
+        .alias("registrations"),
     )
 
 
 def daily_order_revenue(events: DataFrame) -> DataFrame:
-    """Revenue of `order.created` events by currency; orders without an amount or currency are counted apart."""
+    """Revenue of `order.created` events by currency; orders without an amount or currency are counted
+    apart."""
     orders = events.where(F.col("event_type") == "order.created").select(
         "dt",
         F.get_json_object("payload", "$.currency").alias("currency"),
