@@ -32,8 +32,16 @@ def _reset_signals() -> None:
 
 
 def run() -> int:
-    command = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", HOST, "-p", PORT,
-               "-m", "orchestration.definitions"]
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "dev",
+        "-h",
+        HOST,
+        "-p",
+        PORT,
+        "-m",
+        "orchestration.definitions",
+    ]
     process = subprocess.Popen(command, preexec_fn=_reset_signals)
     _pid_file().parent.mkdir(parents=True, exist_ok=True)
     _pid_file().write_text(str(process.pid))

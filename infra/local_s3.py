@@ -28,8 +28,19 @@ DEFAULT_PORT = 8333
 DEFAULT_BUCKET = "lakehouse"
 REGION = "us-east-1"
 # Every listening port but S3's is picked free, so that a user's lake and a test session coexist.
-_SERVICE_PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-                       "filer.port.grpc", "s3.port.grpc", "iam.port", "debug.port", "mq.agent.port", "mq.broker.port")
+_SERVICE_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "iam.port",
+    "debug.port",
+    "mq.agent.port",
+    "mq.broker.port",
+)
 
 
 def state_dir() -> Path:
@@ -68,8 +79,12 @@ def _credentials(directory: Path) -> tuple[str, str]:
     """The server's generated credentials (created once, mode 0600 from the start, in a 0700 folder)."""
     path = directory / "credentials.json"
     if not path.exists():
-        create_secret(private_dir(directory) / path.name, json.dumps({
-            "access_key": "lakehouse" + secrets.token_hex(6), "secret_key": secrets.token_hex(24)}))
+        create_secret(
+            private_dir(directory) / path.name,
+            json.dumps(
+                {"access_key": "lakehouse" + secrets.token_hex(6), "secret_key": secrets.token_hex(24)}
+            ),
+        )
     creds = json.loads(path.read_text())
     return creds["access_key"], creds["secret_key"]
 
@@ -117,39 +132,64 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
         ensure_bucket(running, bucket)
         return running
     access, secret = _credentials(directory)
-    port = port or int(os.environ.get("LAKEHOUSE_S3_PORT", "0")) or (DEFAULT_PORT if not _port_open(DEFAULT_PORT) else _free_port())
+    port = (
+        port
+        or int(os.environ.get("LAKEHOUSE_S3_PORT", "0"))
+        or (DEFAULT_PORT if not _port_open(DEFAULT_PORT) else _free_port())
+    )
     for folder in (directory, *(directory / sub for sub in ("data", "log", "run"))):
         private_dir(folder)  # also tightens the folders an older checkout created
     config = directory / "s3.json"
-    identity = {"name": "admin", "credentials": [{"accessKey": access, "secretKey": secret}],
-                "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
+    identity = {
+        "name": "admin",
+        "credentials": [{"accessKey": access, "secretKey": secret}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }
     write_secret(config, json.dumps({"identities": [identity]}))
     # Internal ports are chosen free so that two checkouts (or a test session) can coexist.
     command = [
-        _weed_binary(), f"-logdir={directory / 'log'}", "server", f"-dir={directory / 'data'}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *(f"-{flag}={_free_port()}" for flag in _SERVICE_PORT_FLAGS),
-        "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
-        "-master.telemetry=false", "-volume.preStopSeconds=1", "-master.resumeState=false",
-        f"-filer.localSocket={directory / 'run' / 'filer.sock'}", "-s3", f"-s3.port={port}",
-        f"-s3.config={config}", f"-s3.localSocket={directory / 'run' / 's3.sock'}",
+        _weed_binary(),
+        f"-logdir={directory / 'log'}",
+        "server",
+        f"-dir={directory / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        *(f"-{flag}={_free_port()}" for flag in _SERVICE_PORT_FLAGS),
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.volumeSizeLimitMB=1024",
+        "-volume.max=0",
+        "-master.telemetry=false",
+        "-volume.preStopSeconds=1",
+        "-master.resumeState=false",
+        f"-filer.localSocket={directory / 'run' / 'filer.sock'}",
+        "-s3",
+        f"-s3.port={port}",
+        f"-s3.config={config}",
+        f"-s3.localSocket={directory / 'run' / 's3.sock'}",
     ]
     log = open(directory / "log" / "weed.out", "ab")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     (directory / "weed.pid").write_text(str(process.pid))
     (directory / "port").write_text(str(port))
     server = LocalS3(f"http://127.0.0.1:{port}", access, secret)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"SeaweedFS exited with {process.returncode}; see {directory / 'log' / 'weed.out'}")
+            raise RuntimeError(
+                f"SeaweedFS exited with {process.returncode}; see {directory / 'log' / 'weed.out'}"
+            )
         try:
             ensure_bucket(server, bucket)
             return server
-        except Exception:
+        except Exception as error:
             if time.monotonic() > deadline:
                 stop()
-                raise RuntimeError(f"SeaweedFS did not answer on port {port} within {timeout:.0f} s")
+                raise RuntimeError(
+                    f"SeaweedFS did not answer on port {port} within {timeout:.0f} s"
+                ) from error
             time.sleep(0.5)
 
 
@@ -157,10 +197,16 @@ def ensure_bucket(server: LocalS3, bucket: str) -> None:
     import boto3
     from botocore.config import Config
 
-    client = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key,
-                          aws_secret_access_key=server.secret_key, region_name=server.region,
-                          config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
-                                        connect_timeout=2, read_timeout=5))
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(
+            s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5
+        ),
+    )
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         client.create_bucket(Bucket=bucket)
@@ -198,9 +244,12 @@ def shell_exports(server: LocalS3, bucket: str = DEFAULT_BUCKET) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     command = (argv or sys.argv[1:] or ["status"])[0]
+    server: LocalS3 | None
     if command == "start":
         server = start()
-        print(f"S3 (SeaweedFS) is up at {server.endpoint}, bucket s3://{DEFAULT_BUCKET}; state in {state_dir()}")
+        print(
+            f"S3 (SeaweedFS) is up at {server.endpoint}, bucket s3://{DEFAULT_BUCKET}; state in {state_dir()}"
+        )
     elif command == "stop":
         print("S3 stopped" if stop() else "S3 was not running")
     elif command == "status":

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -85,25 +84,48 @@ def install_jars(quiet: bool = False) -> Path:
         return target
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise JarDownloadError("`mvn` is not on the PATH: install Maven (apt-get install maven) to fetch the Spark jars")
+        raise JarDownloadError(
+            "`mvn` is not on the PATH: install Maven (apt-get install maven) to fetch the Spark jars"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".jars-", dir=target.parent))
     try:
         if not quiet:
             print(f"resolving Delta Lake and S3A jars ({POM}) into {target} ...", flush=True)
         started = time.monotonic()
-        done = subprocess.run([mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-                               f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             output = done.stdout + done.stderr
-            missing = re.findall(r"([\w.\-]+:[\w.\-]+:(?:jar:)?[\w.\-]+)(?: \(absent\))? (?:was not found|could not be resolved|has not been downloaded)", output) \
-                or re.findall(r"Could not (?:resolve|find|transfer) artifact ([^\s]+)", output) \
-                or re.findall(r"Failed to collect dependencies at ([^\s:]+:[^\s:]+:[^\s:]+(?::[^\s:]+)?)", output)
+            missing = (
+                re.findall(
+                    r"([\w.\-]+:[\w.\-]+:(?:jar:)?[\w.\-]+)(?: \(absent\))? "
+                    r"(?:was not found|could not be resolved|has not been downloaded)",
+                    output,
+                )
+                or re.findall(r"Could not (?:resolve|find|transfer) artifact ([^\s]+)", output)
+                or re.findall(
+                    r"Failed to collect dependencies at ([^\s:]+:[^\s:]+:[^\s:]+(?::[^\s:]+)?)", output
+                )
+            )
             what = ", ".join(dict.fromkeys(missing)) or "see the Maven output below"
             tail = "\n".join(line for line in output.splitlines() if "ERROR" in line)[-2000:]
             raise JarDownloadError(f"could not download the Spark jars: {what}\n{tail}")
-        shipped = {_artifact_name(p.name) for p in (spark_home() / "jars").glob("*.jar")} | {"commons-logging"}
+        shipped = {_artifact_name(p.name) for p in (spark_home() / "jars").glob("*.jar")} | {
+            "commons-logging"
+        }
         for jar in staging.glob("*.jar"):
             if _artifact_name(jar.name) in shipped:
                 jar.unlink()
@@ -112,7 +134,10 @@ def install_jars(quiet: bool = False) -> Path:
             shutil.rmtree(target)
         staging.rename(target)
         if not quiet:
-            print(f"jars ready in {time.monotonic() - started:.1f} s: {', '.join(sorted(p.name for p in target.glob('*.jar')))}")
+            print(
+                f"jars ready in {time.monotonic() - started:.1f} s: "
+                + ", ".join(sorted(p.name for p in target.glob("*.jar")))
+            )
         return target
     finally:
         if staging.exists():
@@ -157,8 +182,15 @@ def _spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pop
     log_dir = state_dir() / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"{name}.out", "ab")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               env=env, start_new_session=True, cwd=state_dir())
+    process = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        cwd=state_dir(),
+    )
     (state_dir() / f"{name}.pid").write_text(str(process.pid))
     return process
 
@@ -166,9 +198,14 @@ def _spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pop
 def _wait_for_port(name: str, process: subprocess.Popen, port: int, deadline: float) -> None:
     while not _port_open(port):
         if process.poll() is not None:
-            raise RuntimeError(f"the Spark {name} exited with {process.returncode}; see {state_dir() / 'log' / (name + '.out')}")
+            raise RuntimeError(
+                f"the Spark {name} exited with {process.returncode}; "
+                f"see {state_dir() / 'log' / (name + '.out')}"
+            )
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the Spark {name} did not listen on port {port} in time; see {state_dir() / 'log'}")
+            raise RuntimeError(
+                f"the Spark {name} did not listen on port {port} in time; see {state_dir() / 'log'}"
+            )
         time.sleep(0.2)
 
 
@@ -205,7 +242,9 @@ def _properties(s3: local_s3.LocalS3, master: str, port: int, jars: Path) -> Pat
         "spark.hadoop.fs.s3a.endpoint.region": s3.region,
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": str(s3.endpoint.startswith("https://")).lower(),
-        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        ),
         "spark.hadoop.fs.s3a.access.key": s3.access_key,
         "spark.hadoop.fs.s3a.secret.key": s3.secret_key,
         "spark.hadoop.fs.s3a.attempts.maximum": "3",
@@ -229,49 +268,105 @@ def start(port: int | None = None, timeout: float = 180.0, quiet: bool = True) -
     stop()  # whatever is left of a half-started cluster
     s3 = local_s3.current()
     if s3 is None:
-        raise RuntimeError("the embedded S3 is not running: start it first (make up, or python -m infra.local_s3 start)")
+        raise RuntimeError(
+            "the embedded S3 is not running: start it first (make up, or python -m infra.local_s3 start)"
+        )
     jars = install_jars(quiet=quiet)
     home = spark_home()
     directory = state_dir()
     (directory / "work").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
-           "SPARK_LOG_DIR": str(directory / "log"), "SPARK_CONF_DIR": str(directory / "conf"),
-           "PYSPARK_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(home),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_DAEMON_MEMORY": DAEMON_MEMORY,
+        "SPARK_LOG_DIR": str(directory / "log"),
+        "SPARK_CONF_DIR": str(directory / "conf"),
+        "PYSPARK_PYTHON": sys.executable,
+    }
     for key in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "PYSPARK_SUBMIT_ARGS"):
         env.pop(key, None)
     (directory / "conf").mkdir(exist_ok=True)
     spark_class, spark_submit = str(home / "bin" / "spark-class"), str(home / "bin" / "spark-submit")
-    master_port, connect_port = _free_port(), port or int(os.environ.get("LAKEHOUSE_SPARK_CONNECT_PORT", "0")) or (
-        DEFAULT_CONNECT_PORT if not _port_open(DEFAULT_CONNECT_PORT) else _free_port())
+    master_port, connect_port = (
+        _free_port(),
+        port
+        or int(os.environ.get("LAKEHOUSE_SPARK_CONNECT_PORT", "0"))
+        or (DEFAULT_CONNECT_PORT if not _port_open(DEFAULT_CONNECT_PORT) else _free_port()),
+    )
     master_url = f"spark://127.0.0.1:{master_port}"
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     try:
-        master = _spawn("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                   "--port", str(master_port), "--webui-port", str(_free_port())], env)
-        worker = _spawn("worker", [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                                   "--port", str(_free_port()), "--webui-port", str(_free_port()),
-                                   "--cores", str(WORKER_CORES), "--memory", WORKER_MEMORY,
-                                   "--work-dir", str(directory / "work"), master_url], env)
+        master = _spawn(
+            "master",
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(master_port),
+                "--webui-port",
+                str(_free_port()),
+            ],
+            env,
+        )
+        worker = _spawn(
+            "worker",
+            [
+                spark_class,
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(_free_port()),
+                "--webui-port",
+                str(_free_port()),
+                "--cores",
+                str(WORKER_CORES),
+                "--memory",
+                WORKER_MEMORY,
+                "--work-dir",
+                str(directory / "work"),
+                master_url,
+            ],
+            env,
+        )
         _wait_for_port("master", master, master_port, deadline)
         properties = _properties(s3, master_url, connect_port, jars)
-        connect = _spawn("connect", [spark_submit, "--properties-file", str(properties),
-                                     "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-                                     "--name", "lakehouse Spark Connect", "spark-internal"], env)
+        connect = _spawn(
+            "connect",
+            [
+                spark_submit,
+                "--properties-file",
+                str(properties),
+                "--class",
+                "org.apache.spark.sql.connect.service.SparkConnectServer",
+                "--name",
+                "lakehouse Spark Connect",
+                "spark-internal",
+            ],
+            env,
+        )
         (directory / "connect.port").write_text(str(connect_port))
         (directory / "master.url").write_text(master_url)
         _wait_for_port("connect", connect, connect_port, deadline)
         time.sleep(1.0)  # a server that lost the port to another one exits: the port is not ours then
         if connect.poll() is not None:
-            raise RuntimeError(f"the Spark Connect server exited (port {connect_port} taken?); see {directory / 'log'}")
+            raise RuntimeError(
+                f"the Spark Connect server exited (port {connect_port} taken?); see {directory / 'log'}"
+            )
         if worker.poll() is not None:
             raise RuntimeError(f"the Spark worker exited; see {directory / 'log' / 'worker.out'}")
     except BaseException:
         stop()
         raise
     if not quiet:
-        print(f"Spark cluster up in {time.monotonic() - started:.1f} s: master {master_url}, "
-              f"Spark Connect sc://127.0.0.1:{connect_port}")
+        print(
+            f"Spark cluster up in {time.monotonic() - started:.1f} s: master {master_url}, "
+            f"Spark Connect sc://127.0.0.1:{connect_port}"
+        )
     return f"sc://127.0.0.1:{connect_port}"
 
 
@@ -310,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Spark cluster stopped" if stop() else "Spark cluster was not running")
     elif command == "status":
         running = url()
-        print(f"Spark cluster running: {pids()}, Spark Connect at {running}" if running else "Spark cluster not running")
+        print(
+            f"Spark cluster running: {pids()}, Spark Connect at {running}"
+            if running
+            else "Spark cluster not running"
+        )
         return 0 if running else 1
     elif command == "url":
         running = url()
