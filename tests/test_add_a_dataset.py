@@ -34,9 +34,15 @@ NEW_MODULE = textwrap.dedent("""
 
 
     SESSIONS_PER_REGION = Dataset(
-        name="sessions_per_region", domain="events", layer="curated", owner="team:analytics",
-        description="Distinct sessions per region and day.", upstream=("processed/events/events",),
-        transform=sessions_per_region, primary_key=("dt", "region"), region_column="region",
+        name="sessions_per_region",
+        domain="events",
+        layer="curated",
+        owner="team:analytics",
+        description="Distinct sessions per region and day.",
+        upstream=("processed/events/events",),
+        transform=sessions_per_region,
+        primary_key=("dt", "region"),
+        region_column="region",
         retention_days=1095,
     )
     DATASETS = [SESSIONS_PER_REGION]
