@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
-from deltalake import DeltaTable
 
 from lakehouse import landing
 from lakehouse.datasets import Dataset
 from lakehouse.lake import Lake
+from lakehouse.maintenance import TableMaintenance
 from orchestration.resources import LakeResource
 
 HEADER = ("asset", "partition", "version", "rows", "landing", "action", "estimated rows", "downstream")
@@ -42,10 +42,8 @@ class PlannedStep:
 
 
 def _version(lake: Lake, path: str) -> int | None:
-    uri, options = lake.uri(path), lake.config.storage_options
-    return (
-        DeltaTable(uri, storage_options=options).version() if DeltaTable.is_deltatable(uri, options) else None
-    )
+    table = TableMaintenance(lake.uri(path), lake.config.storage_options)
+    return table.version() if table.exists() else None
 
 
 def _expired(lake: Lake, day: dt.date) -> bool:

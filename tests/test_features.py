@@ -35,6 +35,11 @@ BALANCES = (
     "opening_balance decimal(18,2), debits decimal(18,2), credits decimal(18,2), net decimal(18,2), "
     "closing_balance decimal(18,2), min_running_balance decimal(18,2), transaction_count bigint"
 )
+# one account's balances of D1: written, erased, then written again
+ACC_X_BALANCE_D1 = (
+    D1, "acc-x", "EUR", "eu-west-1", "t", Decimal(0), Decimal("1.00"), Decimal("3.00"), Decimal("2.00"),
+    Decimal("2.00"), Decimal("-1.00"), 2,
+)  # fmt: skip
 
 
 def write(spark, config: LakehouseConfig, table: str, ddl: str, rows: list[tuple], days: list[dt.date]):
@@ -161,22 +166,7 @@ def test_point_in_time_training_set_keeps_every_row(store, lake, spark):
         lake,
         "finance/account_daily_balances",
         BALANCES,
-        [
-            (
-                D1,
-                "acc-x",
-                "EUR",
-                "eu-west-1",
-                "t",
-                Decimal(0),
-                Decimal("1.00"),
-                Decimal("3.00"),
-                Decimal("2.00"),
-                Decimal("2.00"),
-                Decimal("-1.00"),
-                2,
-            )
-        ],
+        [ACC_X_BALANCE_D1],
         [D1],
     )
     write(spark, lake, "commerce/customer_order_stats", STATS, [stats(D1, "tok-a", 1, "10.00")], [D1])
@@ -299,22 +289,7 @@ def test_erasure_api_deletes_an_entity_from_every_view(store, lake, spark):
         lake,
         "finance/account_daily_balances",
         BALANCES,
-        [
-            (
-                D1,
-                "acc-x",
-                "EUR",
-                "eu-west-1",
-                "t",
-                Decimal(0),
-                Decimal("1.00"),
-                Decimal("3.00"),
-                Decimal("2.00"),
-                Decimal("2.00"),
-                Decimal("-1.00"),
-                2,
-            )
-        ],
+        [ACC_X_BALANCE_D1],
         [D1],
     )
     assert features.erase_subject_online(
