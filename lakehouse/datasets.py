@@ -19,7 +19,8 @@ from lakehouse.delta import SchemaPolicy
 from lakehouse.schemas import Compatibility
 
 LAYERS = ("raw", "processed", "curated")
-QUARANTINE_REASON = "quarantine_reason"
+QUARANTINE_REASON = "quarantine_reason"  # the first rule a row breaks (null: accepted)
+QUARANTINE_REASONS = "quarantine_reasons"  # every rule it breaks, in the rules' order
 ENVELOPE_VERSION = "version"  # the column of a landing envelope's version ("1.0"), see `envelope_versions`
 JSON_PATH = re.compile(r"^\$(\.[A-Za-z_][A-Za-z0-9_]*)+$")  # $.key.key...: what erasure can follow in a line
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from transforms.common import first_reason
+from transforms.common import rule_reasons
 
 RUN_STATUSES = ("success", "error", "timeout")
 TOOL_STATUSES = ("success", "error", "timeout")
@@ -64,7 +64,7 @@ def parse_tenant_budgets(raw: DataFrame) -> DataFrame:
     amount = _decimal("amount", MONEY)
     warning, critical = _decimal("warning_threshold", THRESHOLD), _decimal("critical_threshold", THRESHOLD)
     period = _field("period")
-    reason = first_reason(
+    reasons = rule_reasons(
         (F.col("_json").isNull(), "malformed_json"),
         *_missing("tenant_id", "period", "amount"),
         (~period.rlike(r"^[0-9]{4}-(0[1-9]|1[0-2])$"), "invalid_period"),
@@ -84,7 +84,7 @@ def parse_tenant_budgets(raw: DataFrame) -> DataFrame:
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        reason.alias("quarantine_reason"),
+        *reasons,
     )
 
 
@@ -103,7 +103,7 @@ def parse_agent_runs(agent_runs: DataFrame, tenant_budgets: DataFrame) -> DataFr
     tokens_in, tokens_out = _try_cast("tokens_in", "bigint"), _try_cast("tokens_out", "bigint")
     latency, cost = _try_cast("latency_ms", "bigint"), _decimal("cost_usd", COST)
     started_at = _timestamp("started_at")
-    reason = first_reason(
+    reasons = rule_reasons(
         (F.col("_json").isNull(), "malformed_json"),
         *_missing("run_id", "tenant_id"),
         (F.col("_budget_tenant").isNull(), "unknown_tenant"),
@@ -131,7 +131,7 @@ def parse_agent_runs(agent_runs: DataFrame, tenant_budgets: DataFrame) -> DataFr
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        reason.alias("quarantine_reason"),
+        *reasons,
     )
 
 
@@ -148,7 +148,7 @@ def parse_tool_calls(tool_calls: DataFrame, agent_runs: DataFrame) -> DataFrame:
         runs, (F.col("dt") == F.col("_run_dt")) & (_field("run_id") == F.col("_run_id")), "left"
     )
     latency = _try_cast("latency_ms", "bigint")
-    reason = first_reason(
+    reasons = rule_reasons(
         (F.col("_json").isNull(), "malformed_json"),
         *_missing("call_id", "run_id"),
         (F.col("_run_id").isNull(), "unknown_run"),
@@ -171,7 +171,7 @@ def parse_tool_calls(tool_calls: DataFrame, agent_runs: DataFrame) -> DataFrame:
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        reason.alias("quarantine_reason"),
+        *reasons,
     )
 
 

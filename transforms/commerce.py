@@ -82,7 +82,7 @@ def _timestamp(column: str) -> Column:
 def parse_users(raw: DataFrame) -> DataFrame:
     """Typed users of the day's snapshot plus `quarantine_reason`; `_line` keeps the line for quarantine."""
     users = _fields(raw, USER_FIELDS).withColumn("_created_at", _timestamp("created_at"))
-    reason = common.first_reason(
+    reasons = common.rule_reasons(
         *_structure_rules(USER_REQUIRED),
         (~F.col("status").isin(*USER_STATUSES), "invalid_status"),
         (F.col("_created_at").isNull(), "invalid_timestamp"),
@@ -99,7 +99,7 @@ def parse_users(raw: DataFrame) -> DataFrame:
         "tenant_id",
         *LINE,
         F.col("line").alias("_line"),
-        reason.alias(common.QUARANTINE_REASON),
+        *reasons,
     )
 
 
@@ -119,7 +119,7 @@ def parse_orders(orders: DataFrame, users: DataFrame) -> DataFrame:
         .withColumn("_created_at", _timestamp("created_at"))
         .join(known, ["dt", "user_id"], "left")
     )
-    reason = common.first_reason(
+    reasons = common.rule_reasons(
         *_structure_rules(ORDER_REQUIRED),
         (F.col("_amount").isNull(), "invalid_type:total_amount"),
         ((F.col("_amount") <= 0) | (F.col("_amount") > MAX_ORDER_AMOUNT), "invalid_amount"),
@@ -140,7 +140,7 @@ def parse_orders(orders: DataFrame, users: DataFrame) -> DataFrame:
         "tenant_id",
         *LINE,
         F.col("line").alias("_line"),
-        reason.alias(common.QUARANTINE_REASON),
+        *reasons,
     )
 
 
@@ -163,7 +163,7 @@ def parse_order_items(order_items: DataFrame, orders: DataFrame) -> DataFrame:
         .withColumn("_price", _decimal("price"))
         .join(known, ["dt", "order_id"], "left")
     )
-    reason = common.first_reason(
+    reasons = common.rule_reasons(
         *_structure_rules(ITEM_REQUIRED),
         (F.col("_quantity").isNull(), "invalid_type:quantity"),
         (F.col("_price").isNull(), "invalid_type:price"),
@@ -182,7 +182,7 @@ def parse_order_items(order_items: DataFrame, orders: DataFrame) -> DataFrame:
         F.col("_region").alias("region"),
         *LINE,
         F.col("line").alias("_line"),
-        reason.alias(common.QUARANTINE_REASON),
+        *reasons,
     )
 
 

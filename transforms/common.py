@@ -11,9 +11,12 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.datasets import ENVELOPE_VERSION, QUARANTINE_REASON, Dataset, Protection
+from lakehouse.datasets import ENVELOPE_VERSION, QUARANTINE_REASON, QUARANTINE_REASONS, Dataset, Protection
 
 LINE_ORDER = ("source_file", "line_number")
+REASONS_DDL = "array<string>"  # the quarantine's `reasons` text, parsed (Sail's Delta writer refuses lists)
+# A row that cannot be read carries this reason alone: every other rule would only echo it.
+UNREADABLE = "malformed_json"
 
 
 def raw_lines(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFrame:
@@ -35,6 +38,7 @@ def refused_lines(refused: DataFrame, run_id: str, quarantined_at: dt.datetime) 
         "source_file",
         "line_number",
         "reason",
+        F.to_json(F.array("reason")).alias("reasons"),
         "record",
         F.lit(run_id).alias("run_id"),
         F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"),
@@ -42,21 +46,61 @@ def refused_lines(refused: DataFrame, run_id: str, quarantined_at: dt.datetime) 
 
 
 def first_reason(*rules: tuple[Column, str]) -> Column:
-    """The name of the first rule whose condition holds, or null: the value of `quarantine_reason`."""
+    """The name of the first rule whose condition holds, or null."""
     return F.coalesce(
         *[F.when(condition, F.lit(name)) for condition, name in rules], F.lit(None).cast("string")
     )
 
 
+def rule_reasons(*rules: tuple[Column, str]) -> list[Column]:
+    """The row's `quarantine_reason` (the first rule it breaks; null: accepted) and `quarantine_reasons`
+    (every rule it breaks, in the rules' order; empty: accepted), to select next to the typed columns."""
+    every = F.filter(
+        F.array(*[F.when(condition, F.lit(name)) for condition, name in rules]), lambda name: name.isNotNull()
+    )
+    every = F.when(F.array_contains(every, UNREADABLE), F.array(F.lit(UNREADABLE))).otherwise(every)
+    return [first_reason(*rules).alias(QUARANTINE_REASON), every.cast(REASONS_DDL).alias(QUARANTINE_REASONS)]
+
+
+def _no_reasons() -> Column:
+    return F.array().cast(REASONS_DDL)
+
+
+def _current_reasons(df: DataFrame) -> tuple[Column, Column]:
+    """The row's first reason and every reason so far (a transform may give the first one only)."""
+    first = F.col(QUARANTINE_REASON) if QUARANTINE_REASON in df.columns else F.lit(None).cast("string")
+    every = (
+        F.col(QUARANTINE_REASONS)
+        if QUARANTINE_REASONS in df.columns
+        else F.when(first.isNotNull(), F.array(first)).otherwise(_no_reasons())
+    )
+    return first, every
+
+
+def _add_reason(df: DataFrame, reason: Column, leading: bool) -> DataFrame:
+    """Mark rows with `reason` (null: the rule holds) in both reason columns, ahead of or after the earlier
+    reasons; a row that cannot be read keeps its one reason."""
+    first, every = _current_reasons(df)
+    reason = F.when(~F.array_contains(every, UNREADABLE), reason)
+    added = F.when(reason.isNotNull(), F.array(reason)).otherwise(_no_reasons())
+    return df.withColumns(
+        {
+            QUARANTINE_REASON: F.coalesce(reason, first) if leading else F.coalesce(first, reason),
+            QUARANTINE_REASONS: (F.concat(added, every) if leading else F.concat(every, added)).cast(
+                REASONS_DDL
+            ),
+        }
+    )
+
+
 def require_region(df: DataFrame, region_column: str, allowed: Iterable[str]) -> DataFrame:
-    """Mark rows whose region is not allowed for the dataset (keeping an earlier reason)."""
+    """Mark rows whose region is not allowed for the dataset (after their earlier reasons)."""
     allowed = list(allowed)
     reason = F.when(
         F.col(region_column).isNull() | ~F.col(region_column).isin(*allowed),
         F.concat(F.lit("region_not_allowed:"), F.coalesce(F.col(region_column), F.lit("null"))),
     )
-    current = F.col(QUARANTINE_REASON) if QUARANTINE_REASON in df.columns else F.lit(None).cast("string")
-    return df.withColumn(QUARANTINE_REASON, F.coalesce(current, reason))
+    return _add_reason(df, reason, leading=False)
 
 
 def require_version(df: DataFrame, known_majors: Iterable[str]) -> DataFrame:
@@ -67,8 +111,7 @@ def require_version(df: DataFrame, known_majors: Iterable[str]) -> DataFrame:
         version.isNotNull() & ~F.substring_index(F.trim(version), ".", 1).isin(*known_majors),
         F.concat(F.lit("unknown_version:"), F.substring(version, 1, 40)),
     )
-    current = F.col(QUARANTINE_REASON) if QUARANTINE_REASON in df.columns else F.lit(None).cast("string")
-    return df.withColumn(QUARANTINE_REASON, F.coalesce(reason, current))
+    return _add_reason(df, reason, leading=True)
 
 
 def derive(dataset: Dataset, inputs: Mapping[str, DataFrame]) -> DataFrame:
@@ -96,21 +139,24 @@ def accepted_rows(df: DataFrame) -> DataFrame:
     """Rows without a reason, without the reason and the `_`-prefixed quarantine-only columns."""
     if QUARANTINE_REASON not in df.columns:
         return df
-    keep = [c for c in df.columns if c != QUARANTINE_REASON and not c.startswith("_")]
+    reasons = (QUARANTINE_REASON, QUARANTINE_REASONS)
+    keep = [c for c in df.columns if c not in reasons and not c.startswith("_")]
     return df.where(F.col(QUARANTINE_REASON).isNull()).select(*keep)
 
 
 def quarantine_records(df: DataFrame, run_id: str, quarantined_at: dt.datetime) -> DataFrame:
-    """Rejected rows in the one quarantine schema every dataset shares; the whole row kept as JSON."""
-    if QUARANTINE_REASON not in df.columns:
-        df = df.withColumn(QUARANTINE_REASON, F.lit(None).cast("string"))
-    payload = [c for c in df.columns if c not in ("dt", QUARANTINE_REASON)]
+    """Rejected rows in the one quarantine schema every dataset shares: the first reason, every reason (a
+    JSON array: Delta tables here hold no nested types, see REASONS_DDL), the whole row kept as JSON."""
+    first, every = _current_reasons(df)
+    df = df.withColumns({QUARANTINE_REASON: first, QUARANTINE_REASONS: every})
+    payload = [c for c in df.columns if c not in ("dt", QUARANTINE_REASON, QUARANTINE_REASONS)]
     optional = {name: (F.col(name) if name in df.columns else F.lit(None)) for name in LINE_ORDER}
     return df.where(F.col(QUARANTINE_REASON).isNotNull()).select(
         "dt",
         optional["source_file"].cast("string").alias("source_file"),
         optional["line_number"].cast("int").alias("line_number"),
         F.col(QUARANTINE_REASON).alias("reason"),
+        F.to_json(F.col(QUARANTINE_REASONS)).alias("reasons"),
         F.to_json(F.struct(*[F.col(c).alias(c.lstrip("_")) for c in payload])).alias("record"),
         F.lit(run_id).alias("run_id"),
         F.lit(quarantined_at).cast("timestamp").alias("quarantined_at"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from transforms import common
+
 EVENT_TYPES = (
     "user.registered",
     "order.created",
@@ -36,19 +38,15 @@ ENVELOPE = {  # processed column: envelope field
 }
 
 
-def _reason(envelope: Column, timestamp: Column) -> Column:
-    """The first rule a line breaks, or null for a valid event."""
-    missing = [
-        F.when(envelope.getItem(name).isNull(), F.lit(f"missing_required_field:{name}"))
-        for name in REQUIRED_FIELDS
+def _rules(envelope: Column, timestamp: Column) -> list[tuple[Column, str]]:
+    """The rules a valid event keeps, in the order its reasons are listed."""
+    return [
+        (envelope.isNull(), "malformed_json"),
+        *[(envelope.getItem(name).isNull(), f"missing_required_field:{name}") for name in REQUIRED_FIELDS],
+        (~envelope.getItem("eventId").rlike(UUID_PATTERN), "invalid_event_id"),
+        (~envelope.getItem("eventType").isin(*EVENT_TYPES), "unknown_event_type"),
+        (timestamp.isNull(), "invalid_timestamp"),
     ]
-    return F.coalesce(
-        F.when(envelope.isNull(), F.lit("malformed_json")),
-        *missing,
-        F.when(~envelope.getItem("eventId").rlike(UUID_PATTERN), F.lit("invalid_event_id")),
-        F.when(~envelope.getItem("eventType").isin(*EVENT_TYPES), F.lit("unknown_event_type")),
-        F.when(timestamp.isNull(), F.lit("invalid_timestamp")),
-    )
 
 
 def _without(json_text: Column, fields: tuple[str, ...]) -> Column:
@@ -84,7 +82,7 @@ def parse_events(raw: DataFrame) -> DataFrame:
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        _reason(F.col("envelope"), timestamp).alias("quarantine_reason"),
+        *common.rule_reasons(*_rules(F.col("envelope"), timestamp)),
     )
 
 

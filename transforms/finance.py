@@ -50,7 +50,7 @@ def parse_accounts(raw: DataFrame) -> DataFrame:
     """Typed accounts-snapshot rows plus `quarantine_reason`; `_line` keeps the line for quarantine."""
     f = F.col("f")
     opened_at = F.expr("try_to_timestamp(f['opened_at'])")
-    reason = common.first_reason(
+    reasons = common.rule_reasons(
         (f.isNull(), "malformed_json"),
         *_missing(ACCOUNT_REQUIRED),
         (~f.getItem("account_id").rlike(UUID_PATTERN), "invalid_account_id"),
@@ -65,7 +65,7 @@ def parse_accounts(raw: DataFrame) -> DataFrame:
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        reason.alias("quarantine_reason"),
+        *reasons,
     )
 
 
@@ -99,7 +99,7 @@ def processed_transactions(
     )
     lines = _fields(transactions).withColumn("account_id", f.getItem("account_id"))
     joined = lines.join(owners, on=["dt", "account_id"], how="left")
-    reason = common.first_reason(
+    reasons = common.rule_reasons(
         (f.isNull(), "malformed_json"),
         *_missing(TRANSACTION_REQUIRED),
         (~f.getItem("id").rlike(UUID_PATTERN), "invalid_transaction_id"),
@@ -130,7 +130,7 @@ def processed_transactions(
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        reason.alias("quarantine_reason"),
+        *reasons,
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.common import first_reason
+from transforms.common import first_reason, rule_reasons
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # kind: ((physical low, physical high), (normal band low, normal band high)) — the sensor data sheet.
@@ -86,11 +86,11 @@ def parse_devices(raw: DataFrame) -> DataFrame:
         "source_file",
         "line_number",
         "_line",
-        first_reason(
+        *rule_reasons(
             *_device_id_rules(F.col("_envelope"), F.col("_device_id")),
             (~F.coalesce(F.col("_kind").isin(*SENSOR_KINDS), F.lit(False)), "unknown_kind"),
             (installed_at.isNull(), "unparseable_installed_at"),
-        ).alias("quarantine_reason"),
+        ),
     )
 
 
@@ -122,14 +122,14 @@ def parse_readings(readings: DataFrame, devices: DataFrame) -> DataFrame:
         "source_file",
         "line_number",
         "_line",
-        first_reason(
+        *rule_reasons(
             *_device_id_rules(F.col("_envelope"), F.col("_device_id")),
             (timestamp.isNull(), "unparseable_timestamp"),
             (value.isNull() | F.isnan(value) | value.isin(float("inf"), float("-inf")), "value_not_a_number"),
             (low.isNull(), "unknown_kind"),
             ((value < low) | (value > high), "value_out_of_range"),
             (F.col("_registered").isNull(), "unknown_device"),
-        ).alias("quarantine_reason"),
+        ),
     )
 
 
