@@ -321,6 +321,13 @@ def staging_folder(config: LakehouseConfig, dataset_path: str) -> Iterator[str]:
         storage.delete_dir(config, folder)
 
 
+def review_folder(config: LakehouseConfig, dataset_path: str, run_id: str) -> str:
+    """Where a step whose blocking checks failed keeps the partitions it did not publish (Parquet of the
+    accepted and the quarantined rows), for review; no table reads it."""
+    layer, domain, name = dataset_path.split("/")
+    return f"{config.root}/_review/{layer}/{domain}/{name}/{run_id}"
+
+
 @dataclass
 class Staged:
     """Where a raw step's input waits for the engine: the lines kept as text and the refused ones."""

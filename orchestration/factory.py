@@ -1,9 +1,10 @@
 """Turns dataset declarations into Dagster assets: the mechanics every domain shares, written once."""
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -12,7 +13,7 @@ from pyspark.sql import types as T
 
 from lakehouse import audit, catalog, landing, openlineage, schemas
 from lakehouse.datasets import QUARANTINE_REASON, Dataset
-from lakehouse.delta import WriteResult
+from lakehouse.delta import SchemaPolicy, WriteResult
 from orchestration import lineage
 from orchestration.resources import LakeResource
 from quality import gate, metrics
@@ -224,7 +225,7 @@ def _ingest(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
         rejected = common.refused_lines(refusals, context.run.run_id, now)
         schemas.require_compatible(lake.config, dataset, raw.schema)  # before any write
         result = lake.write(dataset.path, raw, build, dataset.schema_policy)
-        held = lake.write(dataset.quarantine_path, rejected, build)
+        held = lake.write(dataset.quarantine_path, rejected, build, SchemaPolicy.ADDITIVE)
     if held.row_count:
         context.log.warning(
             f"{held.row_count} landing lines or files of {dataset.landing} refused (not text, too "
@@ -288,6 +289,65 @@ def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
         raise ValueError(f"{dataset.path} declares columns its transform does not produce: {missing}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Staged:
+    """A derived step's output staged as Parquet: what it would publish, before anything is committed."""
+
+    accepted: DataFrame  # the dataset's rows exactly as they would be written: de-duplicated, protected
+    published: dict[dt.date, int]  # accepted rows per partition
+    rejected: DataFrame | None  # quarantine records, when the dataset has a quarantine
+    held: metrics.Quarantined | None
+    duplicates: dict[dt.date, int]
+
+
+def _staged(lake: LakeResource, df: DataFrame, folder: str) -> DataFrame:
+    """`df` computed once into Parquet under `folder`, read back (Spark Connect has no persist on Sail)."""
+    df.write.parquet(lake.engine_path(folder))
+    return lake.spark.read.schema(df.schema).parquet(lake.engine_path(folder))
+
+
+def _rows_per_day(df: DataFrame) -> dict[dt.date, int]:
+    return {row["dt"]: row["count"] for row in df.groupBy("dt").count().collect()}
+
+
+def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, folder: str) -> Staged:
+    """Split the transform's output into the rows to publish and the quarantine records, staged."""
+    if dataset.has_quarantine or dataset.deduplicate_on:
+        # The output feeds the accepted rows, the quarantine and counts: computed once.
+        if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns):
+            # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
+            reason = F.col(QUARANTINE_REASON)
+            output = output.withColumns(
+                {c: F.when(reason.isNotNull(), F.col(c)) for c in output.columns if c.startswith("_")}
+            )
+        output = _staged(lake, output, f"{folder}/output")
+    accepted = common.accepted_rows(output)
+    before = _rows_per_day(accepted) if dataset.deduplicate_on else {}
+    if dataset.deduplicate_on:
+        accepted = common.deduplicate(accepted, dataset.deduplicate_on)
+    _check_declared_columns(dataset, accepted)
+    if dataset.personal_data:
+        accepted = common.protect(accepted, dataset.personal_data, lake.config.token_key())
+    accepted = _staged(lake, accepted, f"{folder}/accepted")
+    published = _rows_per_day(accepted)
+    rejected, held = None, None
+    if dataset.has_quarantine:
+        records = common.quarantine_records(output, run_id, dt.datetime.now(dt.UTC))
+        rejected = _staged(lake, records, f"{folder}/quarantine")
+        held = metrics.count_quarantined(rejected)
+    duplicates = {day: n - published.get(day, 0) for day, n in before.items()}
+    return Staged(accepted, published, rejected, held, duplicates)
+
+
+def keep_for_review(lake: LakeResource, dataset: Dataset, run_id: str, staged: Staged) -> str:
+    """Copy the staged rows a failed gate refused to publish where an operator can read them."""
+    review = landing.review_folder(lake.config, dataset.path, run_id)
+    staged.accepted.write.mode("overwrite").parquet(lake.engine_path(f"{review}/accepted"))
+    if staged.rejected is not None:
+        staged.rejected.write.mode("overwrite").parquet(lake.engine_path(f"{review}/quarantine"))
+    return review
+
+
 def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dataset, days: list[dt.date]):
     reads = {path: lake.read(path, days) for path in dataset.upstream}
     primary, (_, primary_version) = dataset.upstream[0], reads[dataset.upstream[0]]
@@ -306,50 +366,91 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     if QUARANTINE_REASON in output.columns and not dataset.has_quarantine:
         raise ValueError(f"{dataset.path} produces {QUARANTINE_REASON} but declares no quarantine")
     upstream_schemas = {path: rows.schema for path, (rows, _) in reads.items()}
-    held, duplicates = None, {}
-    if not (dataset.has_quarantine or dataset.deduplicate_on):
-        written, schema, metadata = _write(lake, dataset, output, days)
-        outputs = [(dataset.path, written, schema)]
-        results = [(dataset.key_path, metadata)]
-    else:
-        # The output feeds several writes and counts: compute it once (Spark Connect has no persist on Sail).
-        with landing.staging_folder(lake.config, dataset.path) as folder:
-            # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
-            (
-                output.withColumns(
-                    {
-                        c: F.when(F.col(QUARANTINE_REASON).isNotNull(), F.col(c))
-                        for c in output.columns
-                        if c.startswith("_")
-                    }
-                )
-                if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns)
-                else output
-            ).write.parquet(lake.engine_path(folder))
-            output = lake.spark.read.schema(output.schema).parquet(lake.engine_path(folder))
-            accepted = common.accepted_rows(output)
-            outputs, results = [], []
-            if dataset.has_quarantine:
-                rejected = common.quarantine_records(output, context.run.run_id, dt.datetime.now(dt.UTC))
-                held = lake.write(dataset.quarantine_path, rejected, days)
-                outputs.append((dataset.quarantine_path, held, rejected.schema))
-                results.append((dataset.quarantine_path.split("/"), write_metadata(held, rejected.schema)))
-            before = (
-                {row["dt"]: row["count"] for row in accepted.groupBy("dt").count().collect()}
-                if dataset.deduplicate_on
-                else {}
+    run_id = context.run.run_id
+    with audited(lake, dataset, days, output, run_id, upstream) as (staged, quality):
+        if quality.blocking:
+            review = keep_for_review(lake, dataset, run_id, staged)
+            yield from gate.under_review(quality, review)
+            raise dg.Failure(
+                description=f"{dataset.path}: blocking checks failed: {', '.join(quality.blocking)}. "
+                "Nothing was published: the dataset, its quarantine and its metrics keep their versions. "
+                f"The rows of {', '.join(d.isoformat() for d in days)} wait for review at {review}",
+                metadata={
+                    "failed_checks": quality.blocking,
+                    "review_location": dg.MetadataValue.path(review),
+                },
             )
-            if dataset.deduplicate_on:
-                accepted = common.deduplicate(accepted, dataset.deduplicate_on)
-            written, schema, metadata = _write(lake, dataset, accepted, days)
-        if held is not None:
-            metadata["quarantined_rows"] = held.row_count
-        if dataset.deduplicate_on:
-            duplicates = {day: n - written.rows_per_partition.get(day, 0) for day, n in before.items()}
-            metadata["duplicates_removed"] = sum(duplicates.values())
-        outputs.insert(0, (dataset.path, written, schema))
-        results.insert(0, (dataset.key_path, metadata))
-    quality = gate.evaluate(lake, dataset, days, written, context.run.run_id, held, duplicates, upstream)
+        published = publish(lake, dataset, days, staged, quality, run_id, upstream, upstream_schemas)
+    for key, metadata in published.results:
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    yield from quality.results
+    return published.reported
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """What a step committed: each table's materialization metadata, and its lineage for OpenLineage."""
+
+    results: list[tuple[list[str], dict]]  # (asset key, metadata): the dataset first, the metrics last
+    reported: tuple[list, list]
+    written: WriteResult  # the dataset's partitions
+    held: WriteResult | None  # the quarantine's
+
+
+@contextlib.contextmanager
+def audited(
+    lake: LakeResource,
+    dataset: Dataset,
+    days: list[dt.date],
+    output: DataFrame,
+    run_id: str,
+    upstream: list[tuple[str, int]],
+) -> Iterator[tuple[Staged, gate.Outcome]]:
+    """Write and audit: the output staged as Parquet (for the block's duration) and the gate's outcome on
+    exactly the staged rows. Nothing is committed; the caller publishes or keeps the rows for review."""
+    with landing.staging_folder(lake.config, dataset.path) as folder:
+        staged = stage(lake, dataset, output, run_id, folder)
+        quality = gate.evaluate(
+            lake,
+            dataset,
+            days,
+            staged.accepted,
+            staged.published,
+            run_id,
+            staged.held,
+            staged.duplicates,
+            upstream,
+        )
+        yield staged, quality
+
+
+def publish(
+    lake: LakeResource,
+    dataset: Dataset,
+    days: list[dt.date],
+    staged: Staged,
+    quality: gate.Outcome,
+    run_id: str,
+    upstream: list[tuple[str, int]],
+    upstream_schemas: dict[str, T.StructType],
+) -> Published:
+    """Commit audited rows: the dataset, then its quarantine, then its metrics; record them in the catalog."""
+    schema = staged.accepted.schema
+    written = lake.write(dataset.path, staged.accepted, days, dataset.schema_policy)
+    outputs = [(dataset.path, written, schema)]
+    results = [(dataset.key_path, write_metadata(written, schema, dataset))]
+    held = None
+    if staged.rejected is not None:
+        held = lake.write(dataset.quarantine_path, staged.rejected, days, SchemaPolicy.ADDITIVE)
+        outputs.append((dataset.quarantine_path, held, staged.rejected.schema))
+        results.append((dataset.quarantine_path.split("/"), write_metadata(held, staged.rejected.schema)))
+        results[0][1]["quarantined_rows"] = held.row_count
+    if dataset.deduplicate_on:
+        results[0][1]["duplicates_removed"] = sum(staged.duplicates.values())
+    metrics_written, metrics_schema = gate.publish_metrics(lake, dataset, days, quality)
+    results.append(
+        (metrics.metrics_path(dataset).split("/"), write_metadata(metrics_written, metrics_schema))
+    )
     results[0][1].update(
         {
             "quality_status": quality.status,
@@ -365,7 +466,7 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
     results[0][1]["dagster/column_schema"] = column_schema(schema, dataset, descriptions)
     reported = lineage.record(
         lake,
-        context.run.run_id,
+        run_id,
         dataset,
         days,
         [
@@ -388,24 +489,7 @@ def _derive(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Data
             for path, result, table_schema in outputs
         ],
     )
-    for key, metadata in results:
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-    assert quality.written is not None and quality.written_schema is not None  # the gate wrote its metrics
-    yield dg.MaterializeResult(
-        asset_key=metrics.metrics_path(dataset).split("/"),
-        metadata=write_metadata(quality.written, quality.written_schema),
-    )
-    yield from quality.results  # after the materializations: a failed blocking check then stops downstream
-    return reported
-
-
-def _write(lake: LakeResource, dataset: Dataset, rows: DataFrame, days: list[dt.date]):
-    """Check the declared columns, protect personal data, write the partitions."""
-    _check_declared_columns(dataset, rows)
-    if dataset.personal_data:
-        rows = common.protect(rows, dataset.personal_data, lake.config.token_key())
-    written = lake.write(dataset.path, rows, days, dataset.schema_policy)
-    return written, rows.schema, write_metadata(written, rows.schema, dataset)
+    return Published(results, reported, written, held)
 
 
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:

@@ -1,17 +1,18 @@
-"""The quality gate of a step: after the factory writes a dataset's partitions, validate exactly what was
-written (one Great Expectations validation on the engine's DataFrame), turn each rule's result into a
-Dagster asset check result, measure the partitions and write the metrics table.
+"""The quality gate of a step (write-audit-publish): the factory stages the rows a step would publish,
+the gate validates exactly those (one Great Expectations validation on the engine's DataFrame), turns
+each rule's result into a Dagster asset check result and measures the partitions; only then, when no
+blocking check failed, does the factory commit the dataset, its quarantine and the metrics table.
 
-Checks with `error` severity are blocking `AssetCheckSpec`s: when one fails, Dagster fails the step
-after its results are recorded, so downstream assets of the same run (or backfill) do not start, and
-the check's metadata says why. `warn` checks are recorded and the run goes on.
+Checks with `error` severity are blocking `AssetCheckSpec`s: when one fails, nothing of the step is
+committed, its would-be partitions are kept for review, and the step fails naming the checks, so
+downstream assets of the same run (or backfill) do not start. `warn` checks are recorded and publish.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +89,8 @@ class Outcome:
     measured: list[metrics.PartitionMetrics]
     docs_url: str | None = None
     failed: list[str] = field(default_factory=list)
-    written: WriteResult | None = None  # the metrics table's partitions
-    written_schema: T.StructType | None = None
+    blocking: list[str] = field(default_factory=list)  # failed checks that stop the publication
+    metrics_rows: list[tuple] = field(default_factory=list)  # rows of the metrics table (metrics.SCHEMA)
     seconds: float = 0.0  # what the gate added to the step
 
     @property
@@ -168,12 +169,12 @@ def _result(dataset: Dataset, rule: Rule, outcome, docs_url: str | None) -> dg.A
 def _quarantine_results(
     dataset: Dataset,
     days: Sequence[dt.date],
-    written: WriteResult,
-    held: WriteResult,
-    duplicates: dict[dt.date, int],
+    published: Mapping[dt.date, int],
+    held: metrics.Quarantined,
+    duplicates: Mapping[dt.date, int],
     inputs: dict[dt.date, int] | None,
 ) -> list[dg.AssetCheckResult]:
-    accepted, quarantined = written.row_count, held.row_count
+    accepted, quarantined = sum(published.values()), sum(held.rows.values())
     share = accepted / (accepted + quarantined) if accepted + quarantined else 1.0
     results = [
         dg.AssetCheckResult(
@@ -194,8 +195,8 @@ def _quarantine_results(
         per_day = {
             day.isoformat(): {
                 "input": inputs.get(day, 0),
-                "accepted": written.rows_per_partition.get(day, 0),
-                "quarantined": held.rows_per_partition.get(day, 0),
+                "accepted": published.get(day, 0),
+                "quarantined": held.rows.get(day, 0),
                 "duplicates": duplicates.get(day, 0),
             }
             for day in days
@@ -226,24 +227,20 @@ def evaluate(
     lake: Lake,
     dataset: Dataset,
     days: Sequence[dt.date],
-    written: WriteResult,
+    rows: DataFrame,
+    published: Mapping[dt.date, int],
     run_id: str,
-    held: WriteResult | None = None,
-    duplicates: dict[dt.date, int] | None = None,
+    held: metrics.Quarantined | None = None,
+    duplicates: Mapping[dt.date, int] | None = None,
     upstream: Sequence[tuple[str, int]] = (),
 ) -> Outcome:
-    """Validate the partitions just written, measure them, write the metrics table."""
+    """Validate and measure the staged `rows` the step would publish (`published`: their count per
+    partition), before any of them is committed."""
     from quality import expectations  # Great Expectations loads in seconds: only when a step validates
 
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)
-    rows = (
-        lake.spark.read.format("delta")
-        .option("versionAsOf", written.version)
-        .load(lake.engine_path(written.uri))
-        .where(delta.partition_predicate(days))
-    )
     missing = sorted({c for rule in rules for c in rule.columns if c not in rows.columns})
     if missing:
         raise ValueError(f"the suite of {dataset.path} names columns the dataset does not have: {missing}")
@@ -266,24 +263,49 @@ def evaluate(
             if _reconciles(dataset)
             else None
         )
-        results += _quarantine_results(dataset, days, written, held, duplicates or {}, inputs)
+        results += _quarantine_results(dataset, days, published, held, duplicates or {}, inputs)
     failed = [str(r.check_name) for r in results if not r.passed]
-    blocking = [r for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+    blocking = [
+        str(r.check_name) for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR
+    ]
     status = "failed" if blocking else "warning" if failed else "passed"
     key = [c for c in dataset.primary_key if c != "dt"]
-    measured = metrics.measure(
-        validated, rules, ["dt", *key] if key else [], days, held.rows_per_partition if held else {}, now
-    )
+    measured = metrics.measure(validated, rules, ["dt", *key] if key else [], days, held, now)
     table = metrics.as_rows(dataset, measured, run_id, len(results) - len(failed), len(failed), status, now)
-    frame = lake.spark.createDataFrame(table, metrics.SCHEMA)
-    written_metrics = lake.write(metrics.metrics_path(dataset), frame, days)
     return Outcome(
         status,
         results,
         measured,
         docs_url,
         failed,
-        written_metrics,
-        frame.schema,
+        blocking,
+        table,
         round(time.perf_counter() - started, 3),
     )
+
+
+def under_review(outcome: Outcome, review: str) -> list[dg.AssetCheckResult]:
+    """The check results of a refused publication, the failed ones pointing to where its would-be rows
+    wait for review."""
+    return [
+        r
+        if r.passed
+        else dg.AssetCheckResult(
+            asset_key=r.asset_key,
+            check_name=r.check_name,
+            passed=r.passed,
+            severity=r.severity,
+            metadata={**r.metadata, "review_location": dg.MetadataValue.path(review)},
+            description=r.description,
+        )
+        for r in outcome.results
+    ]
+
+
+def publish_metrics(
+    lake: Lake, dataset: Dataset, days: Sequence[dt.date], outcome: Outcome
+) -> tuple[WriteResult, T.StructType]:
+    """Commit the measured partitions to the dataset's metrics table (after the dataset itself)."""
+    frame = lake.spark.createDataFrame(outcome.metrics_rows, metrics.SCHEMA)
+    written = lake.write(metrics.metrics_path(dataset), frame, days, delta.SchemaPolicy.ADDITIVE)
+    return written, frame.schema

@@ -9,7 +9,8 @@ on commit. The per-domain summary (`quality/summary.py`) unions them into one cu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -17,11 +18,12 @@ from pyspark.sql import functions as F
 
 from lakehouse.datasets import Dataset
 from quality.rules import Dimension, Rule
+from transforms.common import REASONS_DDL
 
 SCHEMA = (
     "dt date, dataset string, layer string, domain string, run_id string, rows long, quarantined long, "
     "completeness double, validity double, uniqueness double, consistency double, quarantine_rate double, "
-    "freshness_hours double, checks_passed int, checks_failed int, status string, measured_at timestamp"
+    "quarantined_by_rule string, freshness_hours double, checks_passed int, checks_failed int, status string, measured_at timestamp"
 )
 
 
@@ -40,6 +42,7 @@ class PartitionMetrics:
     uniqueness: float | None  # distinct keys / rows
     consistency: float | None  # rows passing every consistency rule (references, cross-column) / rows
     quarantine_rate: float | None  # quarantined / (accepted + quarantined)
+    quarantined_by_rule: Mapping[str, int]  # a row breaking two rules counts under both
     freshness_hours: float  # from the end of the partition's day to the measurement
 
 
@@ -47,15 +50,33 @@ def _share(numerator: int | None, denominator: int) -> float | None:
     return None if denominator == 0 or numerator is None else numerator / denominator
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """What a step quarantines: rows per partition, and per partition the rows each rule refused."""
+
+    rows: Mapping[dt.date, int]
+    by_rule: Mapping[dt.date, Mapping[str, int]]
+
+
+def count_quarantined(records: DataFrame) -> Quarantined:
+    """Count quarantine records (the shared quarantine schema) per partition and per rule."""
+    rows = {r["dt"]: r["count"] for r in records.groupBy("dt").count().collect()}
+    by_rule: dict[dt.date, dict[str, int]] = {}
+    rules = records.select("dt", F.explode(F.from_json("reasons", REASONS_DDL)).alias("rule"))
+    for r in rules.groupBy("dt", "rule").count().collect():
+        by_rule.setdefault(r["dt"], {})[r["rule"]] = r["count"]
+    return Quarantined(rows, by_rule)
+
+
 def measure(
     df: DataFrame,
     rules: Sequence[Rule],
     key: Sequence[str],
     days: Sequence[dt.date],
-    quarantined: dict[dt.date, int],
+    quarantined: Quarantined | None,
     now: dt.datetime,
 ) -> list[PartitionMetrics]:
-    """The metrics of every partition in `days` (empty ones too) from `df`, the rows written."""
+    """The metrics of every partition in `days` (empty ones too) from `df`, the rows to publish."""
     completeness = [
         r
         for r in rules
@@ -85,7 +106,7 @@ def measure(
     for day in days:
         row = found.get(day)
         rows = row["rows"] if row else 0
-        held = quarantined.get(day, 0)
+        held = quarantined.rows.get(day, 0) if quarantined else 0
         end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
         measured.append(
             PartitionMetrics(
@@ -99,6 +120,9 @@ def measure(
                 consistency=_share(row["consistent"] if row else None, rows) if consistency else None,
                 uniqueness=_share(row["distinct_keys"] if row and key else None, rows),
                 quarantine_rate=_share(held, rows + held) if quarantined else None,
+                quarantined_by_rule=dict(sorted(quarantined.by_rule.get(day, {}).items()))
+                if quarantined
+                else {},
                 freshness_hours=round((now - end_of_day).total_seconds() / 3600, 3),
             )
         )
@@ -129,6 +153,7 @@ def as_rows(
             m.uniqueness,
             m.consistency,
             m.quarantine_rate,
+            json.dumps(m.quarantined_by_rule) if m.quarantined_by_rule else None,
             m.freshness_hours,
             passed,
             failed,

@@ -1,5 +1,6 @@
-"""Quality gates through a real Dagster instance, S3, engine and Delta: a failing blocking check stops the
-downstream assets of the same run and leaves their tables unchanged; a failing warning records and lets the
+"""Quality gates through a real Dagster instance, S3, engine and Delta: a failing blocking check publishes
+nothing of its step (write-audit-publish), stops the downstream assets of the same run and leaves their
+tables unchanged; a failing warning records and lets the
 run go on; the metrics table holds the exact values of a constructed partition; Data Docs are built."""
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import dagster as dg
-import pytest
 from deltalake import DeltaTable
 
 from assets import commerce as a
@@ -35,6 +35,11 @@ def _version(lake, layer: str, name: str, domain: str = "commerce") -> int:
     return DeltaTable(lake.table_uri(layer, domain, name), storage_options=lake.storage_options).version()
 
 
+def _path_version(lake, path: str) -> int:
+    layer, domain, name = path.split("/")
+    return _version(lake, layer, name, domain)
+
+
 def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, lake, instance, monkeypatch):
     """An order total above the business limit slips past a weakened row rule: the table rule catches it,
     and the backfill of two days (one run, as every asset has a single-run backfill policy) stops at the
@@ -46,6 +51,10 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, l
     assert run_assets(instance, domain_assets(a.DATASETS), DAY, NEXT).success
     curated = {d.name: _version(lake, "curated", d.name) for d in a.DATASETS if d.layer == "curated"}
     items_version = _version(lake, "processed", "order_items")
+    orders_tables = {
+        path: _path_version(lake, path)
+        for path in (a.ORDERS.path, a.ORDERS.quarantine_path, metrics.metrics_path(a.ORDERS))
+    }
 
     good = json.loads(generated.sources["orders"][0][0])
     too_big = dict(good, order_id="00000000-0000-4000-8000-000000000001", total_amount=250000)
@@ -74,22 +83,28 @@ def test_a_failing_blocking_check_stops_downstream_in_the_same_backfill(spark, l
     assert [e.step_key for e in failure] == ["processed__commerce__orders"]
     assert "total_amount_positive" in failure[0].step_failure_data.error.message
 
-    # the orders were written (the check judges what was written), nothing downstream ran or changed
+    # write-audit-publish: the gate judged the staged orders, so neither they nor their quarantine and
+    # metrics were committed; nothing downstream ran or changed
+    assert "review_location" in check.metadata and check.metadata["review_location"].value in (
+        failure[0].step_failure_data.error.message
+    )
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "processed/commerce/orders" in materialized
-    assert not {p for p in materialized if p.startswith("curated/") or p == "processed/commerce/order_items"}
+    assert not materialized & set(orders_tables)
+    items = {"processed/commerce/order_items", "quarantine/commerce/order_items"}
+    assert not {p for p in materialized if p.startswith("curated/") or p in items}
+    assert {path: _path_version(lake, path) for path in orders_tables} == orders_tables
     assert {name: _version(lake, "curated", name) for name in curated} == curated
     assert _version(lake, "processed", "order_items") == items_version
-    assert catalog.get_entry(lake, "processed.commerce.orders")["qualityStatus"] == "failed"
+    assert (
+        catalog.get_entry(lake, "processed.commerce.orders")["qualityStatus"] == "passed"
+    )  # what is published
     row = (
         spark.read.format("delta").load(lake.table_uri(*metrics.metrics_path(a.ORDERS).split("/"))).collect()
     )
     assert sorted((r["dt"], r["status"], r["checks_failed"]) for r in row) == [
-        (DAY, "failed", 1),
-        (NEXT, "failed", 1),
+        (DAY, "passed", 0),
+        (NEXT, "passed", 0),
     ]
-    validity = {r["dt"]: (r["validity"], r["rows"]) for r in row}
-    assert validity[DAY][0] == pytest.approx(1 - 1 / validity[DAY][1]) and validity[NEXT][0] == 1.0
 
 
 # -- a constructed partition: 50 lines, 10 refused by a row rule, 40 accepted of which 2 lack `note`
@@ -178,6 +193,7 @@ def test_a_warning_does_not_block_and_the_metrics_are_exact(spark, lake, instanc
     assert row["completeness"] == 0.975  # id and note: 78 of 80 values present
     assert (row["validity"], row["uniqueness"], row["consistency"]) == (1.0, 1.0, None)
     assert row["quarantine_rate"] == 0.2 and row["status"] == "warning" and row["checks_failed"] == 2
+    assert json.loads(row["quarantined_by_rule"]) == {"negative_amount": 10}
     assert row["freshness_hours"] > 24 * 365  # a 2024 partition measured today
     quarantined = spark.read.format("delta").load(lake.table_uri("quarantine", "qa", "lines"))
     assert {(r["reason"], r["run_id"]) for r in quarantined.collect()} == {("negative_amount", result.run_id)}
