@@ -436,9 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     aud.add_argument("--limit", type=int, default=50)
     aud.set_defaults(handler=audit_command)
     from lakehouse import features_cli, local_issuer
-    from orchestration import schemas_cli
+    from orchestration import replay, schemas_cli
 
     features_cli.add_parser(commands)
+    replay.add_parser(commands)
     local_issuer.add_parser(commands)
     schemas_cli.add_parser(commands)
     args = parser.parse_args(argv)
