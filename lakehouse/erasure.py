@@ -248,8 +248,8 @@ def _matches(
             if place.kind == "column"
             else functools.reduce(pc.or_, [pc.match_substring(column, n) for n in subject.needles])
         )
-        positions = pc.indices_nonzero(mask).to_pylist()
-        values = column.take(positions).to_pylist()
+        nonzero = pc.indices_nonzero(mask)
+        positions, values = nonzero.to_pylist(), column.take(nonzero).to_pylist()
         if keep is not None:
             kept = [(p, v) for p, v in zip(positions, values) if keep(v)]
             positions, values = [p for p, _ in kept], [v for _, v in kept]
@@ -280,7 +280,7 @@ def subject_rows(config: LakehouseConfig, place: Place, subject: Subject) -> tup
     rows = [
         row
         for fragment, positions, _ in _matches(dataset, place, keep, subject)
-        for row in fragment.to_table(schema=dataset.schema).take(positions).to_pylist()
+        for row in fragment.to_table(schema=dataset.schema).take(pa.array(positions, pa.int64())).to_pylist()
     ]
     return table.version(), rows
 
