@@ -325,6 +325,12 @@ def _rows(config: LakehouseConfig, table: str) -> list[dict[str, Any]]:
     return pa.table(DeltaTable(uri, storage_options=config.storage_options).to_pyarrow_table()).to_pylist()
 
 
+def materializations(config: LakehouseConfig) -> list[dict[str, Any]]:
+    """The lineage table's rows (one per run and dataset: version written, partitions, upstream), oldest
+    first."""
+    return sorted(_rows(config, "lineage"), key=lambda r: r["recorded_at"])
+
+
 def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
     """A catalog row in the AIC catalog shape (camelCase), with the lakehouse's extra fields."""
     schema = json.loads(row["schema_json"])

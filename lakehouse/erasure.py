@@ -46,7 +46,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,12 +235,11 @@ class _Scan:
     records: frozenset[str]
 
 
-def _scan_table(
-    config: LakehouseConfig, place: Place, keep: Callable[[str], bool] | None, subject: Subject
-) -> _Scan:
-    """Rows of a table holding the subject, file by file: by column value, or by substring then `keep`."""
-    dataset = DeltaTable(place.location, storage_options=config.storage_options).to_pyarrow_dataset()
-    rows, files, days, records = 0, 0, set(), set()
+def _matches(
+    dataset: pds.Dataset, place: Place, keep: Callable[[str], bool] | None, subject: Subject
+) -> Iterator[tuple[pds.Fragment, list[int], list[str]]]:
+    """The data files of a table holding the subject: each file, the positions of its rows that hold it and
+    their values of the place's column. By column value, or by substring then `keep`."""
     for fragment in dataset.get_fragments():
         # as large_string: files may hold string_view, which pyarrow's filter kernels lack
         column = fragment.to_table(columns=[place.column]).column(0).cast(pa.large_string())
@@ -249,14 +248,51 @@ def _scan_table(
             if place.kind == "column"
             else functools.reduce(pc.or_, [pc.match_substring(column, n) for n in subject.needles])
         )
-        values = column.filter(mask).to_pylist()
+        nonzero = pc.indices_nonzero(mask)
+        positions, values = nonzero.to_pylist(), column.take(nonzero).to_pylist()
         if keep is not None:
-            values = [v for v in values if keep(v)]
-            records.update(values)
+            kept = [(p, v) for p, v in zip(positions, values) if keep(v)]
+            positions, values = [p for p, _ in kept], [v for _, v in kept]
         if values:
-            rows, files = rows + len(values), files + 1
-            days.add(str(pds.get_partition_keys(fragment.partition_expression).get("dt")))
+            yield fragment, positions, values
+
+
+def _scan_table(
+    config: LakehouseConfig, place: Place, keep: Callable[[str], bool] | None, subject: Subject
+) -> _Scan:
+    """Rows of a table holding the subject, file by file: by column value, or by substring then `keep`."""
+    dataset = DeltaTable(place.location, storage_options=config.storage_options).to_pyarrow_dataset()
+    rows, files, days, records = 0, 0, set(), set()
+    for fragment, _, values in _matches(dataset, place, keep, subject):
+        if keep is not None:
+            records.update(values)
+        rows, files = rows + len(values), files + 1
+        days.add(str(pds.get_partition_keys(fragment.partition_expression).get("dt")))
     return _Scan(rows, files, tuple(sorted(days)), frozenset(records))
+
+
+def subject_rows(config: LakehouseConfig, place: Place, subject: Subject) -> tuple[int, list[dict[str, Any]]]:
+    """The rows of a table place that hold the subject (what `plan` counts and erasure deletes), read at the
+    table's current version, which is returned with them (subject export)."""
+    table = DeltaTable(place.location, storage_options=config.storage_options)
+    dataset = table.to_pyarrow_dataset()
+    keep = None if place.kind == "column" else _matcher(place, subject)
+    rows = [
+        row
+        for fragment, positions, _ in _matches(dataset, place, keep, subject)
+        for row in fragment.to_table(schema=dataset.schema).take(pa.array(positions, pa.int64())).to_pylist()
+    ]
+    return table.version(), rows
+
+
+def subject_lines(config: LakehouseConfig, place: Place, subject: Subject) -> list[dict[str, Any]]:
+    """The lines of a landing place that hold the subject (what erasure removes): file, line number, text."""
+    found, _ = _landing_lines(config, place, subject, _matcher(place, subject))
+    return [
+        {"file": uri, "line_number": index + 1, "line": lines[index].rstrip(b"\r").decode(errors="replace")}
+        for uri, (lines, chosen) in sorted(found.items())
+        for index in sorted(chosen)
+    ]
 
 
 def _matcher(place: Place, subject: Subject) -> Callable[[str], bool]:

@@ -287,6 +287,66 @@ def erase_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def rollback_command(args: argparse.Namespace) -> int:
+    """`rollback --run ID` or `rollback DATASET --partition P --to-version V`; refused (exit 1) by a later
+    write, vacuumed files or the brake."""
+    import uuid
+
+    from lakehouse import rollback
+    from lakehouse.lake import Lake
+    from orchestration.governance import run_rollback
+
+    try:
+        records = run_rollback(
+            Lake(),
+            f"cli-{uuid.uuid4()}",
+            target_run=args.run or "",
+            dataset=args.dataset or "",
+            partition=args.partition or "",
+            to_version=-1 if args.to_version is None else args.to_version,
+            dry_run=args.dry_run,
+            allow_later_writes=args.allow_later_writes,
+            confirm=args.confirm,
+        )
+    except (rollback.RollbackError, ValueError) as error:
+        print(f"lakehouse rollback: {error}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print("dry run: nothing written")
+    print_table(
+        ("table", "step", "partitions", "rows after", "verified", "detail"),
+        [(r.target, r.step, _join(r.partitions), str(r.rows), str(r.verified), r.detail) for r in records],
+    )
+    return 0
+
+
+def export_subject_command(args: argparse.Namespace) -> int:
+    """`export-subject COLUMN VALUE`: write the archive now; `export-subject request COLUMN VALUE`: only file
+    a request (for the Dagster job) and print its id. The value is never printed."""
+    import uuid
+
+    from lakehouse import erasure, subject_export
+
+    config, words = LakehouseConfig.from_env(), args.subject
+    try:
+        if len(words) == 3 and words[0] == "request":
+            print(subject_export.file_request(config, words[1], words[2]))
+            return 0
+        if len(words) != 2:
+            print("lakehouse export-subject: give COLUMN VALUE, or request COLUMN VALUE", file=sys.stderr)
+            return 2
+        archive = subject_export.export(config, words[0], words[1], f"cli-{uuid.uuid4()}")
+    except erasure.ErasureError as error:
+        print(f"lakehouse export-subject: {error}", file=sys.stderr)
+        return 1
+    print(f"archive {archive.uri} (subject token {archive.subject_token}):")
+    print_table(
+        ("dataset", "kind", "rows", "version", "file"),
+        [(d.dataset_id, d.kind, str(d.rows), str(d.version), d.file) for d in archive.datasets],
+    )
+    return 0
+
+
 def plan_command(args: argparse.Namespace) -> int:
     """The asset graph is the code location's: selections mean what they mean in Dagster."""
     from assets import DATASETS
@@ -431,6 +491,31 @@ def main(argv: list[str] | None = None) -> int:
     pln.add_argument("--select", required=True, help="a Dagster asset selection, e.g. 'raw/events/events+'")
     pln.add_argument("--partition-range", required=True, help="A...B (inclusive) or one day")
     pln.set_defaults(handler=plan_command)
+    rol = commands.add_parser(
+        "rollback", help="restore the partitions a run wrote (or one partition) to their content before"
+    )
+    rol.add_argument(
+        "dataset", nargs="?", help="a dataset id (layer.domain.name), with --partition/--to-version"
+    )
+    rol.add_argument("--run", help="roll back every partition this run wrote, in every table")
+    rol.add_argument("--partition", help="with DATASET: the partition (ISO day)")
+    rol.add_argument("--to-version", type=int, help="with DATASET: the Delta version to restore")
+    rol.add_argument("--dry-run", action="store_true", help="report what would be restored; write nothing")
+    rol.add_argument(
+        "--allow-later-writes", action="store_true", help="also undo later commits to the run's partitions"
+    )
+    rol.add_argument("--confirm", action="store_true", help="go past the brake on rows removed")
+    rol.set_defaults(handler=rollback_command)
+    exp = commands.add_parser(
+        "export-subject", help="write every row about one subject (every layer, feature store) to an archive"
+    )
+    exp.add_argument(
+        "subject",
+        nargs="+",
+        metavar="[request] COLUMN VALUE",
+        help="subject column and identifier; with `request` first: only file a request for the Dagster job",
+    )
+    exp.set_defaults(handler=export_subject_command)
     aud = commands.add_parser("audit", help="the retention and erasure audit trail")
     aud.add_argument("--run-id")
     aud.add_argument("--limit", type=int, default=50)
