@@ -2,8 +2,9 @@
 
 Feast never reads the Delta tables themselves: its file offline store would read Parquet files the
 Delta log has removed. Each feature view's FileSource is a Parquet snapshot of the curated table's
-current version that `lakehouse.features.export_snapshot` rewrites whole before every
-materialization and training set. A row's `event_timestamp` is when its value became known: the
+current version, a folder of one file per partition, that `lakehouse.features.export_snapshot` brings
+up to date (the run's partitions and those whose table files changed) before every materialization
+and training set. A row's `event_timestamp` is when its value became known: the
 end of its period (`dt` + 1 day for daily tables, `hour` + 1 hour for hourly ones), so a training
 row never sees the aggregate of a day that had not ended yet.
 
@@ -134,7 +135,7 @@ def build(offline_dir: str) -> dict[str, object]:
     for name, (entity, table, column, period, ttl, features, text) in VIEWS.items():
         source = FileSource(
             name=f"{name}_snapshot",
-            path=f"{offline_dir}/{name}.parquet",
+            path=f"{offline_dir}/{name}",  # a folder: one Parquet file per partition
             timestamp_field=TIMESTAMP,
             description=f"Snapshot of the current version of {table}.",
         )
