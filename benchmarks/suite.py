@@ -156,7 +156,12 @@ def table(summary: dict) -> str:
             "",
             *lines,
             "",
-            f"Ratios (end to end unless named): {ratios}.",
+            f"Ratios (end to end unless named): {ratios}. Spark's peak RSS is its client's (the cluster's "
+            "JVMs are apart). Runs per contender: "
+            + ", ".join(
+                f"{name} {len(entry['runs_seconds'])}" for name, entry in summary["contenders"].items()
+            )
+            + ".",
         ]
     )
 
@@ -210,6 +215,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--contenders", default="sail,spark,peer,baseline")
+    parser.add_argument(
+        "--spark-runs",
+        type=int,
+        default=None,
+        help="runs of the Spark contender (default --runs): it is slow",
+    )
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md")
     parser.add_argument("--table-only", action="store_true", help="print the table of the latest figures")
     args = parser.parse_args()
@@ -251,6 +262,8 @@ def main() -> None:
                 LakehouseConfig.from_env(), args.domain
             )  # written: SeaweedFS serves copies slower
         for name in contenders:
+            if name == "spark" and args.spark_runs is not None and run >= args.spark_runs:
+                continue
             env = {**os.environ, "LAKEHOUSE_ROOT": roots[name]}
             env.pop("LAKEHOUSE_SPARK_REMOTE", None)
             if name == "spark" and spark_url:
