@@ -12,6 +12,8 @@ DEMO_END ?= $(shell date -u -d yesterday +%F)
 DEMO_START ?= $(shell date -u -d "$(DEMO_DAYS) days ago" +%F)
 BENCH_ROWS ?= 1000000
 BENCH_RUNS ?= 3
+BENCH_DOMAIN ?= events
+BENCH_CONTENDERS ?= sail,spark,peer,baseline
 # ENGINE=spark: the local Apache Spark cluster (infra/spark_connect.py) instead of in-process Sail.
 ENGINE ?= sail
 ifeq ($(ENGINE),spark)
@@ -21,7 +23,7 @@ else ifneq ($(ENGINE),sail)
 $(error ENGINE must be sail or spark, not $(ENGINE))
 endif
 
-.PHONY: help install up down env demo dev catalog-api test lint bench clean redis postgres spark-jars spark-up spark-down
+.PHONY: help install up down env demo dev catalog-api test lint bench bench-iot bench-readme bench-deps clean redis postgres spark-jars spark-up spark-down
 
 help:
 	@echo "make demo   set up, start the embedded S3, build 7 days of every asset, print a summary"
@@ -31,8 +33,9 @@ help:
 	@echo "make up / make down   start / stop the embedded S3 (and the UI if running)"
 	@echo "make env    exports for your shell: eval \"\$$(make -s env)\""
 	@echo "make spark-up / make spark-down   start / stop the local Apache Spark cluster (Delta Lake, S3A)"
-	@echo "ENGINE=spark  make demo|env|dev|bench on that cluster instead of Sail"
-	@echo "make bench  one events partition of BENCH_ROWS rows, landing -> curated"
+	@echo "ENGINE=spark  make demo|env|dev on that cluster instead of Sail"
+	@echo "make bench  the suite: one events day of BENCH_ROWS rows on Sail, Spark, the DuckDB peer, delta-rs"
+	@echo "make bench-iot / bench-readme   iot at 5M readings / the latest figures into README.md"
 	@echo "make catalog-api   the catalog and feature query APIs on http://127.0.0.1:8090 (tokens: lakehouse token)"
 
 install: $(VENV)/.installed
@@ -111,8 +114,22 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: up $(ENGINE_UP)
-	$(ON_ENGINE) $(BIN)/python -m benchmarks.events_pipeline --rows $(BENCH_ROWS) --runs $(BENCH_RUNS)
+# The suite (benchmarks/suite.py): ours on Sail and on Apache Spark + Delta, the DuckDB + delta-rs peer
+# and the delta-rs copy baseline, BENCH_RUNS runs each; JSON and PNG into $(STATE)/bench/.
+bench: up spark-jars bench-deps
+	$(BIN)/python -m benchmarks.suite --domain $(BENCH_DOMAIN) --rows $(BENCH_ROWS) --runs $(BENCH_RUNS) \
+	    --contenders $(BENCH_CONTENDERS)
+
+# The high-volume domain: iot at 5M readings (no peer for iot).
+bench-iot:
+	$(MAKE) bench BENCH_DOMAIN=iot BENCH_ROWS=5000000 BENCH_CONTENDERS=sail,spark,baseline
+
+# The table of the latest figures into README.md, between its bench markers.
+bench-readme: install
+	$(BIN)/python -m benchmarks.suite --table-only --readme
+
+bench-deps: install
+	@$(BIN)/python -c "import duckdb, matplotlib" 2>/dev/null || $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
 
 clean: down
 	rm -rf $(STATE)

@@ -2,8 +2,9 @@
 
 Feast never reads the Delta tables themselves: its file offline store would read Parquet files the
 Delta log has removed. Each feature view's FileSource is a Parquet snapshot of the curated table's
-current version that `lakehouse.features.export_snapshot` rewrites whole before every
-materialization and training set. A row's `event_timestamp` is when its value became known: the
+current version, a folder of one file per partition, that `lakehouse.features.export_snapshot` brings
+up to date (the run's partitions and those whose table files changed) before every materialization
+and training set. A row's `event_timestamp` is when its value became known: the
 end of its period (`dt` + 1 day for daily tables, `hour` + 1 hour for hourly ones), so a training
 row never sees the aggregate of a day that had not ended yet.
 
@@ -17,9 +18,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Bool, Float64, Int64
-
 ENTITIES = {
     # name: (join key, description). Join keys are the curated tables' subject columns (tokenized ids).
     "customer": ("user_id", "A commerce customer (tokenized user_id)."),
@@ -28,7 +26,9 @@ ENTITIES = {
     "tenant": ("tenant_id", "A platform tenant."),
 }
 
-# name: (entity, curated table, period column, period, ttl, {feature: type}, description)
+# name: (entity, curated table, period column, period, ttl, {feature: feast.types name}, description).
+# Plain names, not Feast objects: importing Feast takes seconds, and every process that loads the
+# Dagster definitions reads this table; only `build()` needs Feast.
 VIEWS = {
     "customer_order_stats": (
         "customer",
@@ -36,7 +36,7 @@ VIEWS = {
         "dt",
         "1d",
         timedelta(days=30),
-        {"order_count": Int64, "total_spend": Float64},
+        {"order_count": "Int64", "total_spend": "Float64"},
         "A customer's orders and spend (orders not cancelled) on their latest day with orders.",
     ),
     "account_risk": (
@@ -46,11 +46,11 @@ VIEWS = {
         "1d",
         timedelta(days=7),
         {
-            "txn_count": Int64,
-            "failed_ratio": Float64,
-            "max_amount": Float64,
-            "distinct_merchant_categories": Int64,
-            "night_txn_share": Float64,
+            "txn_count": "Int64",
+            "failed_ratio": "Float64",
+            "max_amount": "Float64",
+            "distinct_merchant_categories": "Int64",
+            "night_txn_share": "Float64",
         },
         "An account's transaction risk aggregates of its latest day.",
     ),
@@ -61,11 +61,11 @@ VIEWS = {
         "1d",
         timedelta(days=7),
         {
-            "debits": Float64,
-            "credits": Float64,
-            "net": Float64,
-            "min_running_balance": Float64,
-            "transaction_count": Int64,
+            "debits": "Float64",
+            "credits": "Float64",
+            "net": "Float64",
+            "min_running_balance": "Float64",
+            "transaction_count": "Int64",
         },
         "An account's settled movements of its latest day (day-relative balances).",
     ),
@@ -75,7 +75,7 @@ VIEWS = {
         "hour",
         "1h",
         timedelta(hours=6),
-        {"readings": Int64, "min": Float64, "max": Float64, "mean": Float64, "stddev": Float64},
+        {"readings": "Int64", "min": "Float64", "max": "Float64", "mean": "Float64", "stddev": "Float64"},
         "A device's readings of its latest hour.",
     ),
     "device_health": (
@@ -84,7 +84,7 @@ VIEWS = {
         "dt",
         "1d",
         timedelta(days=2),
-        {"readings": Int64, "active_hours": Int64, "anomalies": Int64, "anomaly_rate": Float64},
+        {"readings": "Int64", "active_hours": "Int64", "anomalies": "Int64", "anomaly_rate": "Float64"},
         "A device's daily readings, active hours and anomaly rate.",
     ),
     "tenant_ai_cost": (
@@ -94,14 +94,14 @@ VIEWS = {
         "1d",
         timedelta(days=2),
         {
-            "runs": Int64,
-            "tokens_in": Int64,
-            "tokens_out": Int64,
-            "cost_usd": Float64,
-            "daily_budget_usd": Float64,
-            "budget_used_ratio": Float64,
-            "is_warning": Bool,
-            "is_critical": Bool,
+            "runs": "Int64",
+            "tokens_in": "Int64",
+            "tokens_out": "Int64",
+            "cost_usd": "Float64",
+            "daily_budget_usd": "Float64",
+            "budget_used_ratio": "Float64",
+            "is_warning": "Bool",
+            "is_critical": "Bool",
         },
         "A tenant's AI spend of the day against its daily budget share.",
     ),
@@ -125,6 +125,8 @@ OWNER = "team:ml-platform"
 
 def build(offline_dir: str) -> dict[str, object]:
     """Every Feast object, named `<kind>_<name>`, with FileSources in `offline_dir`."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType, types
+
     entities = {
         name: Entity(name=name, join_keys=[key], value_type=ValueType.STRING, description=text, owner=OWNER)
         for name, (key, text) in ENTITIES.items()
@@ -133,7 +135,7 @@ def build(offline_dir: str) -> dict[str, object]:
     for name, (entity, table, column, period, ttl, features, text) in VIEWS.items():
         source = FileSource(
             name=f"{name}_snapshot",
-            path=f"{offline_dir}/{name}.parquet",
+            path=f"{offline_dir}/{name}",  # a folder: one Parquet file per partition
             timestamp_field=TIMESTAMP,
             description=f"Snapshot of the current version of {table}.",
         )
@@ -145,7 +147,7 @@ def build(offline_dir: str) -> dict[str, object]:
             online=True,
             description=text,
             owner=OWNER,
-            schema=[Field(name=feature, dtype=dtype) for feature, dtype in features.items()],
+            schema=[Field(name=feature, dtype=getattr(types, dtype)) for feature, dtype in features.items()],
             tags={"source_table": table, "period_column": column, "period": period},
         )
     services = {

@@ -58,7 +58,8 @@ def _online_asset(view: str, table: str) -> dg.AssetsDefinition:
         pool="feast-online",
         tags={"layer": "features", "domain": DOMAIN_OF[view]},
         description=f"Feature view `{view}` in the online store: each entity's latest row of {table} "
-        "(current Delta version), deleted entities removed.",
+        "(current Delta version), deleted entities removed; reads only the partitions of the run and those "
+        "changed since their last export.",
     )
     def _materialize(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         config = lake.config
@@ -72,6 +73,7 @@ def _online_asset(view: str, table: str) -> dg.AssetsDefinition:
                 "source_table": table,
                 "delta_version": done.table_version,
                 "snapshot_rows": done.snapshot_rows,
+                "snapshot_partitions": [day.isoformat() for day in done.partitions],
                 "online_entities": done.entities,
                 "written": done.written,
                 "deleted": done.deleted,

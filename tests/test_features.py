@@ -148,6 +148,66 @@ def test_overwrite_and_deletion_reach_online_store_and_training_sets(store, lake
     assert result["label"].tolist() == [1, 0, 1, 0, 1]
 
 
+def _latest_in_table(config, table: str) -> dict[str, int]:
+    """Each user's order count on their latest day, from the whole current table: what online must hold."""
+    frame = DeltaTable(config.table_uri("curated", *table.split("/")), storage_options=config.storage_options)
+    latest = frame.to_pandas().sort_values("dt").drop_duplicates("user_id", keep="last")
+    return dict(zip(latest["user_id"], latest["order_count"].astype(int)))
+
+
+def test_materialization_reads_only_the_run_and_changed_partitions(store, lake, spark):
+    table, view = "commerce/customer_order_stats", "customer_order_stats"
+    refs = ["customer_order_stats:order_count"]
+    D4, D5 = dt.date(2024, 1, 4), dt.date(2024, 1, 5)
+    write(spark, lake, table, STATS, [stats(D1, "tok-a", 1, "1.00"), stats(D1, "tok-b", 2, "2.00")], [D1])
+    write(spark, lake, table, STATS, [stats(D2, "tok-a", 3, "3.00")], [D2])
+    [first] = features.materialize(lake, D1, D2, [view])
+    assert first.partitions == (D1, D2) and first.snapshot_rows == 3
+    folder = features.offline_dir(lake) + f"/{view}"
+    stamps = {p: os.stat(f"{folder}/part-{p}.parquet").st_mtime_ns for p in ("2024-01-01", "2024-01-02")}
+
+    # A new day: only its partition is exported and read; the others' files are not rewritten.
+    write(spark, lake, table, STATS, [stats(D3, "tok-b", 5, "5.00"), stats(D3, "tok-c", 6, "6.00")], [D3])
+    [daily] = features.materialize(lake, D3, D3, [view])
+    assert (daily.partitions, daily.snapshot_rows, daily.entities, daily.written) == ((D3,), 2, 2, 2)
+    assert {p: os.stat(f"{folder}/part-{p}.parquet").st_mtime_ns for p in stamps} == stamps
+    values = online(lake, refs, "user_id", ["tok-a", "tok-b", "tok-c"])["customer_order_stats__order_count"]
+    assert values == [3, 5, 6] == [_latest_in_table(lake, table)[u] for u in ("tok-a", "tok-b", "tok-c")]
+
+    # D1 rebuilt without its own materialization: the next run finds its changed files and re-exports it;
+    # tok-a's newer D2 value stays online.
+    write(spark, lake, table, STATS, [stats(D1, "tok-a", 9, "9.00"), stats(D1, "tok-b", 2, "2.00")], [D1])
+    write(spark, lake, table, STATS, [stats(D4, "tok-c", 7, "7.00")], [D4])
+    [changed] = features.materialize(lake, D4, D4, [view])
+    assert changed.partitions == (D1, D4)
+    assert os.stat(f"{folder}/part-2024-01-02.parquet").st_mtime_ns == stamps["2024-01-02"]
+    assert online(lake, refs, "user_id", ["tok-a", "tok-c"])["customer_order_stats__order_count"] == [3, 7]
+
+    # D3 rebuilt without tok-b: its online row came from D3, so it falls back to its latest other row (D1).
+    write(spark, lake, table, STATS, [stats(D3, "tok-c", 6, "6.00")], [D3])
+    [dropped] = features.materialize(lake, D3, D3, [view])
+    assert (dropped.partitions, dropped.deleted) == ((D3,), 0)
+    expected = _latest_in_table(lake, table)
+    assert expected == {"tok-a": 3, "tok-b": 2, "tok-c": 7}
+    users = sorted(expected)
+    assert online(lake, refs, "user_id", users)["customer_order_stats__order_count"] == [
+        expected[u] for u in users
+    ]
+
+    # Proof that nothing else is read: D2's data files vanish behind the table's back, and D5 still
+    # materializes (a read of D2 would fail on the missing files).
+    uri = lake.table_uri("curated", "commerce", "customer_order_stats")
+    d2_files = [
+        f for f in DeltaTable(uri, storage_options=lake.storage_options).file_uris() if "2024-01-02" in f
+    ]
+    assert d2_files
+    storage.delete_files(lake, d2_files)
+    write(spark, lake, table, STATS, [stats(D5, "tok-a", 8, "8.00")], [D5])
+    [last] = features.materialize(lake, D5, D5, [view])
+    assert (last.partitions, last.written) == ((D5,), 1)
+    assert online(lake, refs, "user_id", ["tok-a"])["customer_order_stats__order_count"] == [8]
+
+
 def test_point_in_time_training_set_keeps_every_row(store, lake, spark):
     # account x: failed_ratio 0.1 known at D2 00:00 (its D1 row), 0.9 from D3 00:00 (its D2 row); TTL 7 days.
     write(

@@ -25,7 +25,7 @@ Configuration (environment, with defaults; `feature_repo/feature_store.yaml` use
 from lakehouse.features.deletion import OnlineErasure, delete_online_entities, erase_subject_online
 from lakehouse.features.lookups import feature_records, online_features
 from lakehouse.features.materialize import Materialized, materialize
-from lakehouse.features.snapshots import Snapshot, export_snapshot
+from lakehouse.features.snapshots import Snapshot, export_snapshot, read_partitions
 from lakehouse.features.store import (
     REPO,
     TIMESTAMP,
@@ -70,6 +70,7 @@ __all__ = [
     "materialize",
     "offline_dir",
     "online_features",
+    "read_partitions",
     "registry_changes",
     "repo_config",
     "training_set_uri",

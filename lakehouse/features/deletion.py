@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.features.online import OnlineStore
-from lakehouse.features.snapshots import export_snapshot, view_join_key, view_source_uri
+from lakehouse.features.snapshots import export_snapshot, read_partitions, view_source_uri
 from lakehouse.features.store import entity_for, feature_store
 
 
@@ -61,6 +60,6 @@ def erase_subject_online(
             view_source_uri(config, view), storage_options=config.storage_options
         ):
             continue
-        snapshot = pq.read_table(export_snapshot(config, view).path, columns=[view_join_key(view)])
-        remaining += sum(key in keys for key in snapshot.column(0).to_pylist())
+        export_snapshot(config, view)  # rewrites the partitions the erasure changed
+        remaining += read_partitions(view, keys=keys).num_rows
     return OnlineErasure(entity, tuple(sorted(v.name for v in views)), removed, remaining)

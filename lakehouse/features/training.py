@@ -10,10 +10,26 @@ import pandas as pd
 import pyarrow as pa
 
 from lakehouse.config import LakehouseConfig
-from lakehouse.features.snapshots import PANDAS_DTYPES, export_snapshot, view_join_key
+from lakehouse.features.snapshots import (
+    PANDAS_DTYPES,
+    export_snapshot,
+    partition_days,
+    read_partitions,
+    view_join_key,
+    view_ttl,
+)
 from lakehouse.features.store import TIMESTAMP, feature_store
 
 TRAINING_ROOT = "features/training_sets"
+
+
+def _partitions_in_reach(view, stamps: pd.Series) -> list[dt.date]:
+    """The snapshot partitions a point-in-time join of `stamps` can take a row from: a row counts within
+    the view's TTL before a stamp, and its partition (arrival day) is never before its period's day."""
+    if stamps.empty:
+        return []
+    earliest = (stamps.min() - pd.Timedelta(view.ttl or pd.Timedelta(0)) - view_ttl(view)).date()
+    return [day for day in partition_days(view) if day >= earliest]
 
 
 def historical_features(config: LakehouseConfig, service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +51,9 @@ def historical_features(config: LakehouseConfig, service: str, entity_df: pd.Dat
         if key not in result.columns:
             raise ValueError(f"feature view {view.name} needs column {key!r} in the entity dataframe")
         names = [f.name for f in projection.features]
-        snapshot = pd.read_parquet(export_snapshot(config, view).path, columns=[key, TIMESTAMP, *names])
+        export_snapshot(config, view)  # the partitions whose table files changed
+        snapshot = read_partitions(view, _partitions_in_reach(view, result[TIMESTAMP])).to_pandas()
+        snapshot = snapshot[[key, TIMESTAMP, *names]]
         snapshot = snapshot.rename(columns={n: f"{view.name}__{n}" for n in names})
         snapshot[TIMESTAMP] = snapshot[TIMESTAMP].astype("datetime64[us, UTC]")
         snapshot[key] = snapshot[key].astype(object)
