@@ -364,6 +364,7 @@ def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]
         "qualityStatus": row["quality_status"],
         "columnLineage": lineage,
         "schemaVersion": row.get("schema_version"),
+        "privacy": json.loads(row.get("privacy_json") or "null"),  # epsilon, delta, threshold, clipping
     }
 
 

@@ -29,8 +29,9 @@ def usage_rows(events: DataFrame, agent_runs: DataFrame) -> DataFrame:
         "dt",
         "user_id",
         F.lit("events").alias("source"),
-        F.substring_index("event_type", ".", -1).alias("action"),
-        F.regexp_extract("event_type", r"^(.*)\.[^.]+$", 1).alias("resource"),
+        # cast: Sail types these string_view, which a union with plain strings cannot collect
+        F.substring_index("event_type", ".", -1).cast("string").alias("action"),
+        F.regexp_extract("event_type", r"^(.*)\.[^.]+$", 1).cast("string").alias("resource"),
         F.col("event_id").alias("row_key"),
         F.lit(None).cast("bigint").alias("latency_ms"),
         F.lit(None).cast("string").alias("status"),
@@ -51,12 +52,14 @@ def usage_rows(events: DataFrame, agent_runs: DataFrame) -> DataFrame:
 def with_consent(rows: DataFrame, users: DataFrame) -> DataFrame:
     """`rows` plus `has_consent`: the same day's users snapshot grants analytics consent to the user."""
     granted = (
-        users.where(F.col(CONSENT_COLUMN)).select("dt", F.col("user_id").alias("_consenting")).distinct()
+        users.where(F.col(CONSENT_COLUMN))
+        .select(F.col("dt").alias("_consent_dt"), F.col("user_id").alias("_consenting"))
+        .distinct()
     )
-    joined = rows.join(
-        granted, (rows["dt"] == granted["dt"]) & (rows["user_id"] == F.col("_consenting")), "left"
+    condition = (F.col("dt") == F.col("_consent_dt")) & (F.col("user_id") == F.col("_consenting"))
+    return rows.join(granted, condition, "left").select(
+        *rows.columns, F.col("_consenting").isNotNull().alias("has_consent")
     )
-    return joined.select(rows["*"], F.col("_consenting").isNotNull().alias("has_consent"))
 
 
 def clipped(rows: DataFrame, max_rows_per_cell: int, max_cells_per_user: int) -> DataFrame:
