@@ -205,7 +205,7 @@ def test_the_release_through_dagster(lake, spark, instance, monkeypatch):
 
     # a test-sized declaration: big epsilon so that 40 users clear the threshold
     declared = dataclasses.replace(usage.PRIVACY, epsilon=40.0, threshold=25)
-    dataset = dataclasses.replace(usage.DAILY_USAGE, privacy=declared)
+    dataset = dataclasses.replace(usage.DAILY_USAGE, privacy=declared, checks=usage.release_checks(declared))
     monkeypatch.setenv("LAKEHOUSE_PRIVACY_BUDGET_EPSILON", "80")
     _write_inputs(spark, 40)
     asset = release_asset(dataset)
