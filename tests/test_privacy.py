@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import math
 import statistics
+from decimal import Decimal
 
 import pytest
 from deltalake import DeltaTable
@@ -245,3 +246,52 @@ def test_the_release_through_dagster(lake, spark, instance, monkeypatch):
     assert "exceeded: 40 spent + 80 asked > budget 80" in str(failure.event_specific_data.error)
     assert privacy.spent(lake, "curated.usage.daily_usage", "2024-03") == 40.0
     assert [r["step"] for r in audit.read(lake) if r["action"] == "privacy"] == ["refused"]
+
+
+def test_training_sets_leave_out_users_without_consent(lake, spark, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from lakehouse import delta, features
+    from lakehouse.features.training import consenting_entities
+
+    monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
+    monkeypatch.delenv("LAKEHOUSE_FEAST_ONLINE_STORE", raising=False)
+    monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)
+    assert features.apply(lake)
+    stats = [(D1, user, "t", "eu-west-1", 1, Decimal("10.00"), dt.datetime(2024, 3, 1, 9)) for user in "abc"]
+    delta.write_partitions(
+        spark.createDataFrame(
+            stats,
+            "dt date, user_id string, tenant_id string, region string, order_count bigint, "
+            "total_spend decimal(18,2), last_order_at timestamp",
+        ),
+        lake.table_uri("curated", "commerce", "customer_order_stats"),
+        [D1],
+        lake.storage_options,
+    )
+    # a consents on both days, b withdrew on D2, c has no consent on record (absent from the snapshot)
+    consent = [(D1, "a", True), (D2, "a", True), (D1, "b", True), (D2, "b", False)]
+    delta.write_partitions(
+        spark.createDataFrame(consent, "dt date, user_id string, consent_analytics boolean"),
+        lake.table_uri("processed", "commerce", "users"),
+        [D1, D2],
+        lake.storage_options,
+    )
+    entities = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "a", "b"],
+            "event_timestamp": pd.to_datetime(["2024-03-01"] * 3 + ["2024-03-02"] * 2, utc=True),
+            "label": [1, 2, 3, 4, 5],
+        }
+    )
+    written = features.write_training_set(lake, spark, "churn", entities, "consent")
+    assert (written.row_count, written.users_excluded_no_consent) == (3, 2)
+    rows = spark.read.format("delta").load(features.training_set_uri(lake, "consent")).collect()
+    assert sorted((r["dt"], r["user_id"], r["label"]) for r in rows) == [
+        (D1, "a", 1),
+        (D1, "b", 2),
+        (D2, "a", 4),
+    ]
+    # fraud prevention rests on legitimate interest: its training sets keep every user
+    kept, excluded = consenting_entities(lake, "fraud_scoring", entities)
+    assert (len(kept), excluded) == (5, 0)
