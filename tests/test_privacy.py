@@ -295,3 +295,23 @@ def test_training_sets_leave_out_users_without_consent(lake, spark, tmp_path, mo
     # fraud prevention rests on legitimate interest: its training sets keep every user
     kept, excluded = consenting_entities(lake, "fraud_scoring", entities)
     assert (len(kept), excluded) == (5, 0)
+
+
+def test_generated_users_carry_consent_lines_and_all():
+    from synthetic import commerce as generator
+    from synthetic.population import population
+
+    users = population().users  # the generator's default seed
+    consents = [generator.user_consent(u) for u in users]
+    granted = sum(1 for at, _ in consents if at) / len(users)
+    analytics = sum(1 for _, yes in consents if yes) / len(users)
+    assert abs(granted - generator.GDPR_CONSENT_SHARE) < 0.03
+    assert abs(analytics - generator.GDPR_CONSENT_SHARE * generator.ANALYTICS_CONSENT_SHARE) < 0.03
+    assert all(at for at, yes in consents if yes)  # analytics consent only with GDPR consent on record
+    day = generator.generate_day(D1, 50, bad_share=0)
+    lines = [json.loads(line) for f in day.sources["users"] for line in f]
+    by_user = {u.user_id: u for u in users}
+    for line in lines:
+        at, yes = generator.user_consent(by_user[line["user_id"]])
+        assert line["consent_analytics"] is yes
+        assert (line["gdpr_consent_at"] is None) == (at is None)
