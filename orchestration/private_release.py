@@ -13,7 +13,7 @@ import datetime as dt
 import dagster as dg
 from pyspark.sql import types as T
 
-from lakehouse import catalog, delta, openlineage, privacy
+from lakehouse import catalog, delta, openlineage, privacy, schemas
 from lakehouse.datasets import Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
@@ -57,6 +57,7 @@ def _release(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dat
     dataset_id = catalog.dataset_id(dataset.path)
     reads = {path: lake.read(path, days) for path in dataset.upstream}
     upstream = [(path, version) for path, (_, version) in reads.items()]
+    schemas.require_compatible(config, dataset, release_schema(declaration))  # before any charge or write
     charge = privacy.charge(config, dataset_id, days, declaration, config.privacy_budget_epsilon, run_id)
     for day in charge.published:
         context.log.info(f"{dataset.path} {day}: already released, kept as published (no new draw, no spend)")
@@ -113,6 +114,8 @@ def _release(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dat
             "users_excluded_no_consent": excluded,
             "quality_status": quality.status,
             "quality_checks": quality.summary,
+            "quality_seconds": quality.seconds,
+            **({"data_docs": dg.MetadataValue.url(quality.docs_url)} if quality.docs_url else {}),
             "dagster/column_lineage": lineage.dagster_column_lineage(columns),
             "dagster/column_schema": column_schema(schema, dataset, descriptions),
         },
