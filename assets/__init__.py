@@ -6,7 +6,7 @@ A dataset is declared in Python (in `assets/<domain>/__init__.py`) or in YAML
 
 from types import ModuleType
 
-from assets import ai_ops, commerce, events, finance, iot, yaml_datasets
+from assets import ai_ops, commerce, events, finance, iot, usage, yaml_datasets
 from lakehouse.datasets import Dataset
 from quality.summary import summary_dataset
 
@@ -16,6 +16,7 @@ DOMAINS: dict[str, ModuleType] = {
     "finance": finance,
     "iot": iot,
     "ai_ops": ai_ops,
+    "usage": usage,
 }
 DECLARED_IN_YAML: tuple[Dataset, ...] = yaml_datasets.load(DOMAINS)
 

@@ -119,6 +119,10 @@ SERVICES = {
     ),
 }
 
+# What each service's training sets are for: analytics needs the user's analytics consent (training sets
+# leave out users without it); fraud prevention rests on legitimate interest, not consent.
+PURPOSES = {"fraud_scoring": "fraud_prevention", "churn": "analytics", "capacity": "analytics"}
+
 TIMESTAMP = "event_timestamp"
 OWNER = "team:ml-platform"
 
@@ -152,7 +156,11 @@ def build(offline_dir: str) -> dict[str, object]:
         )
     services = {
         name: FeatureService(
-            name=name, features=[views[view] for view in used], description=text, owner=OWNER
+            name=name,
+            features=[views[view] for view in used],
+            description=text,
+            owner=OWNER,
+            tags={"purpose": PURPOSES[name]},
         )
         for name, (used, text) in SERVICES.items()
     }

@@ -55,6 +55,7 @@ DATASETS = pa.schema(
         ("updated_at", pa.timestamp("us", tz="UTC")),
         ("subject_paths_json", pa.string()),
         ("schema_version", pa.int64()),
+        ("privacy_json", pa.string()),  # a differentially private release's declared privacy
     ]
 )
 LINEAGE = pa.schema(
@@ -140,6 +141,7 @@ class Entry:
     delta_version: int | None = None
     quality_status: str = "unknown"
     schema_version: int | None = None  # the schema registry's version of what was written
+    privacy_json: str | None = None  # declared privacy of a differentially private release (epsilon, ...)
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
                 "created_at": now,
                 "updated_at": now,
                 "schema_version": e.schema_version,
+                "privacy_json": e.privacy_json,
             }
         )
         lineage.append(
@@ -367,6 +370,7 @@ def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]
         "qualityStatus": row["quality_status"],
         "columnLineage": lineage,
         "schemaVersion": row.get("schema_version"),
+        "privacy": json.loads(row.get("privacy_json") or "null"),  # epsilon, delta, threshold, clipping
     }
 
 

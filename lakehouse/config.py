@@ -78,6 +78,12 @@ class LakehouseConfig:
     def landing_retention_days(self) -> int:
         return int(os.environ.get("LAKEHOUSE_LANDING_RETENTION_DAYS", "7"))
 
+    @property
+    def privacy_budget_epsilon(self) -> float:
+        """Epsilon a differentially private dataset may spend per calendar month (default: 31 daily releases
+        of epsilon 2)."""
+        return float(os.environ.get("LAKEHOUSE_PRIVACY_BUDGET_EPSILON", "62"))
+
     def token_key(self) -> str:
         """The tokenization key, checked against the fingerprint the lake recorded with its first use.
 

@@ -16,6 +16,7 @@ from typing import Protocol
 from pyspark.sql import DataFrame
 
 from lakehouse.delta import SchemaPolicy
+from lakehouse.privacy import PrivacyDeclaration
 from lakehouse.schemas import Compatibility
 
 LAYERS = ("raw", "processed", "curated")
@@ -94,6 +95,9 @@ class Dataset:
     # table rules (quality.rules) over what a step writes, besides those the declaration implies (keys
     # present and unique, regions allowed, tenant and region complete); a rule of a derived name replaces it
     checks: tuple[TableRule, ...] = ()
+    # a differentially private release: its rows are the transform's exact tallies with noise added by
+    # `lakehouse.privacy` (clipping bounds, epsilon, delta, threshold declared here), built by its own asset
+    privacy: PrivacyDeclaration | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,6 +122,8 @@ class Dataset:
             problems.append("raw datasets keep every line as received: they declare no checks")
         if self.allowed_regions and not self.region_column:
             problems.append("allowed_regions needs a region_column")
+        if self.privacy and (self.layer != "curated" or self.personal_data or self.subject_columns):
+            problems.append("a private release is a curated dataset without personal data or subjects")
         if problems:
             raise ValueError(f"dataset {self.path}: " + "; ".join(problems))
 

@@ -89,7 +89,10 @@ def _training_set(args: argparse.Namespace) -> int:
         pd.read_csv(args.entities) if args.entities.endswith(".csv") else pd.read_parquet(args.entities)
     )
     written = features.write_training_set(config, spark_session(config), args.service, entities, args.name)
-    print(f"{written.row_count} rows written to {written.uri} (Delta version {written.version})")
+    print(
+        f"{written.row_count} rows written to {written.uri} (Delta version {written.version}); "
+        f"{written.users_excluded_no_consent} users left out without analytics consent"
+    )
     return 0
 
 

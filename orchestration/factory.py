@@ -495,6 +495,8 @@ def publish(
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:
     """The asset that builds the dataset's partitions (and its quarantine's) in one step, reporting the
     step to the catalog and as an OpenLineage run (START, then COMPLETE or FAIL)."""
+    if dataset.privacy:
+        raise ValueError(f"{dataset.path} is a private release: orchestration.private_release builds it")
     build = _ingest if dataset.layer == "raw" else _derive
     name = dataset.path.replace("/", "__")
 
@@ -526,4 +528,9 @@ def domain_assets(datasets: Iterable[Dataset]) -> list:
     """A domain's assets: one per dataset, plus the landing sources its raw datasets read."""
     datasets = list(datasets)
     sources = {(d.domain, d.landing_source, d.owner) for d in datasets if d.layer == "raw"}
-    return [*(landing_spec(*source) for source in sorted(sources)), *(dataset_asset(d) for d in datasets)]
+    from orchestration.private_release import release_asset  # it builds on this module's mechanics
+
+    return [
+        *(landing_spec(*source) for source in sorted(sources)),
+        *(release_asset(d) if d.privacy else dataset_asset(d) for d in datasets),
+    ]

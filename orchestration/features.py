@@ -138,6 +138,7 @@ def churn_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
             "dagster/row_count": result.row_count,
             "dagster/uri": result.uri,
             "delta_version": result.version,
+            "users_excluded_no_consent": result.users_excluded_no_consent,
         }
     )
 

@@ -190,6 +190,7 @@ def catalog_entry(
             filter(None, [stats.latest_partition, *(d.isoformat() for d in written.partitions)])
         ),
         delta_version=written.version,
+        privacy_json=dataset.privacy.as_json() if dataset.privacy and path == dataset.path else None,
     )
 
 

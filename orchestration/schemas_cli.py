@@ -109,6 +109,10 @@ def proposed_schemas(
                 if path not in known:
                     raise LookupError(f"upstream {path} is not declared")
                 found[path] = spark.createDataFrame([], known[path]).schema
+            elif dataset.privacy:  # a private release writes noisy cells, not its transform's tallies
+                from orchestration.private_release import release_schema
+
+                found[path] = release_schema(dataset.privacy)
             elif dataset.layer == "raw":
                 lines = spark.createDataFrame([], landing.LINES_DDL)
                 found[path] = common.raw_lines(lines, "", dt.datetime.now(dt.UTC)).schema

@@ -20,11 +20,12 @@ def _count(condition) -> F.Column:
     return F.sum(F.when(condition, 1).otherwise(0)).cast("long")
 
 
-def quality_summary(**tables: DataFrame) -> DataFrame:
+def quality_summary(*single: DataFrame, **tables: DataFrame) -> DataFrame:
     """Per domain and day: datasets built and their outcome, checks, rows, quarantine, the weakest metric of
     each kind, and whether the document's targets are met (completeness > 99%, validity > 95%,
     consistency > 98%)."""
-    rows = reduce(DataFrame.unionByName, tables.values())
+    # a domain of one gated dataset passes its one metrics table positionally (`common.derive`)
+    rows = reduce(DataFrame.unionByName, [*single, *tables.values()])
     summary = rows.groupBy("dt", "domain").agg(
         F.count(F.lit(1)).cast("long").alias("datasets"),
         _count(F.col("status") == "failed").alias("datasets_failed"),

@@ -22,6 +22,7 @@ import datetime as dt
 import itertools
 import math
 import random
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,6 +33,9 @@ from synthetic.population import population as synthetic_population
 DOMAIN = "commerce"
 SOURCES = ("users", "orders", "order_items")
 USER_STATUSES = {"active": 0.90, "suspended": 0.06, "closed": 0.04}
+# GDPR consent recorded at registration, and of those users the share who also allow analytics
+GDPR_CONSENT_SHARE = 0.95
+ANALYTICS_CONSENT_SHARE = 0.80
 ORDER_STATUSES = {"created": 0.12, "paid": 0.43, "shipped": 0.37, "cancelled": 0.08}
 CURRENCY_BY_REGION = {
     "us-east-1": {"USD": 0.97, "EUR": 0.02, "GBP": 0.01},
@@ -108,7 +112,17 @@ def user_statuses(seed: int) -> dict[str, str]:
     return {user.user_id: rng.choices(names, cum_weights=cum)[0] for user in synthetic_population(seed).users}
 
 
+def user_consent(user: User) -> tuple[dt.datetime | None, bool]:
+    """(gdpr_consent_at, consent_analytics) of a user: stable per user id (a hash of it), so every day's
+    snapshot agrees; analytics consent only with GDPR consent on record."""
+    draw = zlib.crc32(f"consent-{user.user_id}".encode()) / 2**32
+    if draw >= GDPR_CONSENT_SHARE:
+        return None, False
+    return user.created_at, draw < GDPR_CONSENT_SHARE * ANALYTICS_CONSENT_SHARE
+
+
 def _user_line(user: User, status: str) -> dict:
+    consent_at, analytics = user_consent(user)
     return {
         "user_id": user.user_id,
         "email": user.email,
@@ -118,6 +132,8 @@ def _user_line(user: User, status: str) -> dict:
         "created_at": iso_millis(user.created_at),
         "region": user.region,
         "tenant_id": user.tenant_id,
+        "gdpr_consent_at": iso_millis(consent_at) if consent_at else None,
+        "consent_analytics": analytics,
     }
 
 

@@ -70,7 +70,17 @@ def item(item_id="i1", order_id="o1", quantity=2, price=10.0):
 
 USERS = [  # (dt, line), expected reason from parse_users (+ residency, as the factory adds it)
     (DAY, user("u1"), None),
-    (DAY, user("u2", region="us-east-1", status="suspended"), None),
+    (
+        DAY,
+        user(
+            "u2",
+            region="us-east-1",
+            status="suspended",
+            gdpr_consent_at="2023-05-01T08:00:00Z",
+            consent_analytics=True,
+        ),
+        None,
+    ),
     (DAY, user("u1"), None),  # duplicate, removed by de-duplication
     (DAY, '{"user_id":"u4","email":', "malformed_json"),
     (DAY, user("<absent>"), "missing_required_field:user_id"),
@@ -78,6 +88,9 @@ USERS = [  # (dt, line), expected reason from parse_users (+ residency, as the f
     (DAY, user("u5", status="deleted"), "invalid_status"),
     (DAY, user("u6", created_at="last tuesday"), "invalid_timestamp"),
     (DAY, user("u3", region="sa-east-1"), "region_not_allowed:sa-east-1"),
+    (DAY, user("u7", gdpr_consent_at="yesterday"), "invalid_consent_timestamp"),
+    (DAY, user("u8", gdpr_consent_at="2023-05-01T08:00:00Z", consent_analytics="maybe"), "invalid_consent"),
+    (DAY, user("u9", consent_analytics=True), "analytics_consent_without_gdpr_consent"),
 ]
 ORDERS = [
     (DAY, order(), None),
@@ -175,6 +188,12 @@ def test_processed_rows_are_typed_and_deduplicated(tables):
     users = {r["user_id"]: r for r in tables["users"].collect()}
     assert sorted(users) == ["u1", "u2"] and users["u1"]["line_number"] == 1
     assert users["u2"]["created_at"] == dt.datetime(2023, 5, 1, 8) and users["u2"]["status"] == "suspended"
+    # consent: given with its time, or absent, which is no consent
+    assert (users["u2"]["gdpr_consent_at"], users["u2"]["consent_analytics"]) == (
+        dt.datetime(2023, 5, 1, 8),
+        True,
+    )
+    assert (users["u1"]["gdpr_consent_at"], users["u1"]["consent_analytics"]) == (None, False)
     orders = {r["order_id"]: r for r in tables["orders"].collect()}
     assert sorted(orders) == ["o1", "o2", "o3", "o4"]
     assert orders["o4"]["total_amount"] == Decimal("12.50") and orders["o3"]["total_amount"] == Decimal(

@@ -376,6 +376,16 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(
         [stats(D1, "tok-a", 1, "10.00"), stats(D2, "tok-a", 2, "25.50"), stats(D2, "tok-b", 1, "5.00")],
         [D1, D2],
     )
+    # analytics consent on record for tok-a and tok-b (churn training sets leave out users without it)
+    delta.write_partitions(
+        spark.createDataFrame(
+            [(day, user, True) for day in (D1, D2, D3) for user in ("tok-a", "tok-b")],
+            "dt date, user_id string, consent_analytics boolean",
+        ),
+        lake.table_uri("processed", "commerce", "users"),
+        [D1, D2, D3],
+        lake.storage_options,
+    )
     wanted = {assets.REGISTRY_KEY, assets.view_key("customer_order_stats"), assets.TRAINING_KEY}
     selected = [a for a in assets.ASSETS if set(a.keys) & wanted]
     result = run_assets(instance, selected, D1, D2)
@@ -441,10 +451,11 @@ def test_dagster_assets_apply_materialize_and_write_a_training_set(
     rows = (
         spark.read.format("delta").load(features.training_set_uri(lake, "cli")).orderBy("user_id").collect()
     )
+    # tok-zz has no analytics consent on record: left out
     assert [(r["user_id"], r["churned"], r["customer_order_stats__total_spend"]) for r in rows] == [
-        ("tok-a", 0, 25.5),
-        ("tok-zz", 1, None),
+        ("tok-a", 0, 25.5)
     ]
+    assert "1 users left out without analytics consent" in capsys.readouterr().out
 
 
 def test_feast_cli_uses_the_same_configuration(lake, spark, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ ROWS = {"events": 600, "commerce": 300, "finance": 300, "iot": 1_500, "ai_ops": 
 
 
 def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, instance, capsys):
-    for domain in DOMAINS:
+    for domain in GENERATORS:  # the usage domain has no landing data: it is built from the others
         importlib.import_module(GENERATORS[domain]).generate_day(DAY, ROWS[domain], bad_share=0).write(
             lake, domain
         )
@@ -48,7 +48,11 @@ def test_a_clean_partition_passes_every_check_of_every_domain(spark, lake, insta
         table = spark.read.format("delta").load(lake.table_uri(*metrics.metrics_path(dataset).split("/")))
         row = table.where(f"dt = DATE'{DAY}'").collect()
         assert len(row) == 1 and row[0]["status"] == "passed" and row[0]["checks_failed"] == 0, dataset.path
-        assert row[0]["rows"] > 0 and row[0]["completeness"] in (None, 1.0), (dataset.path, row[0])
+        # a private release may publish no cell of a small day (all below its threshold)
+        assert (row[0]["rows"] > 0 or dataset.privacy) and row[0]["completeness"] in (None, 1.0), (
+            dataset.path,
+            row[0],
+        )
         assert row[0]["validity"] in (None, 1.0) and row[0]["consistency"] in (None, 1.0), (
             dataset.path,
             row[0],

@@ -32,7 +32,19 @@ MONEY = "decimal(10,2)"
 SUM = "decimal(18,2)"
 INTEGER = r"^\s*-?[0-9]+\s*$"
 
-USER_FIELDS = ("user_id", "email", "first_name", "last_name", "status", "created_at", "region", "tenant_id")
+USER_FIELDS = (
+    "user_id",
+    "email",
+    "first_name",
+    "last_name",
+    "status",
+    "created_at",
+    "region",
+    "tenant_id",
+    "gdpr_consent_at",
+    "consent_analytics",
+)
+CONSENT_VALUES = ("true", "false")
 ORDER_FIELDS = (
     "order_id",
     "user_id",
@@ -81,11 +93,18 @@ def _timestamp(column: str) -> Column:
 
 def parse_users(raw: DataFrame) -> DataFrame:
     """Typed users of the day's snapshot plus `quarantine_reason`; `_line` keeps the line for quarantine."""
-    users = _fields(raw, USER_FIELDS).withColumn("_created_at", _timestamp("created_at"))
+    users = _fields(raw, USER_FIELDS).withColumns(
+        {"_created_at": _timestamp("created_at"), "_consent_at": _timestamp("gdpr_consent_at")}
+    )
+    # No consent on record is no consent: a missing or null analytics consent is false.
+    analytics = F.lower(F.trim("consent_analytics"))
     reasons = common.rule_reasons(
         *_structure_rules(USER_REQUIRED),
         (~F.col("status").isin(*USER_STATUSES), "invalid_status"),
         (F.col("_created_at").isNull(), "invalid_timestamp"),
+        (F.col("gdpr_consent_at").isNotNull() & F.col("_consent_at").isNull(), "invalid_consent_timestamp"),
+        (analytics.isNotNull() & ~analytics.isin(*CONSENT_VALUES), "invalid_consent"),
+        ((analytics == "true") & F.col("_consent_at").isNull(), "analytics_consent_without_gdpr_consent"),
     )
     return users.select(
         "dt",
@@ -97,6 +116,8 @@ def parse_users(raw: DataFrame) -> DataFrame:
         F.col("_created_at").alias("created_at"),
         "region",
         "tenant_id",
+        F.col("_consent_at").alias("gdpr_consent_at"),
+        F.coalesce(analytics == "true", F.lit(False)).alias("consent_analytics"),
         *LINE,
         F.col("line").alias("_line"),
         *reasons,

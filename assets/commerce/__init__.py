@@ -64,7 +64,8 @@ USERS = Dataset(
     deduplicate_on=("user_id",),
     retention_days=365,
     description="The shop's users as of the day (a full daily snapshot), typed, one row per user; "
-    "ids and emails tokenized, names masked.",
+    "ids and emails tokenized, names masked; with their GDPR and analytics consent (the consent source of "
+    "the usage release and of training sets).",
     columns={
         "user_id": TOKEN,
         "email": "email, tokenized",
@@ -72,8 +73,12 @@ USERS = Dataset(
         "last_name": "last name, masked",
         "status": "active, suspended or closed",
         "created_at": "registration time (UTC)",
+        "gdpr_consent_at": "when the user gave GDPR consent (UTC); null: no consent on record",
+        "consent_analytics": "the user allows analytics use (usage release, training sets); false when "
+        "absent",
     },
     personal_data={"user_id": USER_ID, "email": P.TOKENIZE, "first_name": P.MASK, "last_name": P.MASK},
+    classification={"gdpr_consent_at": C.CONFIDENTIAL, "consent_analytics": C.CONFIDENTIAL},
     subject_columns=("user_id",),
     tenant_column="tenant_id",
     region_column="region",

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from lakehouse.config import LakehouseConfig
+from lakehouse.delta import WriteResult
 from lakehouse.features.snapshots import (
     PANDAS_DTYPES,
     export_snapshot,
@@ -21,6 +24,46 @@ from lakehouse.features.snapshots import (
 from lakehouse.features.store import TIMESTAMP, feature_store
 
 TRAINING_ROOT = "features/training_sets"
+# Who allows analytics use: each day's commerce users snapshot (user_id tokens, as the features' keys are).
+CONSENT_TABLE = ("processed", "commerce", "users")
+CONSENT_KEY, CONSENT_COLUMN = "user_id", "consent_analytics"
+CONSENT_EXEMPT_PURPOSES = ("fraud_prevention",)  # a service's `purpose` tag that needs no analytics consent
+
+
+@dataclass(frozen=True)
+class TrainingSetWrite(WriteResult):
+    users_excluded_no_consent: int = 0  # distinct users whose entity rows were left out
+
+
+def _consenting(config: LakehouseConfig, days: Sequence[dt.date]) -> set[tuple[dt.date, str]]:
+    """(day, user token) of the users whose snapshot of that day grants analytics consent."""
+    uri = config.table_uri(*CONSENT_TABLE)
+    if not days or not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
+        return set()
+    table = DeltaTable(uri, storage_options=config.storage_options)
+    if CONSENT_COLUMN not in table.schema().to_arrow().names:  # a lake from before consent: none on record
+        return set()
+    users = table.to_pandas(columns=["dt", CONSENT_KEY, CONSENT_COLUMN], filters=[("dt", "in", list(days))])
+    granted = users[users[CONSENT_COLUMN].fillna(False).astype(bool)]
+    return set(zip(granted["dt"], granted[CONSENT_KEY].astype(str)))
+
+
+def consenting_entities(
+    config: LakehouseConfig, service: str, entity_df: pd.DataFrame
+) -> tuple[pd.DataFrame, int]:
+    """The entity rows of users with analytics consent in their day's users snapshot (no consent on record
+    is no consent), and how many distinct users were left out. Rows without a user key, and services
+    whose purpose needs no consent (fraud prevention), are kept as they are."""
+    purpose = feature_store(config).get_feature_service(service).tags.get("purpose")
+    if CONSENT_KEY not in entity_df.columns or purpose in CONSENT_EXEMPT_PURPOSES:
+        return entity_df, 0
+    days = pd.to_datetime(entity_df[TIMESTAMP], utc=True).dt.date
+    granted = _consenting(config, sorted(set(days)))
+    keep = pd.Series(
+        [(day, str(user)) in granted for day, user in zip(days, entity_df[CONSENT_KEY])],
+        index=entity_df.index,
+    )
+    return entity_df[keep], int(entity_df.loc[~keep, CONSENT_KEY].nunique())
 
 
 def _partitions_in_reach(view, stamps: pd.Series) -> list[dt.date]:
@@ -88,12 +131,14 @@ def write_training_set(
     name: str,
     days: Sequence[dt.date] | None = None,
     run_id: str | None = None,
-):
+) -> TrainingSetWrite:
     """Join `entity_df` with the service's features and write it as the Delta table
     `features/training_sets/<name>`, partitioned by the day of `event_timestamp`: `days` (default: the
-    days of the rows) are replaced whole, through the lake's one Delta writer."""
+    days of the rows) are replaced whole, through the lake's one Delta writer. Users without analytics
+    consent are left out first (`consenting_entities`); the result counts them."""
     from lakehouse import delta
 
+    entity_df, excluded = consenting_entities(config, service, entity_df)
     frame = historical_features(config, service, entity_df)
     frame["dt"] = frame[TIMESTAMP].dt.date
     days = sorted(set(days or frame["dt"]))
@@ -102,7 +147,7 @@ def write_training_set(
     _catalog_training_set(
         config, service, name, rows.schema, written, run_id or f"training-set-{uuid.uuid4()}"
     )
-    return written
+    return TrainingSetWrite(**vars(written), users_excluded_no_consent=excluded)
 
 
 def _catalog_training_set(
