@@ -28,7 +28,11 @@ A dry run refuses nothing: it reports what would be restored and what would be r
 
 Each table is audited as soon as it is restored (dataset, partitions, from and to versions, rows before and
 after), and recorded in the catalog as a materialization of the rollback's run, with the lineage of the
-content it restored, so that the catalog's rows, version and lineage match the tables.
+content it restored, so that the catalog's rows, version and lineage match the tables. A rollback failing
+half-way leaves the audit of the tables it restored; those now count as later writes, so a second attempt
+needs `allow_later_writes` (restoring them again is idempotent).
+
+Like erasure, a rollback must not run while the runs of the domains it restores are writing.
 """
 
 from __future__ import annotations
