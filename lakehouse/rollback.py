@@ -9,7 +9,9 @@ What is restored, and to which version:
 - `--run R`: every table the catalog's lineage says R wrote (dataset, quarantine, downstream datasets) at the
   partitions it wrote, plus the quality-metrics tables of R's datasets (not in the lineage). A table's commit
   by R is the lineage's `dataset_version` (a metrics table's: its first commit changing those partitions after
-  the dataset's); the content before R is the version before it.
+  R's first commit and before R recorded the dataset in the catalog); the content before R is the version
+  before it. A lineage row whose version did not change its partitions (a step that wrote nothing new) is
+  skipped.
 - `DATASET --partition P --to-version V`: the dataset's P at V; the other tables (its quarantine and metrics
   tables, every dataset downstream of it in the catalog, and theirs) at P as of the moment the commits undone
   began: the earliest commit, among these tables, of the run that made the dataset's first commit after V that
@@ -28,7 +30,11 @@ A dry run refuses nothing: it reports what would be restored and what would be r
 
 Each table is audited as soon as it is restored (dataset, partitions, from and to versions, rows before and
 after), and recorded in the catalog as a materialization of the rollback's run, with the lineage of the
-content it restored, so that the catalog's rows, version and lineage match the tables.
+content it restored, so that the catalog's rows, version and lineage match the tables. A rollback failing
+half-way leaves the audit of the tables it restored; those now count as later writes, so a second attempt
+needs `allow_later_writes` (restoring them again is idempotent).
+
+Like erasure, a rollback must not run while the runs of the domains it restores are writing.
 """
 
 from __future__ import annotations
@@ -231,7 +237,7 @@ def plan_run(lake: Lake, run_id: str, companions: Mapping[str, Sequence[str]]) -
     written = [r for r in lineage if r["run_id"] == run_id]
     if not written:
         raise RollbackError(f"the catalog's lineage has no materialization of run {run_id!r}")
-    targets, seen = [], set()
+    targets, commits = [], {}
     for row in sorted(written, key=lambda r: r["dataset_id"]):
         log = _restorable(lake, row["dataset_id"])
         if log is None or not row["partitions"] or row["dataset_version"] is None:
@@ -239,24 +245,28 @@ def plan_run(lake: Lake, run_id: str, companions: Mapping[str, Sequence[str]]) -
         version, days = int(row["dataset_version"]), list(row["partitions"])
         if not log.wrote(version, days):
             continue
-        seen.add(row["dataset_id"])
-        targets.append(
-            _target(
-                lake, log, row["dataset_id"], days, version - 1, version, log.changed(version, days), lineage
-            )
-        )
-        for companion in companions.get(row["dataset_id"], ()):
-            companion_log = _restorable(lake, companion)
-            if companion in seen or companion_log is None or companion in {r["dataset_id"] for r in written}:
+        commits[row["dataset_id"]] = log.times[version]
+        later = log.changed(version, days)
+        targets.append(_target(lake, log, row["dataset_id"], days, version - 1, version, later, lineage))
+    if not commits:
+        return targets
+    # A step's metrics table is not in the lineage: its commit by the run is its first change to the
+    # partitions after the run's first commit and before the run recorded the dataset in the catalog.
+    started = min(commits.values())
+    for row in written:
+        for companion in companions.get(row["dataset_id"], ()) if row["dataset_id"] in commits else ():
+            log = _restorable(lake, companion)
+            if log is None or companion in commits or companion in {r["dataset_id"] for r in written}:
                 continue
-            since = companion_log.latest_before(log.times[version])
-            commits = companion_log.changed(-1 if since is None else since, days)
-            if not commits:
+            since = log.latest_before(started)
+            changed = log.changed(-1 if since is None else since, list(row["partitions"]))
+            if not changed or log.times[changed[0]] > int(row["recorded_at"].timestamp() * 1000):
                 continue
-            seen.add(companion)
-            first = commits[0]
+            commits[companion] = log.times[changed[0]]
             targets.append(
-                _target(lake, companion_log, companion, days, first - 1, first, commits[1:], lineage)
+                _target(
+                    lake, log, companion, row["partitions"], changed[0] - 1, changed[0], changed[1:], lineage
+                )
             )
     return targets
 

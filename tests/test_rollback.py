@@ -3,6 +3,7 @@ other days' files untouched, a created day emptied, a dry run changing nothing, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -138,27 +139,44 @@ def test_a_rollback_refuses_later_writes_and_after_a_vacuum_writes_nothing(spark
     assert [r["step"] for r in audit.read(lake, refused.run_id)] == ["refused"]
 
 
-def test_a_partition_is_restored_to_a_version_with_its_downstream(spark, lake, instance, backfilled):
+def test_a_partition_is_restored_to_a_version_with_its_downstream(spark, lake, instance, backfilled, capsys):
+    from orchestration.cli import main
+
     run_id, tables, before, files = backfilled
     written = {
         r["dataset_id"]: r["dataset_version"] for r in catalog.materializations(lake) if r["run_id"] == run_id
     }
     version = written["raw.events.events"] - 1
-    records = rollback.execute(
-        Lake(),
-        rollback.plan_version(Lake(), "raw.events.events", D2.isoformat(), version, _companions()),
-        "test-version",
-        f"raw.events.events {D2} to version {version}",
-    )
+    command = ["rollback", "raw.events.events", "--partition", D2.isoformat(), "--to-version", str(version)]
+    versions = _versions(lake, tables)
+    assert main([*command, "--dry-run"]) == 0
+    assert "dry run: nothing written" in capsys.readouterr().out
+    assert _versions(lake, tables) == versions
+    assert main(command) == 0
+    shown = capsys.readouterr().out
     for path in tables:  # raw at the version, and every table downstream as it was before the backfill
         assert _content(spark, lake, path, D2) == before[path][D2], path
         assert _content(spark, lake, path, D3) or path == NOTHING_REFUSED, path  # another partition: kept
-    assert {r.target for r in records if r.step == "restore"} == {
-        catalog.dataset_id(p) for p in tables if p != NOTHING_REFUSED
-    }
+        assert path == NOTHING_REFUSED or catalog.dataset_id(path) in shown, path
 
 
-def _companions():
-    from orchestration.governance import rollback_companions
-
-    return rollback_companions()
+def test_the_brake_refuses_removing_far_more_than_the_undone_write_left():
+    target = rollback.Target(
+        dataset_id="processed.demo.t",
+        location="unused",
+        partitions=("2024-01-02",),
+        current_version=5,
+        restore_version=3,
+        undone=4,
+        later=(5,),
+        rows_before={"2024-01-02": 900},
+        rows_after={"2024-01-02": 100},
+        rows_written=300,
+        missing_files=0,
+        producer=None,
+    )
+    refused = rollback.refusals([target], allow_later_writes=True)
+    assert len(refused) == 1 and "processed.demo.t: 900 rows, 300 written" in refused[0]
+    assert rollback.refusals([target], allow_later_writes=True, confirm=True) == []
+    within = dataclasses.replace(target, rows_before={"2024-01-02": 700})  # 700 <= 2 * 300 + 100
+    assert rollback.refusals([within], allow_later_writes=True) == []

@@ -1,6 +1,6 @@
 """Subject export through its Dagster job: a user present in the commerce and events domains gets every row
-about them, in every layer, landing and the online feature store, counted as a direct query counts them; another
-user's rows are absent; the audit trail, the logs and the manifest hold the token, never the value."""
+about them, in every layer, landing and the online feature store, counted as a direct query counts them;
+another user's rows are absent; the audit trail, the logs and the manifest hold the token, never the value."""
 
 from __future__ import annotations
 
@@ -128,3 +128,14 @@ def test_an_export_holds_every_row_about_the_subject_and_nobody_else(spark, lake
     assert subject not in logs
     request = storage.read_text(lake, subject_export.request_uri(lake, request_id))
     assert subject not in request and json.loads(request)["status"] == "done"
+
+
+def test_an_export_refuses_a_short_value_and_an_unknown_column_without_printing_the_value(lake, capsys):
+    from orchestration.cli import main
+
+    assert main(["export-subject", "user_id", "ab"]) == 1
+    assert "too short to match safely" in capsys.readouterr().err
+    assert main(["export-subject", "nobody_id", "someone-7"]) == 1
+    error = capsys.readouterr().err
+    assert "no catalogued dataset names 'nobody_id'" in error and "someone-7" not in error
+    assert audit.read(lake) == []  # nothing exported, nothing audited
