@@ -88,6 +88,9 @@ class Dataset:
     tenant_column: str | None = None
     region_column: str | None = None
     allowed_regions: tuple[str, ...] = ()  # empty: any region
+    # each region's rows live under that region's storage root (LAKEHOUSE_REGION_ROOTS), by region_column;
+    # readers outside the region get only its non-personal columns (`lakehouse.residency`)
+    resident: bool = False
     retention_days: int = 365
     partitioning: str = "daily"
     # table rules (quality.rules) over what a step writes, besides those the declaration implies (keys
@@ -117,6 +120,8 @@ class Dataset:
             problems.append("raw datasets keep every line as received: they declare no checks")
         if self.allowed_regions and not self.region_column:
             problems.append("allowed_regions needs a region_column")
+        if self.resident and not (self.region_column and self.allowed_regions):
+            problems.append("a resident dataset declares its region_column and allowed_regions")
         if problems:
             raise ValueError(f"dataset {self.path}: " + "; ".join(problems))
 

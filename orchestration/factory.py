@@ -404,7 +404,9 @@ def _write(lake: LakeResource, dataset: Dataset, rows: DataFrame, days: list[dt.
     _check_declared_columns(dataset, rows)
     if dataset.personal_data:
         rows = common.protect(rows, dataset.personal_data, lake.config.token_key())
-    written = lake.write(dataset.path, rows, days, dataset.schema_policy)
+    written = lake.write(
+        dataset.path, rows, days, dataset.schema_policy, dataset.region_column if dataset.resident else None
+    )
     return written, rows.schema, write_metadata(written, rows.schema, dataset)
 
 

@@ -20,10 +20,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import catalog, delta
+from lakehouse import catalog
 from lakehouse.datasets import Classification, Dataset
 from lakehouse.delta import WriteResult
-from lakehouse.lake import Lake
+from lakehouse.lake import Lake, TableVersion
 from quality import metrics, suites
 from quality.rules import VALIDITY_TARGET, Rule, Severity
 
@@ -230,7 +230,7 @@ def evaluate(
     run_id: str,
     held: WriteResult | None = None,
     duplicates: dict[dt.date, int] | None = None,
-    upstream: Sequence[tuple[str, int]] = (),
+    upstream: Sequence[tuple[str, TableVersion]] = (),
 ) -> Outcome:
     """Validate the partitions just written, measure them, write the metrics table."""
     from quality import expectations  # Great Expectations loads in seconds: only when a step validates
@@ -238,12 +238,7 @@ def evaluate(
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)
-    rows = (
-        lake.spark.read.format("delta")
-        .option("versionAsOf", written.version)
-        .load(lake.engine_path(written.uri))
-        .where(delta.partition_predicate(days))
-    )
+    rows = lake.read_written(written, days)
     missing = sorted({c for rule in rules for c in rule.columns if c not in rows.columns})
     if missing:
         raise ValueError(f"the suite of {dataset.path} names columns the dataset does not have: {missing}")
