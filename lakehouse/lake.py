@@ -32,6 +32,19 @@ class ResidentWriteResult(delta.WriteResult):
     regions: dict[str, delta.WriteResult] = field(default_factory=dict)
 
 
+def _union(frames: Sequence[DataFrame]) -> DataFrame:
+    """The regional tables' rows as one frame; a column only some regions have yet is null in the others.
+    Aligned by hand: Sail loses columns of `unionByName(allowMissingColumns=True)` under a later filter."""
+    types = {f.name: f.dataType for frame in frames for f in frame.schema.fields}
+    aligned = [
+        frame.select(
+            *[F.col(c) if c in frame.columns else F.lit(None).cast(t).alias(c) for c, t in types.items()]
+        )
+        for frame in frames
+    ]
+    return reduce(lambda left, right: left.union(right), aligned)
+
+
 class Lake:
     """Everything comes from the environment (see `lakehouse.config`), so the UI, CLI and tests agree."""
 
@@ -83,10 +96,7 @@ class Lake:
         if not locations:
             return self._pinned(self.uri(path), days)
         pinned = {region: self._pinned(uri, days) for region, uri in locations.items()}
-        rows = reduce(
-            lambda left, right: left.unionByName(right, allowMissingColumns=True),
-            [frame for frame, _ in pinned.values()],
-        )
+        rows = _union([frame for frame, _ in pinned.values()])
         return rows, {region: version for region, (_, version) in pinned.items()}
 
     def read_written(self, written: delta.WriteResult, days: Sequence[dt.date]) -> DataFrame:
@@ -99,7 +109,7 @@ class Lake:
             .where(delta.partition_predicate(days))
             for result in results
         ]
-        return reduce(lambda left, right: left.unionByName(right, allowMissingColumns=True), frames)
+        return _union(frames)
 
     def read_across_regions(
         self,

@@ -42,7 +42,8 @@ def parse_tenants(raw: DataFrame) -> DataFrame:
         tenant["plan_id"].alias("plan_id"),
         tenant["status"].alias("status"),
         tenant["data_region"].alias("data_region"),
-        tenant["allowed_regions"].alias("allowed_regions"),
+        # kept as "r1,r2": Sail cannot union list columns that the Delta reader and writer name differently
+        F.array_join(tenant["allowed_regions"], ",").alias("allowed_regions"),
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
@@ -59,7 +60,7 @@ def require_tenant_region(
     allowed = tenants.select(
         F.col("dt").alias("_tenants_dt"),
         F.col("tenant_id").alias("_tenants_tenant"),
-        F.col("allowed_regions").alias("_tenant_regions"),
+        F.split(F.col("allowed_regions"), ",").alias("_tenant_regions"),
     )
     joined = rows.join(
         allowed,
