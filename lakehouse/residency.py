@@ -3,11 +3,14 @@ data inside its region (each refusal audited before it is raised)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import NoReturn
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from lakehouse import audit
 from lakehouse.config import LakehouseConfig
+
+if TYPE_CHECKING:
+    from lakehouse.datasets import Dataset
 
 # region -> Delta version of that region's table: what a read of a resident dataset was pinned to
 RegionalVersions = dict[str, int]
@@ -40,3 +43,34 @@ def check_crossing_columns(
             f"reading personal column(s) {', '.join(personal)} across regions is refused: cross-region "
             "readers use only declared, non-personal columns",
         )
+
+
+def check_crossings(datasets: Iterable[Dataset]) -> None:
+    """Refuse declarations that would move personal data out of its region: a dataset without residency
+    reading a resident dataset takes only the columns it declares for it (`cross_region_columns`), and none
+    of them may be personal (protected or a subject). Run over every declaration, before any asset runs."""
+    datasets = list(datasets)
+    by_path = {d.path: d for d in datasets}
+    problems = []
+    for reader in datasets:
+        if reader.resident:
+            continue
+        for path in reader.upstream:
+            source = by_path.get(path)
+            if source is None or not source.resident:
+                continue
+            personal = {*source.personal_data, *source.subjects}
+            declared = reader.cross_region_columns.get(path)
+            if declared is None and personal:
+                problems.append(
+                    f"{reader.path} reads the resident {path} (personal: {', '.join(sorted(personal))}) "
+                    "without declaring the non-personal columns it uses (cross_region_columns)"
+                )
+            elif declared is not None and personal & set(declared):
+                crossing = ", ".join(sorted(personal & set(declared)))
+                problems.append(
+                    f"{reader.path} declares personal column(s) {crossing} of the resident {path} as "
+                    "cross-region columns"
+                )
+    if problems:
+        raise ResidencyError("; ".join(problems))

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import shutil
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,7 @@ from deltalake import DeltaTable
 from lakehouse import audit, catalog, erasure, retention, storage
 from lakehouse.config import DEFAULT_REGIONS, LakehouseConfig, UnknownRegionError, region_roots
 from lakehouse.lake import Lake, ResidentWriteResult
-from lakehouse.residency import ResidencyError
+from lakehouse.residency import ResidencyError, check_crossings
 from orchestration.factory import domain_assets
 from synthetic import GeneratedDay
 from synthetic.ai_ops import tenant_records
@@ -279,3 +280,58 @@ def test_retention_expires_partitions_in_every_regional_root(resident_lake):
     store = Lake()
     assert store.rows_per_partition(RUNS, [DAY]) == {DAY: 0}
     assert catalog.get_entry(resident_lake, "processed.ai_ops.agent_runs")["rowCount"] == 0
+
+
+TENANT_COST = (
+    "dt date, tenant_id string, region string, period string, runs bigint, tokens_in bigint, "
+    "tokens_out bigint, cost_usd decimal(28,9), monthly_budget_usd decimal(12,2), "
+    "daily_budget_usd decimal(18,6), warning_threshold decimal(5,2), critical_threshold decimal(5,2), "
+    "budget_used_ratio decimal(18,6), is_warning boolean, is_critical boolean"
+)
+
+
+def test_a_feast_feature_of_a_resident_curated_source_materializes_from_every_region(
+    spark, lake, tmp_path, monkeypatch
+):
+    from lakehouse import features
+
+    monkeypatch.setenv("LAKEHOUSE_FEAST_DIR", str(tmp_path / "feast"))
+    monkeypatch.delenv("LAKEHOUSE_FEAST_ONLINE_STORE", raising=False)
+    monkeypatch.delenv("LAKEHOUSE_FEAST_REDIS", raising=False)
+    day = dt.date(2024, 1, 1)
+    rows = [
+        (day, tenant, region, "2024-01", 3, 100, 50, Decimal("1"), Decimal("31.00"), Decimal("1.000000"))
+        + (Decimal("0.8"), Decimal("1.0"), ratio, ratio >= Decimal("0.8"), ratio >= 1)
+        for tenant, region, ratio in (
+            ("tenant-a", "eu-west-1", Decimal("1.500000")),
+            ("tenant-b", "us-east-1", Decimal("0.250000")),
+        )
+    ]
+    path = "curated/ai_ops/tenant_daily_cost_vs_budget"
+    Lake().write(path, spark.createDataFrame(rows, TENANT_COST), [day], region_column="region")
+    assert sorted(Lake().locations(path)) == sorted(DEFAULT_REGIONS)
+    assert features.apply(lake)
+    [done] = features.materialize(lake, day, day, ["tenant_ai_cost"])
+    assert (done.snapshot_rows, done.written) == (2, 2)
+    assert features.online_features(
+        lake, ["tenant_ai_cost:budget_used_ratio"], [{"tenant_id": "tenant-a"}, {"tenant_id": "tenant-b"}]
+    ) == {"tenant_id": ["tenant-a", "tenant-b"], "tenant_ai_cost__budget_used_ratio": [1.5, 0.25]}
+
+
+def test_a_cross_region_aggregate_must_declare_only_non_personal_columns_of_a_resident_dataset():
+    from assets import ai_ops
+
+    runs = dataclasses.replace(ai_ops.AGENT_RUNS, resident=True)
+    cost = ai_ops.TENANT_DAILY_COST_VS_BUDGET  # curated, without residency, reads agent_runs
+    with pytest.raises(
+        ResidencyError, match=f"{cost.path} reads the resident {RUNS} \\(personal: user_id\\)"
+    ):
+        check_crossings([runs, ai_ops.TENANT_BUDGETS, cost])
+    leaking = dataclasses.replace(cost, cross_region_columns={RUNS: ("dt", "tenant_id", "user_id")})
+    with pytest.raises(ResidencyError, match="declares personal column\\(s\\) user_id of the resident"):
+        check_crossings([runs, leaking])
+    declared = dataclasses.replace(cost, cross_region_columns={RUNS: ("dt", "tenant_id", "cost_usd")})
+    check_crossings([runs, declared])  # declared and non-personal: allowed
+    check_crossings(ai_ops.DATASETS)  # nothing resident: nothing crosses
+    with pytest.raises(ValueError, match="cross_region_columns name datasets that are not upstream"):
+        dataclasses.replace(cost, cross_region_columns={"processed/ai_ops/tool_calls": ("dt",)})

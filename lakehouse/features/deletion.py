@@ -6,11 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
 
 from lakehouse.config import LakehouseConfig
 from lakehouse.features.online import OnlineStore
-from lakehouse.features.snapshots import export_snapshot, view_join_key, view_source_uri
+from lakehouse.features.snapshots import export_snapshot, view_join_key, view_source_uris
 from lakehouse.features.store import entity_for, feature_store
 
 
@@ -57,9 +56,7 @@ def erase_subject_online(
     # (a view whose table was never built in this lake has no snapshot).
     config = config or LakehouseConfig.from_env()
     for view in views:
-        if not DeltaTable.is_deltatable(
-            view_source_uri(config, view), storage_options=config.storage_options
-        ):
+        if not view_source_uris(config, view):
             continue
         snapshot = pq.read_table(export_snapshot(config, view).path, columns=[view_join_key(view)])
         remaining += sum(key in keys for key in snapshot.column(0).to_pylist())

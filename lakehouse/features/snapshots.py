@@ -21,7 +21,7 @@ from lakehouse.features.store import TIMESTAMP
 class Snapshot:
     view: str
     path: str
-    table_version: int
+    table_version: int  # a resident source: the highest of its regional tables' versions
     rows: int
     seconds: float
 
@@ -38,22 +38,36 @@ def view_ttl(view) -> pd.Timedelta:
     return pd.Timedelta(view.tags["period"])
 
 
-def view_source_uri(config: LakehouseConfig, view) -> str:
-    return config.table_uri(*view.tags["source_table"].split("/"))
+def view_source_uris(config: LakehouseConfig, view) -> list[str]:
+    """The view's curated table: every region's table of a resident source, else the one in the root;
+    only those that exist."""
+    layer, domain, name = view.tags["source_table"].split("/")
+    regional = [config.regional_table_uri(region, layer, domain, name) for region in config.region_roots]
+    options = config.storage_options
+    found = [uri for uri in regional if DeltaTable.is_deltatable(uri, storage_options=options)]
+    plain = config.table_uri(layer, domain, name)
+    return found or ([plain] if DeltaTable.is_deltatable(plain, storage_options=options) else [])
 
 
 def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     """Rewrite the view's Parquet snapshot from the current version of its curated table.
 
-    The table is read through its Delta log (delta-rs), so removed files never reach Feast; the
-    file is replaced atomically and whole. `event_timestamp` (microseconds, UTC) is the end of
-    the row's period: the moment the aggregate was complete.
+    The table (a resident source: every region's) is read through its Delta log (delta-rs), so removed
+    files never reach Feast; the file is replaced atomically and whole. `event_timestamp` (microseconds,
+    UTC) is the end of the row's period: the moment the aggregate was complete.
     """
     started = time.monotonic()
-    table = DeltaTable(view_source_uri(config, view), storage_options=config.storage_options)
+    uris = view_source_uris(config, view)
+    if not uris:
+        raise FileNotFoundError(
+            f"the source table {view.tags['source_table']} of view {view.name} is not built"
+        )
+    tables = [DeltaTable(uri, storage_options=config.storage_options) for uri in uris]
     key, column = view_join_key(view), view.tags["period_column"]
     features = {f.name: _ARROW[str(f.dtype)] for f in view.features}
-    frame = table.to_pandas(columns=[key, column, *features])
+    frame = pd.concat(
+        [table.to_pandas(columns=[key, column, *features]) for table in tables], ignore_index=True
+    )
     frame[TIMESTAMP] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]") + view_ttl(view)
     for name, arrow_type in features.items():
         if arrow_type == pa.float64():
@@ -65,4 +79,5 @@ def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")  # concurrent exports each replace whole
     pq.write_table(data, partial, coerce_timestamps="us")
     os.replace(partial, path)
-    return Snapshot(view.name, str(path), table.version(), data.num_rows, time.monotonic() - started)
+    version = max(table.version() for table in tables)
+    return Snapshot(view.name, str(path), version, data.num_rows, time.monotonic() - started)
