@@ -65,14 +65,8 @@ class Lake:
         return self.config.regional_table_uri(region, layer, domain, name)
 
     def locations(self, path: str) -> dict[str, str]:
-        """Region -> URI of each regional table the dataset at `path` has (empty: not resident)."""
-        options = self.config.storage_options
-        found = {region: self.regional_uri(path, region) for region in self.config.region_roots}
-        return {
-            region: uri
-            for region, uri in found.items()
-            if DeltaTable.is_deltatable(uri, storage_options=options)
-        }
+        """Region -> URI of each regional table of the dataset at `path` (empty: not resident)."""
+        return residency.recorded_locations(self.config, path)
 
     def engine_path(self, uri: str) -> str:
         """`uri` as the engine reads and writes it (`s3a://` on Apache Spark: `lakehouse.engine`)."""
@@ -192,6 +186,9 @@ class Lake:
                 f"{sorted(roots)}); they belong in quarantine (the dataset's allowed_regions), never in "
                 "the default root"
             )
+        residency.record_locations(
+            self.config, path, {region: self.regional_uri(path, region) for region in sorted(roots)}
+        )
         regions = {
             region: delta.write_partitions(
                 df.where(F.col(region_column) == F.lit(region)),

@@ -1,12 +1,17 @@
 """Data residency: which regions' roots hold a resident dataset's rows, and the refusals that keep personal
-data inside its region (each refusal audited before it is raised)."""
+data inside its region (each refusal audited before it is raised).
+
+Where a resident dataset lives is recorded in the lake root (`_lakehouse/residency/<path>.json`: its regions
+and their table URIs) when it is first written, so that readers find its regional tables without probing
+every region's root, and a plain table never depends on the regions' buckets being reachable."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from lakehouse import audit
+from lakehouse import audit, storage
 from lakehouse.config import LakehouseConfig
 
 if TYPE_CHECKING:
@@ -18,6 +23,24 @@ RegionalVersions = dict[str, int]
 
 class ResidencyError(PermissionError):
     """A read or write would move personal data out of its region; nothing was read or written."""
+
+
+def _marker_uri(config: LakehouseConfig, path: str) -> str:
+    return f"{config.root}/_lakehouse/residency/{path}.json"
+
+
+def record_locations(config: LakehouseConfig, path: str, locations: dict[str, str]) -> None:
+    """Record that the dataset at `path` keeps its rows in `locations` (region -> table URI)."""
+    if recorded_locations(config, path) != locations:
+        storage.write_text(
+            config, _marker_uri(config, path), json.dumps({"locations": locations}, sort_keys=True)
+        )
+
+
+def recorded_locations(config: LakehouseConfig, path: str) -> dict[str, str]:
+    """Region -> table URI of a resident dataset (empty: not resident in this lake)."""
+    text = storage.read_text_if_exists(config, _marker_uri(config, path))
+    return {} if text is None else dict(json.loads(text)["locations"])
 
 
 def refuse(config: LakehouseConfig, run_id: str, target: str, detail: str) -> NoReturn:

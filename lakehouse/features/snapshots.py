@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from lakehouse import residency
 from lakehouse.config import LakehouseConfig
 from lakehouse.features.store import TIMESTAMP
 
@@ -41,12 +42,12 @@ def view_ttl(view) -> pd.Timedelta:
 def view_source_uris(config: LakehouseConfig, view) -> list[str]:
     """The view's curated table: every region's table of a resident source, else the one in the root;
     only those that exist."""
-    layer, domain, name = view.tags["source_table"].split("/")
-    regional = [config.regional_table_uri(region, layer, domain, name) for region in config.region_roots]
-    options = config.storage_options
-    found = [uri for uri in regional if DeltaTable.is_deltatable(uri, storage_options=options)]
-    plain = config.table_uri(layer, domain, name)
-    return found or ([plain] if DeltaTable.is_deltatable(plain, storage_options=options) else [])
+    table = view.tags["source_table"]
+    layer, domain, name = table.split("/")
+    uris = list(residency.recorded_locations(config, table).values()) or [
+        config.table_uri(layer, domain, name)
+    ]
+    return [uri for uri in uris if DeltaTable.is_deltatable(uri, storage_options=config.storage_options)]
 
 
 def export_snapshot(config: LakehouseConfig, view) -> Snapshot:
