@@ -127,15 +127,19 @@ class Lake:
         """Rows of each of `days` (at `version`, else the current one) from the Delta log; 0 without a
         table. A resident dataset's rows are summed over its regions."""
         options = self.config.storage_options
-        if isinstance(version, dict) or (version is None and self.locations(path)):
-            uris = {region: self.regional_uri(path, region) for region in (version or self.locations(path))}
+        locations = self.locations(path)
+        if locations:
+            pins: dict[str, int | None] = (
+                dict(version) if isinstance(version, dict) else dict.fromkeys(locations, None)
+            )
             counts = {day: 0 for day in days}
-            for region, uri in uris.items():
-                pinned = version[region] if isinstance(version, dict) else None
-                table = DeltaTable(uri, version=pinned, storage_options=options)
+            for region, pinned in pins.items():
+                table = DeltaTable(locations[region], version=pinned, storage_options=options)
                 for day, rows in delta.rows_per_partition(table, days).items():
                     counts[day] += rows
             return counts
+        if isinstance(version, dict):
+            raise ValueError(f"{path} was read per region ({sorted(version)}) but records no regional tables")
         uri = self.uri(path)
         if not DeltaTable.is_deltatable(uri, storage_options=options):
             return {day: 0 for day in days}
