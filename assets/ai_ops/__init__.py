@@ -59,7 +59,7 @@ TENANTS = Dataset(
         "plan_id": "the tenant's plan",
         "status": "active, suspended or trial",
         "data_region": "the region the tenant's data lives in",
-        "allowed_regions": "the regions the tenant's rows may be stored in, comma-separated (data_region among them)",
+        "allowed_regions": "regions the tenant's rows may be stored in, comma-separated (data_region too)",
     },
     tenant_column="tenant_id",
     region_column="data_region",
