@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.config import default_state_dir
+from lakehouse.config import default_state_dir, region_roots
 from lakehouse.secret_files import create_secret, private_dir, write_secret
 
 DEFAULT_PORT = 8333
@@ -125,11 +125,12 @@ def current() -> LocalS3 | None:
 
 
 def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float = 60.0) -> LocalS3:
-    """Start (or reuse) the server and make sure the bucket exists."""
+    """Start (or reuse) the server and make sure the bucket and the regions' buckets exist."""
     directory = state_dir()
     running = current()
     if running is not None:
-        ensure_bucket(running, bucket)
+        for name in (bucket, *region_buckets(bucket)):
+            ensure_bucket(running, name)
         return running
     access, secret = _credentials(directory)
     port = (
@@ -182,7 +183,8 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
                 f"SeaweedFS exited with {process.returncode}; see {directory / 'log' / 'weed.out'}"
             )
         try:
-            ensure_bucket(server, bucket)
+            for name in (bucket, *region_buckets(bucket)):
+                ensure_bucket(server, name)
             return server
         except Exception as error:
             if time.monotonic() > deadline:
@@ -191,6 +193,13 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
                     f"SeaweedFS did not answer on port {port} within {timeout:.0f} s"
                 ) from error
             time.sleep(0.5)
+
+
+def region_buckets(bucket: str = DEFAULT_BUCKET) -> list[str]:
+    """The buckets of the regions' roots (`lakehouse.config.region_roots`: one per region by default),
+    created with the default bucket so that resident datasets can be written at once."""
+    roots = region_roots(f"s3://{bucket}").values()
+    return sorted({uri[len("s3://") :].split("/")[0] for uri in roots if uri.startswith("s3://")})
 
 
 def ensure_bucket(server: LocalS3, bucket: str) -> None:

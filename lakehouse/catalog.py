@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ DATASETS = pa.schema(
         ("subject_paths_json", pa.string()),
         ("schema_version", pa.int64()),
         ("privacy_json", pa.string()),  # a differentially private release's declared privacy
+        ("locations_json", pa.string()),  # resident datasets: [{region, uri}] of their regional tables
     ]
 )
 LINEAGE = pa.schema(
@@ -142,6 +143,7 @@ class Entry:
     quality_status: str = "unknown"
     schema_version: int | None = None  # the schema registry's version of what was written
     privacy_json: str | None = None  # declared privacy of a differentially private release (epsilon, ...)
+    locations: Mapping[str, str] = field(default_factory=dict)  # resident datasets: region -> table URI
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,8 @@ class Materialization:
     partitions: Sequence[str]
     rows_written: int
     code_version: str
-    upstream: Sequence[tuple[str, int | None]] = ()  # (path, Delta version)
+    # (path, Delta version, or a resident dataset's version per region)
+    upstream: Sequence[tuple[str, int | Mapping[str, int] | None]] = ()
     column_lineage: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # column -> (path, column)
 
 
@@ -242,6 +245,9 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
                 "updated_at": now,
                 "schema_version": e.schema_version,
                 "privacy_json": e.privacy_json,
+                "locations_json": json.dumps(
+                    [{"region": region, "uri": uri} for region, uri in sorted(e.locations.items())]
+                ),
             }
         )
         lineage.append(
@@ -300,25 +306,51 @@ def schema_versions(config: LakehouseConfig, dataset: str) -> list[dict[str, Any
     return [row for row in _rows(config, "schema_versions") if row["dataset_id"] == dataset]
 
 
-def refresh_stats(config: LakehouseConfig, dataset_ids: Sequence[str]) -> None:
+def refresh_stats(config: LakehouseConfig, dataset_ids: Collection[str]) -> None:
     """Re-read row counts and versions from the tables' logs after rows were removed outside a
-    materialization (retention, erasure)."""
+    materialization (retention, erasure); targets of `located` count as their dataset."""
     from lakehouse.maintenance import TableMaintenance
 
     now, rows = dt.datetime.now(dt.UTC), []
+    dataset_ids = {_unlocated(target) for target in dataset_ids}
     for row in _rows(config, "datasets"):
-        table = TableMaintenance(row["location"], config.storage_options)
-        if row["dataset_id"] in dataset_ids and row["layer"] != "landing" and table.exists():
+        if row["dataset_id"] not in dataset_ids or row["layer"] == "landing":
+            continue
+        tables = [TableMaintenance(str(place["uri"]), config.storage_options) for place in locations(row)]
+        tables = [table for table in tables if table.exists()]
+        if tables:
             rows.append(
                 {
                     "dataset_id": row["dataset_id"],
-                    "row_count": table.stats().row_count,
-                    "delta_version": table.version(),
+                    "row_count": sum(table.stats().row_count for table in tables),
+                    "delta_version": max(table.version() for table in tables),
                     "updated_at": now,
                 }
             )
     refreshed = ("row_count", "delta_version", "updated_at")
     _upsert(config, "datasets", rows, keep=[c for c in DATASETS.names if c not in refreshed])
+
+
+def locations(row: Mapping[str, Any]) -> list[dict[str, str | None]]:
+    """Where a catalog row's data lives: each regional table with its region (resident datasets), else the
+    one location without a region."""
+    regional = json.loads(row.get("locations_json") or "[]")
+    return regional or [{"region": None, "uri": row["location"]}]
+
+
+def located(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(target, URI) of each table of a catalog entry (`list_entries`' shape): a resident dataset's regional
+    tables as `<datasetId>@<region>`, any other's one location as its `datasetId` (what audits name)."""
+    places = entry.get("locations") or [{"region": None, "uri": entry["location"]}]
+    return [
+        (f"{entry['datasetId']}@{place['region']}" if place["region"] else entry["datasetId"], place["uri"])
+        for place in places
+    ]
+
+
+def _unlocated(target: str) -> str:
+    """The dataset id of a target from `located`."""
+    return target.split("@")[0]
 
 
 def _rows(config: LakehouseConfig, table: str) -> list[dict[str, Any]]:
@@ -371,6 +403,7 @@ def _entry(row: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]
         "columnLineage": lineage,
         "schemaVersion": row.get("schema_version"),
         "privacy": json.loads(row.get("privacy_json") or "null"),  # epsilon, delta, threshold, clipping
+        "locations": locations(row),
     }
 
 

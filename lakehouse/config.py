@@ -8,6 +8,7 @@
 | LAKEHOUSE_STATE_DIR | <project>/.lakehouse | local state: embedded S3 data, credentials, Dagster home |
 | LAKEHOUSE_LANDING_RETENTION_DAYS | 7 | days landing files are kept (retention deletes older ones) |
 | LAKEHOUSE_TOKEN_KEY | generated once into <state dir>/token.key | key of the deterministic tokenization |
+| LAKEHOUSE_REGION_ROOTS | s3://<bucket>-<region>, each region | roots of resident data: region=root,... |
 | AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY | embedded S3 | S3 access |
 | AWS_REGION, AWS_ALLOW_HTTP | embedded S3 | S3 region, plain HTTP allowed |
 """
@@ -25,6 +26,9 @@ from pathlib import Path
 from lakehouse.secret_files import create_secret, private_dir
 
 LAYERS = ("raw", "processed", "curated", "quarantine", "quality")  # quality: metrics tables
+# The regions the product stores data in (the Data Plane's `tenants.data_region`): each gets its own root
+# unless LAKEHOUSE_REGION_ROOTS names the roots.
+DEFAULT_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 _S3_ENV = (
     "AWS_ENDPOINT_URL",
@@ -127,6 +131,22 @@ class LakehouseConfig:
             raise ValueError(f"unknown layer {layer!r}; expected one of {LAYERS}")
         return f"{self.root}/{layer}/{domain}/{dataset}"
 
+    @property
+    def region_roots(self) -> dict[str, str]:
+        """Region -> the root its resident datasets' rows live under (`LAKEHOUSE_REGION_ROOTS`)."""
+        return region_roots(self.root)
+
+    def regional_table_uri(self, region: str, layer: str, domain: str, dataset: str) -> str:
+        """The table of `region`'s rows of a resident dataset; an unknown region is an error, never the
+        default root."""
+        roots = self.region_roots
+        if region not in roots:
+            raise UnknownRegionError(
+                f"region {region!r} has no storage root; configured regions: {sorted(roots)} "
+                "(LAKEHOUSE_REGION_ROOTS)"
+            )
+        return self.table_uri(layer, domain, dataset).replace(self.root, roots[region], 1)
+
     def landing_uri(self, domain: str, day: dt.date | None = None) -> str:
         base = f"{self.root}/landing/{domain}"
         return base if day is None else f"{base}/dt={day.isoformat()}"
@@ -134,6 +154,38 @@ class LakehouseConfig:
 
 class TokenKeyError(RuntimeError):
     pass
+
+
+class UnknownRegionError(ValueError):
+    """A row or a request names a region that has no storage root."""
+
+
+def regional_root(root: str, region: str) -> str:
+    """The default root of `region` beside `root`: its bucket suffixed on S3 (one bucket per region, the
+    same prefix), its folder suffixed on a local path."""
+    if root.startswith("s3://"):
+        bucket, _, prefix = root[len("s3://") :].partition("/")
+        return f"s3://{bucket}-{region}" + (f"/{prefix}" if prefix else "")
+    return f"{root}-{region}"
+
+
+def region_roots(root: str) -> dict[str, str]:
+    """`LAKEHOUSE_REGION_ROOTS` (`region=root,...`), else one root per default region beside `root`."""
+    configured = os.environ.get("LAKEHOUSE_REGION_ROOTS", "").strip()
+    if not configured:
+        return {region: regional_root(root, region) for region in DEFAULT_REGIONS}
+    roots: dict[str, str] = {}
+    for item in configured.split(","):
+        region, sep, uri = (part.strip() for part in item.partition("="))
+        if not sep or not region or not uri:
+            raise ValueError(f"LAKEHOUSE_REGION_ROOTS: expected region=root, got {item.strip()!r}")
+        if region in roots:
+            raise ValueError(f"LAKEHOUSE_REGION_ROOTS names region {region!r} twice")
+        uri = uri.rstrip("/")
+        roots[region] = uri if "://" in uri else str(Path(uri).resolve())
+    if root in roots.values():
+        raise ValueError("LAKEHOUSE_REGION_ROOTS: a region's root must not be LAKEHOUSE_ROOT itself")
+    return roots
 
 
 _checked_keys: dict[str, str] = {}

@@ -90,6 +90,12 @@ class Dataset:
     tenant_column: str | None = None
     region_column: str | None = None
     allowed_regions: tuple[str, ...] = ()  # empty: any region
+    # each region's rows live under that region's storage root (LAKEHOUSE_REGION_ROOTS), by region_column;
+    # readers outside the region get only its non-personal columns (`lakehouse.residency`)
+    resident: bool = False
+    # a dataset without residency reading resident upstream datasets (a cross-region aggregate): upstream
+    # path -> the non-personal columns it uses (`lakehouse.residency.check_crossings`)
+    cross_region_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     retention_days: int = 365
     partitioning: str = "daily"
     # table rules (quality.rules) over what a step writes, besides those the declaration implies (keys
@@ -124,6 +130,11 @@ class Dataset:
             problems.append("allowed_regions needs a region_column")
         if self.privacy and (self.layer != "curated" or self.personal_data or self.subject_columns):
             problems.append("a private release is a curated dataset without personal data or subjects")
+        stray = sorted(set(self.cross_region_columns) - set(self.upstream))
+        if stray:
+            problems.append(f"cross_region_columns name datasets that are not upstream: {stray}")
+        if self.resident and not (self.region_column and self.allowed_regions):
+            problems.append("a resident dataset declares its region_column and allowed_regions")
         if problems:
             raise ValueError(f"dataset {self.path}: " + "; ".join(problems))
 

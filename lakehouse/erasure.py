@@ -195,8 +195,8 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
         elif entry["layer"] == "quarantine" and "record" in fields:
             paths = (f"$.{column}", *dict.fromkeys([*(f"$.line{p[1:]}" for p in carried), *declared]))
             places.append(Place(target, entry["location"], "records", "record", paths))
-        elif column in fields:
-            places.append(Place(target, entry["location"], "column", column))
+        elif column in fields:  # a resident dataset: every region's table
+            places += [Place(at, uri, "column", column) for at, uri in catalog.located(entry)]
         elif declared and "line" in fields:
             places.append(Place(target, entry["location"], "records", "line", declared))
     if unmapped:  # the raw lines would keep the subject while verification passes: refuse instead

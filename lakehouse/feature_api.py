@@ -106,15 +106,16 @@ def _outside_tenant(
     owners: dict[tuple[str, str], set[str]] = defaultdict(set)
     for dataset, key in {(catalog.dataset_id(v.tags["source_table"]), _join_key(v)) for v in views}:
         entry = entries[dataset]
-        column, uri = entry["tenantColumn"], entry["location"]
-        if not DeltaTable.is_deltatable(uri, storage_options=cfg.storage_options):
-            continue
-        found = DeltaTable(uri, storage_options=cfg.storage_options).to_pyarrow_table(
-            columns=list(dict.fromkeys([key, column])),  # the tenant entity's key is the tenant column
-            filters=[(key, "in", sorted({row[key] for row in rows}))],
-        )
-        for value, owner in zip(found.column(key).to_pylist(), found.column(column).to_pylist()):
-            owners[(key, value)].add(owner)
+        column = entry["tenantColumn"]
+        for _, uri in catalog.located(entry):  # a resident source: every region's table
+            if not DeltaTable.is_deltatable(uri, storage_options=cfg.storage_options):
+                continue
+            found = DeltaTable(uri, storage_options=cfg.storage_options).to_pyarrow_table(
+                columns=list(dict.fromkeys([key, column])),  # the tenant entity's key is the tenant column
+                filters=[(key, "in", sorted({row[key] for row in rows}))],
+            )
+            for value, owner in zip(found.column(key).to_pylist(), found.column(column).to_pylist()):
+                owners[(key, value)].add(owner)
     wanted = dict.fromkeys((key, value) for row in rows for key, value in row.items())
     return [f"{key}={value!r}" for key, value in wanted if owners.get((key, value)) != {tenant}]
 

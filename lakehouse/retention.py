@@ -244,15 +244,13 @@ def apply(
                     ),
                 )
             )
-        elif DeltaTable.is_deltatable(entry["location"], storage_options=config.storage_options):
-            expired = expired_partitions(config, entry["datasetId"], entry["location"], cutoff)
-            tables.append(
-                (
-                    cutoff,
-                    entry["location"],
-                    replace(expired, refused=expired.share > MAX_SHARE and not confirm),
+            continue
+        for target, location in catalog.located(entry):  # a resident dataset: every region's table
+            if DeltaTable.is_deltatable(location, storage_options=config.storage_options):
+                expired = expired_partitions(config, target, location, cutoff)
+                tables.append(
+                    (cutoff, location, replace(expired, refused=expired.share > MAX_SHARE and not confirm))
                 )
-            )
     over = [expired for _, _, expired in tables if expired.refused]
     if over and not dry_run:
         message = (

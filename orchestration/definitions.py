@@ -8,12 +8,14 @@ import dagster as dg
 from assets import DECLARED_IN_YAML, DOMAINS, declarations
 from lakehouse.datasets import LAYERS
 from lakehouse.production import check_production
+from lakehouse.residency import check_crossings
 from orchestration import features, governance, plan
 from orchestration.factory import DAILY, domain_assets
 from orchestration.resources import LakeResource
 from orchestration.sensors import landing_sensor
 
 DATASETS = declarations()
+check_crossings(DATASETS)  # no declaration moves personal data out of its region
 # One builder for every declaration, the quality summaries included (a summary sits in its domain's group):
 # the Python ones here, the YAML ones (assets/<domain>/<dataset>/defs.yaml) by their DatasetComponent,
 # which calls the same factory. Each is built once.

@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 from lakehouse import audit, catalog, landing, openlineage, schemas
 from lakehouse.datasets import QUARANTINE_REASON, Dataset
 from lakehouse.delta import SchemaPolicy, WriteResult
+from lakehouse.lake import TableVersion
 from orchestration import lineage
 from orchestration.resources import LakeResource
 from quality import gate, metrics
@@ -404,7 +405,7 @@ def audited(
     days: list[dt.date],
     output: DataFrame,
     run_id: str,
-    upstream: list[tuple[str, int]],
+    upstream: list[tuple[str, TableVersion]],
 ) -> Iterator[tuple[Staged, gate.Outcome]]:
     """Write and audit: the output staged as Parquet (for the block's duration) and the gate's outcome on
     exactly the staged rows. Nothing is committed; the caller publishes or keeps the rows for review."""
@@ -431,12 +432,19 @@ def publish(
     staged: Staged,
     quality: gate.Outcome,
     run_id: str,
-    upstream: list[tuple[str, int]],
+    upstream: list[tuple[str, TableVersion]],
     upstream_schemas: dict[str, T.StructType],
 ) -> Published:
     """Commit audited rows: the dataset, then its quarantine, then its metrics; record them in the catalog."""
     schema = staged.accepted.schema
-    written = lake.write(dataset.path, staged.accepted, days, dataset.schema_policy)
+    written = lake.write(
+        dataset.path,
+        staged.accepted,
+        days,
+        dataset.schema_policy,
+        dataset.region_column if dataset.resident else None,
+        run_id,
+    )
     outputs = [(dataset.path, written, schema)]
     results = [(dataset.key_path, write_metadata(written, schema, dataset))]
     held = None

@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+import json
 from collections.abc import Sequence
 
 import dagster as dg
@@ -13,7 +14,8 @@ from pyspark.sql import types as T
 from lakehouse import catalog, schemas
 from lakehouse.datasets import LAYERS, Dataset
 from lakehouse.delta import WriteResult
-from lakehouse.maintenance import TableMaintenance
+from lakehouse.lake import ResidentWriteResult, TableVersion
+from lakehouse.maintenance import TableMaintenance, TableStats
 from lakehouse.openlineage import DatasetInfo
 from orchestration.resources import LakeResource
 from transforms import common
@@ -160,7 +162,15 @@ def catalog_entry(
     descriptions: dict[str, str] | None = None,
 ) -> catalog.Entry:
     layer = path.split("/")[0]
-    stats = TableMaintenance(written.uri, lake.config.storage_options).stats()
+    regions = written.regions if isinstance(written, ResidentWriteResult) else {}
+    tables = [TableMaintenance(r.uri, lake.config.storage_options) for r in regions.values()] or [
+        TableMaintenance(written.uri, lake.config.storage_options)
+    ]
+    per_table = [table.stats() for table in tables if table.exists()]
+    stats = TableStats(
+        row_count=sum(s.row_count for s in per_table),
+        latest_partition=max(filter(None, (s.latest_partition for s in per_table)), default=None),
+    )
     return catalog.Entry(
         path=path,
         owner=dataset.owner,
@@ -191,6 +201,7 @@ def catalog_entry(
         ),
         delta_version=written.version,
         privacy_json=dataset.privacy.as_json() if dataset.privacy and path == dataset.path else None,
+        locations={region: result.uri for region, result in regions.items()},
     )
 
 
@@ -235,7 +246,7 @@ def record(
     dataset: Dataset,
     days: Sequence,
     outputs: Sequence[
-        tuple[catalog.Entry, int, Sequence[tuple[str, int | None]], dict[str, list[tuple[str, str]]]]
+        tuple[catalog.Entry, int, Sequence[tuple[str, TableVersion | None]], dict[str, list[tuple[str, str]]]]
     ],
 ) -> tuple[list[DatasetInfo], list[DatasetInfo]]:
     """One catalog record per table the step wrote: (entry, rows written, upstream versions, column lineage);
@@ -267,7 +278,7 @@ def record(
         path: DatasetInfo(
             path,
             lake.config.landing_uri(dataset.domain) if path.startswith("landing/") else lake.uri(path),
-            version=upstream_version,
+            version=json.dumps(upstream_version) if isinstance(upstream_version, dict) else upstream_version,
         )
         for _, _, upstream, _ in outputs
         for path, upstream_version in upstream

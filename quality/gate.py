@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 from lakehouse import catalog, delta
 from lakehouse.datasets import Classification, Dataset
 from lakehouse.delta import WriteResult
-from lakehouse.lake import Lake
+from lakehouse.lake import Lake, TableVersion
 from quality import metrics, suites
 from quality.rules import VALIDITY_TARGET, Rule, Severity
 
@@ -232,7 +232,7 @@ def evaluate(
     run_id: str,
     held: metrics.Quarantined | None = None,
     duplicates: Mapping[dt.date, int] | None = None,
-    upstream: Sequence[tuple[str, int]] = (),
+    upstream: Sequence[tuple[str, TableVersion]] = (),
 ) -> Outcome:
     """Validate and measure the staged `rows` the step would publish (`published`: their count per
     partition), before any of them is committed."""

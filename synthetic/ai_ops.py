@@ -1,7 +1,7 @@
 """Synthetic landing files for the ai_ops domain: agent runs (LLM calls), their tool calls, tenant budgets.
 
 Deterministic per (seed, day). Tenants and users come from the shared population.
-Three landing sources:
+Four landing sources:
 
 - `agent_runs`: one line per agent run (run_id, tenant_id, region, user_id, workflow,
   model, provider, tokens_in, tokens_out, latency_ms, cost_usd, status, started_at,
@@ -10,6 +10,8 @@ Three landing sources:
   output, status, latency_ms, started_at).
 - `tenant_budgets`: the daily snapshot of every tenant's budget for the month of the
   day (period 'YYYY-MM', amount = monthly budget, warning 0.8, critical 1.0).
+- `tenants`: the daily snapshot of the Data Plane's tenants (tenant_id, name, plan_id, status,
+  data_region, allowed_regions): where each tenant's data may live (`TENANT_RESIDENCY`).
 
 Costs are priced per model from realistic list prices per 1K tokens, exactly: prices
 are whole nano-dollars per token, so a run's cost has at most 9 decimals (processed
@@ -134,6 +136,14 @@ DUPLICATE_KINDS = {
     "agent_runs": "duplicate_run_id",
     "tool_calls": "duplicate_call_id",
     "tenant_budgets": "duplicate_tenant_budget",
+}
+# The Data Plane's tenants: plan, status and the regions a tenant's data may live in (its data_region first).
+TENANT_RESIDENCY = {
+    "tenant-acme": ("plan-enterprise", "active", ("us-east-1", "eu-west-1")),
+    "tenant-globex": ("plan-business", "active", ("eu-west-1",)),
+    "tenant-initech": ("plan-starter", "active", ("us-east-1",)),
+    "tenant-umbrella": ("plan-business", "active", ("ap-southeast-1",)),
+    "tenant-hooli": ("plan-starter", "trial", ("eu-west-1",)),
 }
 INVALID_TIMESTAMPS = ("2024-13-45T25:61:00Z", "yesterday", "01/02/2024 10:00", "")
 
@@ -369,6 +379,21 @@ def _expected(lines: int, bad: dict[str, int], duplicate_kind: str) -> dict[str,
     }
 
 
+def tenant_records(tenants) -> list[dict[str, Any]]:
+    """The tenants snapshot (Data Plane `tenants`): where each tenant's data lives and may live."""
+    return [
+        {
+            "tenant_id": t.tenant_id,
+            "name": t.name,
+            "plan_id": TENANT_RESIDENCY[t.tenant_id][0],
+            "status": TENANT_RESIDENCY[t.tenant_id][1],
+            "data_region": t.region,
+            "allowed_regions": list(TENANT_RESIDENCY[t.tenant_id][2]),
+        }
+        for t in tenants
+    ]
+
+
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
     """`rows` agent-run lines for `day`, their tool calls and the day's budget snapshot."""
     rng = random.Random(f"{DOMAIN}-{seed}-{day.isoformat()}")
@@ -491,12 +516,15 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
             lambda kind: _truncated(rng, budget_lines[0]),
         )
 
+    tenant_lines = [dumps(line) for line in tenant_records(tenants)]
     sources = {
         "agent_runs": split_files(run_lines),
         "tool_calls": split_files(tool_lines),
         "tenant_budgets": split_files(budget_lines),
+        "tenants": split_files(tenant_lines),
     }
-    lines = {"agent_runs": len(run_lines), "tool_calls": len(tool_lines), "tenant_budgets": len(budget_lines)}
+    lines = {source: sum(map(len, files)) for source, files in sources.items()}
+    bad["tenants"] = {}
     record = {
         "domain": DOMAIN,
         "day": day.isoformat(),
@@ -505,7 +533,8 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
         "files": {source: len(files) for source, files in sources.items()},
         "bad": bad,
         "expected": {
-            source: _expected(lines[source], bad[source], DUPLICATE_KINDS[source]) for source in sources
+            source: _expected(lines[source], bad[source], DUPLICATE_KINDS.get(source, ""))
+            for source in sources
         },
         "target_budget_ratios": targets,
     }

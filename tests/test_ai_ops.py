@@ -604,6 +604,11 @@ def classify_day(sources: dict[str, list[list[str]]]) -> dict:
             continue
         budgets[b["tenant_id"]] = b
         kinds["tenant_budgets"]["valid"] += 1
+    for line in lines.get("tenants", []):  # the generator lands only valid tenants
+        t = json.loads(line)
+        kinds["tenants"][
+            "valid" if t["data_region"] in t["allowed_regions"] else "data_region_not_allowed"
+        ] += 1
     runs: dict[str, dict] = {}
     for line in lines["agent_runs"]:
         try:

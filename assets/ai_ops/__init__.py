@@ -6,6 +6,7 @@ from lakehouse.datasets import Dataset
 from lakehouse.datasets import Protection as P
 from quality.rules import between, one_of, references, required, typed
 from transforms import ai_ops as t
+from transforms import residency
 
 DOMAIN = "ai_ops"
 OWNER = "team:ai-platform"
@@ -38,6 +39,33 @@ RAW_RUNS = _raw(
     {"user_id": ("$.user_id",)},
 )
 RAW_TOOL_CALLS = _raw("tool_calls", "Every tool-call line of the day, unparsed, with ingestion metadata.")
+RAW_TENANTS = _raw("tenants", "Every line of the day's tenants snapshot (Data Plane `tenants`), unparsed.")
+
+TENANTS = Dataset(
+    name="tenants",
+    domain=DOMAIN,
+    layer="processed",
+    owner=OWNER,
+    upstream=(RAW_TENANTS.path,),
+    transform=residency.parse_tenants,
+    quarantine=True,
+    primary_key=("tenant_id",),
+    deduplicate_on=("tenant_id",),
+    retention_days=365,
+    description="Reference data, the source of truth of residency: each tenant's home region (data_region) "
+    "and the regions its rows may be stored in (allowed_regions), one row per tenant and day.",
+    columns={
+        "name": "tenant name",
+        "plan_id": "the tenant's plan",
+        "status": "active, suspended or trial",
+        "data_region": "the region the tenant's data lives in",
+        "allowed_regions": "regions the tenant's rows may be stored in, comma-separated (data_region too)",
+    },
+    tenant_column="tenant_id",
+    region_column="data_region",
+    allowed_regions=REGIONS,
+    checks=(*required("name", "allowed_regions"), one_of("status", residency.TENANT_STATUSES)),
+)
 
 TENANT_BUDGETS = Dataset(
     name="tenant_budgets",
@@ -69,13 +97,14 @@ AGENT_RUNS = Dataset(
     domain=DOMAIN,
     layer="processed",
     owner=OWNER,
-    upstream=(RAW_RUNS.path, TENANT_BUDGETS.path),
-    transform=t.parse_agent_runs,
+    upstream=(RAW_RUNS.path, TENANT_BUDGETS.path, TENANTS.path),
+    transform=residency.within_tenant_regions(t.parse_agent_runs),
     quarantine=True,
     primary_key=("run_id",),
     deduplicate_on=("run_id",),
     retention_days=365,
-    description="Typed agent runs, one per run_id per day, of tenants in the day's budget snapshot. "
+    description="Typed agent runs, one per run_id per day, of tenants in the day's budget snapshot, each in "
+    "a region its tenant allows (the day's tenants snapshot). "
     "The prompt excerpt is not kept (only its length); user_id is tokenized.",
     columns={
         "tokens_in": "prompt tokens",
@@ -187,6 +216,8 @@ DATASETS = (
     RAW_BUDGETS,
     RAW_RUNS,
     RAW_TOOL_CALLS,
+    RAW_TENANTS,
+    TENANTS,
     TENANT_BUDGETS,
     AGENT_RUNS,
     TOOL_CALLS,

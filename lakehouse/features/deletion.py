@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from deltalake import DeltaTable
-
 from lakehouse.config import LakehouseConfig
 from lakehouse.features.online import OnlineStore
-from lakehouse.features.snapshots import export_snapshot, read_partitions, view_source_uri
+from lakehouse.features.snapshots import export_snapshot, read_partitions, view_source_uris
 from lakehouse.features.store import entity_for, feature_store
 
 
@@ -56,9 +54,7 @@ def erase_subject_online(
     # (a view whose table was never built in this lake has no snapshot).
     config = config or LakehouseConfig.from_env()
     for view in views:
-        if not DeltaTable.is_deltatable(
-            view_source_uri(config, view), storage_options=config.storage_options
-        ):
+        if not view_source_uris(config, view):
             continue
         export_snapshot(config, view)  # rewrites the partitions the erasure changed
         remaining += read_partitions(view, keys=keys).num_rows

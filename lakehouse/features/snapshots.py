@@ -13,7 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from lakehouse import residency
 from lakehouse.config import LakehouseConfig
 from lakehouse.delta import PARTITION_COLUMN
 from lakehouse.features.store import TIMESTAMP
@@ -32,7 +33,7 @@ from lakehouse.features.store import TIMESTAMP
 class Snapshot:
     view: str
     path: str
-    table_version: int
+    table_version: int  # a resident source: the highest of its regional tables' versions
     rows: int  # rows of the partitions exported
     seconds: float
     partitions: tuple[dt.date, ...] = ()  # the partitions exported (rewritten or removed)
@@ -52,8 +53,15 @@ def view_ttl(view) -> pd.Timedelta:
     return pd.Timedelta(view.tags["period"])
 
 
-def view_source_uri(config: LakehouseConfig, view) -> str:
-    return config.table_uri(*view.tags["source_table"].split("/"))
+def view_source_uris(config: LakehouseConfig, view) -> list[str]:
+    """The view's curated table: every region's table of a resident source, else the one in the root;
+    only those that exist."""
+    table = view.tags["source_table"]
+    layer, domain, name = table.split("/")
+    uris = list(residency.recorded_locations(config, table).values()) or [
+        config.table_uri(layer, domain, name)
+    ]
+    return [uri for uri in uris if DeltaTable.is_deltatable(uri, storage_options=config.storage_options)]
 
 
 def snapshot_schema(view) -> pa.Schema:
@@ -83,15 +91,17 @@ def _replace_file(path: Path, write) -> None:
     os.replace(partial, path)
 
 
-def _table_partitions(table: DeltaTable) -> dict[dt.date, list[str]]:
-    """Partition -> its data files in the current version, from the Delta log (no data read)."""
-    actions = pa.table(table.get_add_actions(flatten=True))
+def _table_partitions(tables: Mapping[str, DeltaTable]) -> dict[dt.date, list[str]]:
+    """Partition -> its data files (URI-qualified: a resident source has a table per region) in the
+    current versions, from the Delta logs (no data read)."""
     files: dict[dt.date, list[str]] = {}
-    for day, path in zip(
-        actions.column(f"partition.{PARTITION_COLUMN}").to_pylist(), actions.column("path").to_pylist()
-    ):
-        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-        files.setdefault(day, []).append(path)
+    for uri, table in tables.items():
+        actions = pa.table(table.get_add_actions(flatten=True))
+        for day, path in zip(
+            actions.column(f"partition.{PARTITION_COLUMN}").to_pylist(), actions.column("path").to_pylist()
+        ):
+            day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+            files.setdefault(day, []).append(f"{uri}/{path}" if len(tables) > 1 else path)
     return {day: sorted(paths) for day, paths in files.items()}
 
 
@@ -134,12 +144,17 @@ def export_snapshot(config: LakehouseConfig, view, days: Sequence[dt.date] = ())
     partitions `days` and every partition whose data files changed since it was exported, remove those
     the table no longer has; the others are left as they are, unread.
 
-    The table is read through its Delta log (delta-rs), so removed files never reach Feast; each
-    partition file is replaced atomically and whole.
+    The table (a resident source: every region's) is read through its Delta log (delta-rs), so removed
+    files never reach Feast; each partition file is replaced atomically and whole.
     """
     started = time.monotonic()
-    table = DeltaTable(view_source_uri(config, view), storage_options=config.storage_options)
-    current = _table_partitions(table)
+    uris = view_source_uris(config, view)
+    if not uris:
+        raise FileNotFoundError(
+            f"the source table {view.tags['source_table']} of view {view.name} is not built"
+        )
+    tables = {uri: DeltaTable(uri, storage_options=config.storage_options) for uri in uris}
+    current = _table_partitions(tables)
     manifest_path = _manifest_path(view)
     exported = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     on_disk = set(partition_days(view))
@@ -151,7 +166,13 @@ def export_snapshot(config: LakehouseConfig, view, days: Sequence[dt.date] = ())
     columns = list(dict.fromkeys([PARTITION_COLUMN, key, column, *(f.name for f in view.features)]))
     present = [day for day in refresh if day in current]
     frame = (
-        table.to_pandas(columns=columns, filters=[(PARTITION_COLUMN, "in", present)])
+        pd.concat(
+            [
+                t.to_pandas(columns=columns, filters=[(PARTITION_COLUMN, "in", present)])
+                for t in tables.values()
+            ],
+            ignore_index=True,
+        )
         if present
         else pd.DataFrame(columns=columns)
     )
@@ -174,7 +195,7 @@ def export_snapshot(config: LakehouseConfig, view, days: Sequence[dt.date] = ())
     return Snapshot(
         view.name,
         str(_folder(view)),
-        table.version(),
+        max(t.version() for t in tables.values()),
         data.num_rows,
         time.monotonic() - started,
         tuple(refresh),
