@@ -16,7 +16,7 @@ lineage shows only the datasets the caller sees.
 
 import os
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -80,6 +80,11 @@ class CatalogEntry(BaseModel):
     qualityStatus: str
     columnLineage: dict[str, list[ColumnSource]] = Field(
         description="column -> the upstream columns feeding it"
+    )
+    privacy: dict[str, Any] | None = Field(
+        default=None,
+        description="a differentially private release's declared privacy: epsilon and delta per release, "
+        "threshold, clipping bounds, noise scales",
     )
 
 
