@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import DECLARED_IN_YAML, DOMAINS, declarations
+from assets import DECLARED_IN_YAML, DOMAINS, declarations, domain_datasets
 from lakehouse.datasets import LAYERS
 from lakehouse.production import check_production
 from lakehouse.residency import check_crossings
@@ -48,8 +48,10 @@ def domain_job(domain: str):
 
 
 JOBS = [domain_job(domain) for domain in DOMAINS]
-# Each day's partition of every gated dataset is expected by 03:00 UTC the next day (the schedules run at
-# 01:00).
+# A domain that lands data is built at 01:00; one built only from other domains' tables (usage) at 02:00,
+# after them, and it has no landing to sense.
+LANDS = {domain: any(d.layer == "raw" for d in domain_datasets(domain)) for domain in DOMAINS}
+# Each day's partition of every gated dataset is expected by 03:00 UTC the next day.
 # Freshness as asset checks (next to the quality checks, run by the jobs) rather than FreshnessPolicy, which
 # Dagster 1.13 prefers but evaluates only with the daemon: its "superseded" warning is silenced here.
 with warnings.catch_warnings():
@@ -68,11 +70,14 @@ defs = dg.Definitions.merge(
         jobs=[*JOBS, *governance.JOBS, plan.plan_job],
         # Each day's partition is built once the day has ended.
         schedules=[
-            *(dg.build_schedule_from_partitioned_job(job, hour_of_day=1) for job in JOBS),
+            *(
+                dg.build_schedule_from_partitioned_job(job, hour_of_day=1 if LANDS[domain] else 2)
+                for domain, job in zip(DOMAINS, JOBS)
+            ),
             *governance.SCHEDULES,
         ],
         asset_checks=[*features.CHECKS, *FRESHNESS_CHECKS],
-        sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS)]
+        sensors=[landing_sensor(domain, job, DAILY) for domain, job in zip(DOMAINS, JOBS) if LANDS[domain]]
         + [FRESHNESS_SENSOR],
         resources={"lake": LakeResource()},
         # One engine per run process: steps share the in-process Sail server instead of each starting one.

@@ -76,17 +76,34 @@ def _release(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dat
             for cell in privacy.release(declaration, by_day.get(day, privacy.DayTallies()))
         ]
         schema = release_schema(declaration)
-        written = lake.write(dataset.path, lake.spark.createDataFrame(rows, schema), charge.draw)
-        privacy.mark_published(config, dataset_id, charge.draw, declaration, run_id)
+        frame = lake.spark.createDataFrame(rows, schema)
         gated = charge.draw
     else:  # every day already published: judge and report what stands
-        standing, current = lake.read(dataset.path, days)
-        schema = standing.schema
-        written = WriteResult(
-            lake.uri(dataset.path), current, tuple(days), lake.rows_per_partition(dataset.path, days, current)
-        )
+        frame, standing = lake.read(dataset.path, days)
+        schema = frame.schema
         gated = days
-    quality = gate.evaluate(lake, dataset, gated, written, run_id, upstream=upstream)
+    counts = {row["dt"]: row["count"] for row in frame.groupBy("dt").count().collect()}
+    # Write-audit-publish, as every derived step: nothing is committed unless the blocking checks pass. A
+    # refused draw is discarded unseen (no review copy: showing it would be a release).
+    quality = gate.evaluate(lake, dataset, gated, frame, counts, run_id, upstream=upstream)
+    if quality.blocking:
+        yield from quality.results
+        raise dg.Failure(
+            description=f"{dataset.path}: blocking checks failed: {', '.join(quality.blocking)}. Nothing "
+            "was published; the draw was discarded unseen."
+        )
+    if charge.draw:
+        written = lake.write(dataset.path, frame, charge.draw)
+        privacy.mark_published(config, dataset_id, charge.draw, declaration, run_id)
+    else:
+        assert isinstance(standing, int)  # a release is never region-resident: it holds no personal data
+        written = WriteResult(
+            lake.uri(dataset.path),
+            standing,
+            tuple(days),
+            lake.rows_per_partition(dataset.path, days, standing),
+        )
+    metrics_written, metrics_schema = gate.publish_metrics(lake, dataset, gated, quality)
     columns = lineage.column_lineage(
         dataset, schema, {path: rows.schema for path, (rows, _) in reads.items()}
     )
@@ -120,10 +137,9 @@ def _release(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dat
             "dagster/column_schema": column_schema(schema, dataset, descriptions),
         },
     )
-    assert quality.written is not None and quality.written_schema is not None  # the gate wrote its metrics
     yield dg.MaterializeResult(
         asset_key=metrics.metrics_path(dataset).split("/"),
-        metadata=write_metadata(quality.written, quality.written_schema),
+        metadata=write_metadata(metrics_written, metrics_schema),
     )
     yield from quality.results
     return reported
