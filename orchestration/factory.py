@@ -294,11 +294,11 @@ def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
 class Staged:
     """A derived step's output staged as Parquet: what it would publish, before anything is committed."""
 
-    accepted: DataFrame  # the dataset's rows exactly as they would be written: de-duplicated, protected
-    published: dict[dt.date, int]  # accepted rows per partition
+    accepted: DataFrame  # the rows exactly as they would be written: de-duplicated, protected
+    audited: DataFrame  # the columns of `accepted` the gate reads, staged
     rejected: DataFrame | None  # quarantine records, when the dataset has a quarantine
     held: metrics.Quarantined | None
-    duplicates: dict[dt.date, int]
+    deduplicated_from: dict[dt.date, int] | None  # accepted rows per partition before de-duplication
 
 
 def _staged(lake: LakeResource, df: DataFrame, folder: str) -> DataFrame:
@@ -307,37 +307,36 @@ def _staged(lake: LakeResource, df: DataFrame, folder: str) -> DataFrame:
     return lake.spark.read.schema(df.schema).parquet(lake.engine_path(folder))
 
 
-def _rows_per_day(df: DataFrame) -> dict[dt.date, int]:
-    return {row["dt"]: row["count"] for row in df.groupBy("dt").count().collect()}
-
-
 def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, folder: str) -> Staged:
-    """Split the transform's output into the rows to publish and the quarantine records, staged."""
-    if dataset.has_quarantine or dataset.deduplicate_on:
-        # The output feeds the accepted rows, the quarantine and counts: computed once.
-        if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns):
-            # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
-            reason = F.col(QUARANTINE_REASON)
-            output = output.withColumns(
-                {c: F.when(reason.isNotNull(), F.col(c)) for c in output.columns if c.startswith("_")}
-            )
-        output = _staged(lake, output, f"{folder}/output")
+    """Stage the transform's output once; the rows to publish and the quarantine records derive from it.
+
+    The accepted rows stay a plan over the staged output (filter, de-duplication by source line,
+    protection: all deterministic); the columns of them the gate reads are staged too, so that its
+    validation queries read a small Parquet copy of exactly the rows the write then commits.
+    """
+    if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns):
+        # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
+        reason = F.col(QUARANTINE_REASON)
+        output = output.withColumns(
+            {c: F.when(reason.isNotNull(), F.col(c)) for c in output.columns if c.startswith("_")}
+        )
+    output = _staged(lake, output, f"{folder}/output")
     accepted = common.accepted_rows(output)
-    before = _rows_per_day(accepted) if dataset.deduplicate_on else {}
+    deduplicated_from = None
     if dataset.deduplicate_on:
+        deduplicated_from = {row["dt"]: row["count"] for row in accepted.groupBy("dt").count().collect()}
         accepted = common.deduplicate(accepted, dataset.deduplicate_on)
     _check_declared_columns(dataset, accepted)
     if dataset.personal_data:
         accepted = common.protect(accepted, dataset.personal_data, lake.config.token_key())
-    accepted = _staged(lake, accepted, f"{folder}/accepted")
-    published = _rows_per_day(accepted)
+    columns = gate.audited_columns(dataset, accepted.columns)
+    audited = _staged(lake, accepted.select(*columns), f"{folder}/audited")
     rejected, held = None, None
     if dataset.has_quarantine:
         records = common.quarantine_records(output, run_id, dt.datetime.now(dt.UTC))
         rejected = _staged(lake, records, f"{folder}/quarantine")
         held = metrics.count_quarantined(rejected)
-    duplicates = {day: n - published.get(day, 0) for day, n in before.items()}
-    return Staged(accepted, published, rejected, held, duplicates)
+    return Staged(accepted, audited, rejected, held, deduplicated_from)
 
 
 def keep_for_review(lake: LakeResource, dataset: Dataset, run_id: str, staged: Staged) -> str:
@@ -415,11 +414,10 @@ def audited(
             lake,
             dataset,
             days,
-            staged.accepted,
-            staged.published,
+            staged.audited,
             run_id,
             staged.held,
-            staged.duplicates,
+            staged.deduplicated_from,
             upstream,
         )
         yield staged, quality
@@ -454,7 +452,7 @@ def publish(
         results.append((dataset.quarantine_path.split("/"), write_metadata(held, staged.rejected.schema)))
         results[0][1]["quarantined_rows"] = held.row_count
     if dataset.deduplicate_on:
-        results[0][1]["duplicates_removed"] = sum(staged.duplicates.values())
+        results[0][1]["duplicates_removed"] = sum(quality.duplicates.values())
     metrics_written, metrics_schema = gate.publish_metrics(lake, dataset, days, quality)
     results.append(
         (metrics.metrics_path(dataset).split("/"), write_metadata(metrics_written, metrics_schema))

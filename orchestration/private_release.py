@@ -82,10 +82,9 @@ def _release(context: dg.AssetExecutionContext, lake: LakeResource, dataset: Dat
         frame, standing = lake.read(dataset.path, days)
         schema = frame.schema
         gated = days
-    counts = {row["dt"]: row["count"] for row in frame.groupBy("dt").count().collect()}
     # Write-audit-publish, as every derived step: nothing is committed unless the blocking checks pass. A
     # refused draw is discarded unseen (no review copy: showing it would be a release).
-    quality = gate.evaluate(lake, dataset, gated, frame, counts, run_id, upstream=upstream)
+    quality = gate.evaluate(lake, dataset, gated, frame, run_id, upstream=upstream)
     if quality.blocking:
         yield from quality.results
         raise dg.Failure(

@@ -90,6 +90,7 @@ class Outcome:
     docs_url: str | None = None
     failed: list[str] = field(default_factory=list)
     blocking: list[str] = field(default_factory=list)  # failed checks that stop the publication
+    duplicates: dict[dt.date, int] = field(default_factory=dict)  # rows de-duplication removed, per partition
     metrics_rows: list[tuple] = field(default_factory=list)  # rows of the metrics table (metrics.SCHEMA)
     seconds: float = 0.0  # what the gate added to the step
 
@@ -223,29 +224,33 @@ def _quarantine_results(
     return results
 
 
+def audited_columns(dataset: Dataset, columns: Sequence[str]) -> list[str]:
+    """The columns the dataset's suite reads: what a step stages to be audited."""
+    rules = suites.suite_rules(dataset)
+    missing = sorted({c for rule in rules for c in rule.columns if c not in columns})
+    if missing:
+        raise ValueError(f"the suite of {dataset.path} names columns the dataset does not have: {missing}")
+    return list(dict.fromkeys(["dt", *(c for rule in rules for c in rule.columns)]))
+
+
 def evaluate(
     lake: Lake,
     dataset: Dataset,
     days: Sequence[dt.date],
     rows: DataFrame,
-    published: Mapping[dt.date, int],
     run_id: str,
     held: metrics.Quarantined | None = None,
-    duplicates: Mapping[dt.date, int] | None = None,
+    deduplicated_from: Mapping[dt.date, int] | None = None,
     upstream: Sequence[tuple[str, TableVersion]] = (),
 ) -> Outcome:
-    """Validate and measure the staged `rows` the step would publish (`published`: their count per
-    partition), before any of them is committed."""
+    """Validate and measure the staged `rows` the step would publish, before any of them is committed
+    (`deduplicated_from`: accepted rows per partition before de-duplication, when the step de-duplicates)."""
     from quality import expectations  # Great Expectations loads in seconds: only when a step validates
 
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)
-    missing = sorted({c for rule in rules for c in rule.columns if c not in rows.columns})
-    if missing:
-        raise ValueError(f"the suite of {dataset.path} names columns the dataset does not have: {missing}")
-    needed = list(dict.fromkeys(["dt", *(c for rule in rules for c in rule.columns)]))
-    validated = _with_references(lake, rows.select(*needed), rules, days)
+    validated = _with_references(lake, rows.select(*audited_columns(dataset, rows.columns)), rules, days)
     result, docs_url = expectations.validate(
         validated,
         catalog.dataset_id(dataset.path),
@@ -256,6 +261,10 @@ def evaluate(
     )
     by_rule = {(r.expectation_config.meta or {})["rule"]: r for r in result.results if r.expectation_config}
     results = [_result(dataset, rule, by_rule[rule.name], docs_url) for rule in rules]
+    key = [c for c in dataset.primary_key if c != "dt"]
+    measured = metrics.measure(validated, rules, ["dt", *key] if key else [], days, held, now)
+    published = {m.day: m.rows for m in measured}
+    duplicates = {day: n - published.get(day, 0) for day, n in (deduplicated_from or {}).items()}
     if held is not None:
         versions = dict(upstream)
         inputs = (
@@ -263,14 +272,12 @@ def evaluate(
             if _reconciles(dataset)
             else None
         )
-        results += _quarantine_results(dataset, days, published, held, duplicates or {}, inputs)
+        results += _quarantine_results(dataset, days, published, held, duplicates, inputs)
     failed = [str(r.check_name) for r in results if not r.passed]
     blocking = [
         str(r.check_name) for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR
     ]
     status = "failed" if blocking else "warning" if failed else "passed"
-    key = [c for c in dataset.primary_key if c != "dt"]
-    measured = metrics.measure(validated, rules, ["dt", *key] if key else [], days, held, now)
     table = metrics.as_rows(dataset, measured, run_id, len(results) - len(failed), len(failed), status, now)
     return Outcome(
         status,
@@ -279,6 +286,7 @@ def evaluate(
         docs_url,
         failed,
         blocking,
+        duplicates,
         table,
         round(time.perf_counter() - started, 3),
     )

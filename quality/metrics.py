@@ -23,7 +23,8 @@ from transforms.common import REASONS_DDL
 SCHEMA = (
     "dt date, dataset string, layer string, domain string, run_id string, rows long, quarantined long, "
     "completeness double, validity double, uniqueness double, consistency double, quarantine_rate double, "
-    "quarantined_by_rule string, freshness_hours double, checks_passed int, checks_failed int, status string, measured_at timestamp"
+    "quarantined_by_rule string, freshness_hours double, checks_passed int, checks_failed int, "
+    "status string, measured_at timestamp"
 )
 
 
