@@ -15,7 +15,8 @@ Places, found through the catalog:
   holds the value or token (`$.user_id`), or when a declared path of the raw lines it was parsed from holds
   it inside the line it carries (`$.line.userId`; the quarantine of a raw table, holding lines that are
   not text, declares those paths itself);
-- the staging folders of the domains erased from (`_staging/<domain>/`: raw lines left by killed runs);
+- the staging and review folders of the domains erased from (`_staging/<domain>/`: raw lines left by
+  killed runs; `_review/<domain>/`: what a failed quality gate refused to publish);
 - the feature store (online keys and offline snapshots), after the tables it is rebuilt from.
 A text that is not JSON (a malformed or truncated line) cannot be walked: it matches when the last key of a
 declared path is followed by exactly the value or token as a JSON string (`"userId": "<value>"`), so a
@@ -207,6 +208,7 @@ def locate(config: LakehouseConfig, column: str) -> list[Place]:
         )
     for domain in sorted({entries[path]["domain"] for path in declaring}):
         places.append(Place(f"staging.{domain}", f"{config.root}/_staging/{domain}", "staging"))
+        places.append(Place(f"review.{domain}", f"{config.root}/_review/{domain}", "staging"))
     return places
 
 
@@ -422,7 +424,8 @@ def _erase_landing(config: LakehouseConfig, planned: Plan, subject: Subject) -> 
 
 
 def _erase_staging(config: LakehouseConfig, planned: Plan, subject: Subject) -> audit.Record:
-    """Staging folders exist only while a run is going: whatever is left is a killed run's, unprotected."""
+    """Staging folders exist only while a run is going: whatever is left is a killed run's, unprotected;
+    review folders hold what a failed gate refused to publish, unprotected too. Both go whole."""
     storage.delete_dir(config, planned.place.location)
     left = len(storage.list_tree(config, planned.place.location))
     return _record(
@@ -432,7 +435,7 @@ def _erase_staging(config: LakehouseConfig, planned: Plan, subject: Subject) -> 
         planned.files,
         bytes_=planned.bytes,
         verified=left == 0,
-        detail=f"leftover staging files of killed runs removed; {left} left",
+        detail=f"files of killed runs' staging or of refused publications under review removed; {left} left",
     )
 
 

@@ -323,9 +323,11 @@ def staging_folder(config: LakehouseConfig, dataset_path: str) -> Iterator[str]:
 
 def review_folder(config: LakehouseConfig, dataset_path: str, run_id: str) -> str:
     """Where a step whose blocking checks failed keeps the partitions it did not publish (Parquet of the
-    accepted and the quarantined rows), for review; no table reads it."""
+    accepted and the quarantined rows), for review; no table reads it. Laid out by domain as staging is:
+    the quarantined rows hold unprotected lines, so retention expires the folder and erasure removes the
+    erased domains' (`lakehouse.retention`, `lakehouse.erasure`)."""
     layer, domain, name = dataset_path.split("/")
-    return f"{config.root}/_review/{layer}/{domain}/{name}/{run_id}"
+    return f"{config.root}/_review/{domain}/{layer}/{name}/{run_id}"
 
 
 @dataclass

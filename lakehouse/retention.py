@@ -6,7 +6,9 @@ really leave storage while a reader still on an older version has the window to 
 files go when their day is past the source's window AND they were last modified longer ago than the
 safety window: a file re-delivered for an old day (to backfill it) stays until a run could read it.
 Staging folders (`<root>/_staging/`) exist only while a run works: one whose newest file is older
-than `STAGING_MAX_AGE_HOURS` was left by a killed run and holds unprotected rows, so it goes.
+than `STAGING_MAX_AGE_HOURS` was left by a killed run and holds unprotected rows, so it goes. The rows a
+failed quality gate kept for review (`<root>/_review/`) go after `REVIEW_MAX_AGE_HOURS`, for the same
+reason.
 
 Brakes, so that a typo cannot empty the lake: a reference date after today (UTC) is refused; the
 safety window has a floor (`SAFETY_WINDOW_FLOOR_HOURS`) unless overridden explicitly; a run that
@@ -29,6 +31,11 @@ DEFAULT_SAFETY_WINDOW_HOURS = 168
 SAFETY_WINDOW_FLOOR_HOURS = 24  # below it readers of older versions (and re-delivered landing files) lose
 MAX_SHARE = 0.5  # of a table's rows one run may delete without confirmation
 STAGING_MAX_AGE_HOURS = 6  # a run's staging folder is written at its start and removed at its end
+REVIEW_MAX_AGE_HOURS = 7 * 24  # a week to look at what a failed gate refused to publish
+LEFTOVER_FOLDERS = {
+    "staging": ("_staging", STAGING_MAX_AGE_HOURS),
+    "review": ("_review", REVIEW_MAX_AGE_HOURS),
+}
 
 
 class RetentionRefused(ValueError):
@@ -39,7 +46,7 @@ class RetentionRefused(ValueError):
 class Removal:
     """What one step removes (or would) from one target."""
 
-    step: str  # delete | vacuum | landing | staging
+    step: str  # delete | vacuum | landing | staging | review
     target: str
     partitions: tuple[str, ...] = ()
     rows: int = 0
@@ -132,25 +139,29 @@ def expired_landing(
     ), expired
 
 
-def abandoned_staging(config: LakehouseConfig, now: dt.datetime) -> list[tuple[Removal, list[str]]]:
-    """Folders under `<root>/_staging/` whose newest file is older than the staging age, with their files."""
-    folders: dict[str, dict[str, storage.StoredObject]] = {}
-    for uri, stored in storage.list_objects(config, f"{config.root}/_staging").items():
-        folders.setdefault(uri.rsplit("/", 1)[0], {})[uri] = stored
-    limit = now - dt.timedelta(hours=STAGING_MAX_AGE_HOURS)
-    return [
-        (
-            Removal(
-                "staging",
-                folder[len(config.root) + 1 :],
-                files=len(objects),
-                bytes=sum(o.size for o in objects.values()),
-            ),
-            sorted(objects),
-        )
-        for folder, objects in sorted(folders.items())
-        if max(o.modified for o in objects.values()) < limit
-    ]
+def leftover_folders(config: LakehouseConfig, now: dt.datetime) -> list[tuple[Removal, list[str]]]:
+    """Folders under `<root>/_staging/` and `<root>/_review/` whose newest file is older than their age
+    limit (`LEFTOVER_FOLDERS`), with their files."""
+    found = []
+    for step, (prefix, max_age_hours) in LEFTOVER_FOLDERS.items():
+        folders: dict[str, dict[str, storage.StoredObject]] = {}
+        for uri, stored in storage.list_objects(config, f"{config.root}/{prefix}").items():
+            folders.setdefault(uri.rsplit("/", 1)[0], {})[uri] = stored
+        limit = now - dt.timedelta(hours=max_age_hours)
+        found += [
+            (
+                Removal(
+                    step,
+                    folder[len(config.root) + 1 :],
+                    files=len(objects),
+                    bytes=sum(o.size for o in objects.values()),
+                ),
+                sorted(objects),
+            )
+            for folder, objects in sorted(folders.items())
+            if max(o.modified for o in objects.values()) < limit
+        ]
+    return found
 
 
 def check_request(
@@ -280,7 +291,7 @@ def apply(
         removals.append(removal)
         if removal.files or removal.kept_by_window:
             records.append(removal.audit_record(dry_run, cutoff))
-    for removal, uris in abandoned_staging(config, now):
+    for removal, uris in leftover_folders(config, now):
         if not dry_run:
             storage.delete_files(config, uris)
         removals.append(removal)

@@ -205,8 +205,13 @@ def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_
     assert held["quarantine.commerce.orders"] >= 1  # the malformed line, matched by the key-value rule
     # a killed run's staging folder: raw lines of the subject, unprotected
     leftover = f"{lake.root}/_staging/commerce/{uuid.uuid4().hex}/part-00000.parquet"
-    with storage.filesystem(lake).open_output_stream(storage.fs_path(leftover)) as out:
-        pq.write_table(pa.table({"line": [f'{{"user_id":"{ordinary}"}}']}), out)
+    # and rows a failed gate kept for review: unprotected too
+    reviewed = (
+        f"{lake.root}/_review/commerce/processed/orders/{uuid.uuid4().hex}/quarantine/part-00000.parquet"
+    )
+    for path in (leftover, reviewed):
+        with storage.filesystem(lake).open_output_stream(storage.fs_path(path)) as out:
+            pq.write_table(pa.table({"line": [f'{{"user_id":"{ordinary}"}}']}), out)
 
     request = erasure.file_request(lake, "user_id", ordinary)
     filed = json.loads(storage.read_text(lake, erasure.request_uri(lake, request.request_id)))
@@ -226,6 +231,8 @@ def test_a_failure_half_way_is_audited_a_rerun_finishes_and_dagster_never_holds_
     assert holding(spark, lake, ordinary) == {t: 0 for t in held}
     assert next(r for r in audit.read(lake, "half-way") if r["target"] == "staging.commerce")["files"] == 1
     assert storage.list_tree(lake, f"{lake.root}/_staging/commerce") == {}
+    assert next(r for r in audit.read(lake, "half-way") if r["target"] == "review.commerce")["files"] == 1
+    assert storage.list_tree(lake, f"{lake.root}/_review/commerce") == {}
     for dataset_id, table in places(lake).items():  # the counts of the first, failed run are corrected too
         if not dataset_id.startswith("landing."):
             assert (

@@ -140,7 +140,10 @@ def test_the_iam_policies_give_each_lake_prefix_least_privilege():
 
     pipeline = json.loads((INFRA / "aws" / "iam-pipeline-policy.json").read_text())
     allowed, denied = _grants(pipeline), _grants(pipeline, "Deny")
-    written = {*LAYERS, "curated", "catalog", "features", "_staging", "_lakehouse"} - {"landing"}
+    written = {
+        *LAYERS,
+        *("curated", "catalog", "features", "_staging", "_lakehouse", "_review", "privacy", "exports"),
+    } - {"landing"}
     assert {prefix for prefix, actions in allowed.items() if "s3:PutObject" in actions} == written | {"audit"}
     assert allowed["landing"] == {"s3:GetObject", "s3:DeleteObject"}
     assert "s3:DeleteObject" not in allowed["audit"] and "s3:DeleteObject" in denied["audit"]

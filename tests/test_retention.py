@@ -297,6 +297,9 @@ def local_lake(tmp_path, monkeypatch):
         "_staging/demo/killed/part-00000.parquet": 7,
         "_staging/demo/killed/part-00001.parquet": 7,
         "_staging/demo/working/part-00000.parquet": 1,
+        # rows a failed gate kept for review: a week is theirs
+        "_review/demo/processed/short/run-old/quarantine/part-00000.parquet": 8 * 24,
+        "_review/demo/processed/short/run-new/quarantine/part-00000.parquet": 6 * 24,
     }
     for path, hours in ages.items():
         storage.write_text(config, f"{config.root}/{path}", "rows of a run, in clear")
@@ -324,6 +327,7 @@ def test_the_dry_run_lists_staging_leftovers_landing_kept_and_what_the_brake_wou
         ("processed.demo.short", "refused"),
         ("landing.demo.clicks", "landing"),
         ("_staging/demo/killed", "staging"),
+        ("_review/demo/processed/short/run-old/quarantine", "review"),
         ("*", "summary"),
     }
     assert main(["retention", "--dry-run", "--reference-date", later.isoformat()]) == 0
@@ -346,3 +350,9 @@ def test_staging_leftovers_older_than_the_age_go_and_a_working_run_keeps_its_fol
     assert sorted(day.isoformat() for day, _ in kept) == ["2024-01-01", "2024-01-04", "2024-01-05"]
     staged = [r for r in audit.read(local_lake, "ret") if r["step"] == "staging"]
     assert [(r["target"], r["files"], r["dry_run"]) for r in staged] == [("_staging/demo/killed", 2, False)]
+    assert sorted(storage.list_tree(local_lake, f"{local_lake.root}/_review")) == [
+        f"{local_lake.root}/_review/demo/processed/short/run-new/quarantine/part-00000.parquet"
+    ]
+    assert [r.target for r in removals if r.step == "review"] == [
+        "_review/demo/processed/short/run-old/quarantine"
+    ]
