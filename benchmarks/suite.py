@@ -74,16 +74,16 @@ def _comparable(frame, columns):
 PROTECTED = ["event_id", "user_id", "email", "first_name", "last_name", "ip_address", "payload", "metadata"]
 
 
-def _processed_sample_agrees(config, domain: str) -> list[str]:
+def _processed_sample_agrees(config, domain: str, prefix: str = "00") -> list[str]:
     """The peer tokenized, masked and nulled personal data exactly as we did: the processed rows of the
-    event ids starting with `00` (about 1 in 256) compared whole."""
+    event ids starting with `prefix` (`00`: about 1 in 256) compared whole."""
     import pyarrow.compute as pc
     from deltalake import DeltaTable
 
     samples = []
     for uri in (config.table_uri("processed", domain, "events"), f"{config.root}/peer/{domain}/processed"):
         table = DeltaTable(uri, storage_options=config.storage_options).to_pyarrow_table(columns=PROTECTED)
-        sample = table.filter(pc.starts_with(table.column("event_id"), "00")).to_pandas()
+        sample = table.filter(pc.starts_with(table.column("event_id"), prefix)).to_pandas()
         samples.append(sample.sort_values("event_id").reset_index(drop=True))
     ours, theirs = samples
     if len(ours) == 0 or not ours.equals(theirs):
