@@ -71,6 +71,26 @@ def _comparable(frame, columns):
     return frame.sort_values(columns).reset_index(drop=True)
 
 
+PROTECTED = ["event_id", "user_id", "email", "first_name", "last_name", "ip_address", "payload", "metadata"]
+
+
+def _processed_sample_agrees(config, domain: str, prefix: str = "00") -> list[str]:
+    """The peer tokenized, masked and nulled personal data exactly as we did: the processed rows of the
+    event ids starting with `prefix` (`00`: about 1 in 256) compared whole."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    samples = []
+    for uri in (config.table_uri("processed", domain, "events"), f"{config.root}/peer/{domain}/processed"):
+        table = DeltaTable(uri, storage_options=config.storage_options).to_pyarrow_table(columns=PROTECTED)
+        sample = table.filter(pc.starts_with(table.column("event_id"), prefix)).to_pandas()
+        samples.append(sample.sort_values("event_id").reset_index(drop=True))
+    ours, theirs = samples
+    if len(ours) == 0 or not ours.equals(theirs):
+        return [f"processed: the peer's protected columns differ from ours ({len(ours)} sampled rows)"]
+    return []
+
+
 def _curated_values_agree(config, domain: str) -> list[str]:
     """The peer's curated tables hold our values (sorted rows compared whole)."""
     from deltalake import DeltaTable
@@ -277,6 +297,7 @@ def main() -> None:
             os.environ["LAKEHOUSE_ROOT"] = roots["sail"]
             problems = _peer_agrees(figures["sail"][-1]["counts"], figures["peer"][-1]["counts"], args.domain)
             problems += _curated_values_agree(LakehouseConfig.from_env(), args.domain)
+            problems += _processed_sample_agrees(LakehouseConfig.from_env(), args.domain)
             if problems:
                 raise SystemExit("the peer does not reproduce our day:\n  " + "\n  ".join(problems))
         for root in sorted(set(roots.values())):
