@@ -105,7 +105,8 @@ redis:
 postgres:
 	@infra/install_postgres.sh
 
-test: install redis postgres spark-jars
+# bench-deps: tests/test_bench_peer.py proves the DuckDB peer reproduces our outputs.
+test: install redis postgres spark-jars bench-deps
 	$(BIN)/python -m pytest tests
 
 # ruff (lint, format) and mypy, configured in pyproject.toml; .pre-commit-config.yaml runs the same.
