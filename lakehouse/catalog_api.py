@@ -47,6 +47,11 @@ class ColumnSource(BaseModel):
     column: str
 
 
+class Location(BaseModel):
+    region: str | None = Field(description="the region of a resident dataset's table; null: the lake root")
+    uri: str
+
+
 class CatalogEntry(BaseModel):
     """A dataset in the AIC catalog shape, with the lakehouse's extra fields."""
 
@@ -80,6 +85,9 @@ class CatalogEntry(BaseModel):
     qualityStatus: str
     columnLineage: dict[str, list[ColumnSource]] = Field(
         description="column -> the upstream columns feeding it"
+    )
+    locations: list[Location] = Field(
+        default_factory=list, description="where the data lives: each regional table with its region"
     )
     privacy: dict[str, Any] | None = Field(
         default=None,
