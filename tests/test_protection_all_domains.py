@@ -77,7 +77,9 @@ def test_no_personal_data_beyond_raw_in_any_domain(spark, lake, instance):
     for domain, module in GENERATORS.items():
         generated = importlib.import_module(module).generate_day(DAY, ROWS)
         generated.write(lake, domain)
-        for line in (line for files in generated.sources.values() for file in files for line in file):
+        # a tenant's name is an organisation's (Data Plane `tenants`), not a person's: not searched
+        people = (files for source, files in generated.sources.items() if source != "tenants")
+        for line in (line for files in people for file in files for line in file):
             try:
                 parsed = json.loads(line)
             except json.JSONDecodeError:
