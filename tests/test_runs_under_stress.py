@@ -65,6 +65,10 @@ def _dagster_home(tmp_path):
     home = tmp_path / f"home-{uuid.uuid4().hex[:6]}"
     home.mkdir()
     shutil.copy(REPO / "infra" / "dagster.yaml", home / "dagster.yaml")
+    # Create the instance's SQLite storage once: two processes creating it at the same moment race in
+    # Dagster's own schema migration (alembic_version UNIQUE), which is not what these tests are about.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs_count()
     return home
 
 
