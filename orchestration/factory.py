@@ -499,15 +499,19 @@ def publish(
 
 
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:
-    """The asset that builds the dataset's partitions (and its quarantine's) in one step, reporting the
-    step to the catalog and as an OpenLineage run (START, then COMPLETE or FAIL)."""
+    """The asset that builds the dataset's partitions (and its quarantine's) in one step."""
     if dataset.privacy:
         raise ValueError(f"{dataset.path} is a private release: orchestration.private_release builds it")
-    build = _ingest if dataset.layer == "raw" else _derive
+    return step_asset(dataset, _ingest if dataset.layer == "raw" else _derive, dataset_specs(dataset))
+
+
+def step_asset(dataset: Dataset, build: Callable, specs: list[dg.AssetSpec]) -> dg.AssetsDefinition:
+    """The one step of a dataset: `build(context, lake, dataset, days)` yields its results and returns its
+    lineage; the step is reported as an OpenLineage run (START, then COMPLETE or FAIL)."""
     name = dataset.path.replace("/", "__")
 
     @dg.multi_asset(
-        specs=dataset_specs(dataset),
+        specs=specs,
         check_specs=gate.check_specs(dataset),
         name=name,
         partitions_def=DAILY,

@@ -13,19 +13,11 @@ import datetime as dt
 import dagster as dg
 from pyspark.sql import types as T
 
-from lakehouse import catalog, delta, openlineage, privacy, schemas
+from lakehouse import catalog, delta, privacy, schemas
 from lakehouse.datasets import Dataset
 from lakehouse.delta import WriteResult
 from orchestration import lineage
-from orchestration.factory import (
-    DAILY,
-    SINGLE_RUN,
-    column_schema,
-    dataset_specs,
-    partition_days,
-    pool_for,
-    write_metadata,
-)
+from orchestration.factory import column_schema, dataset_specs, step_asset, write_metadata
 from orchestration.resources import LakeResource
 from quality import gate, metrics
 from transforms import common
@@ -148,33 +140,10 @@ def release_asset(dataset: Dataset) -> dg.AssetsDefinition:
     """The asset of a private release; its declaration is checked against OpenDP's privacy maps first."""
     declaration = _declaration(dataset)
     privacy.check_declaration(declaration)
-    name = dataset.path.replace("/", "__")
     specs = [
         spec.merge_attributes(metadata={"privacy": declaration.as_json()})
         if spec.key.path == dataset.key_path
         else spec
         for spec in dataset_specs(dataset)
     ]
-
-    @dg.multi_asset(
-        specs=specs,
-        check_specs=gate.check_specs(dataset),
-        name=name,
-        partitions_def=DAILY,
-        backfill_policy=SINGLE_RUN,
-        pool=pool_for(dataset.path),
-    )
-    def _materialize(context: dg.AssetExecutionContext, lake: LakeResource):
-        run_id = context.run.run_id
-        inputs, outputs = lineage.planned(lake, dataset)
-        openlineage.emit_run_event("START", run_id, name, inputs, outputs)
-        try:
-            inputs, outputs = yield from _release(context, lake, dataset, partition_days(context))
-        except Exception as error:
-            openlineage.emit_run_event(
-                "FAIL", run_id, name, inputs, outputs, error=f"{type(error).__name__}: {error}"
-            )
-            raise
-        openlineage.emit_run_event("COMPLETE", run_id, name, inputs, outputs)
-
-    return _materialize
+    return step_asset(dataset, _release, specs)
