@@ -128,25 +128,33 @@ _TABLE = 1 << 17  # number texts looked up below this many units of the last dec
 
 
 @lru_cache(maxsize=8)
-def _number_table(places: int) -> np.ndarray:
-    """repr(k / 10**places) of every k below _TABLE (repr(k) for places 0), as an object array."""
+def _number_table(places: int, fixed: bool) -> np.ndarray:
+    """The text of k / 10**places for every k below _TABLE, as an object array: repr's shortest form, or
+    exactly `places` decimals when `fixed`."""
     if places == 0:
         return np.array([str(k) for k in range(_TABLE)], dtype=object)
     scale = 10**places
-    fractions = [repr(k / scale)[1:] if k else ".0" for k in range(scale)]
+    if fixed:
+        fractions = [f".{k:0{places}d}" for k in range(scale)]
+    else:
+        fractions = [repr(k / scale)[1:] if k else ".0" for k in range(scale)]
     return np.array([f"{k // scale}{fractions[k % scale]}" for k in range(_TABLE)], dtype=object)
 
 
-def number_text(values: np.ndarray, places: int) -> list[str]:
-    """`values` rounded to `places` decimals, as text equal to `repr(round(value, places))` (`str(int)`
-    for places 0). Float repr is the slowest step of a line: texts come from a table where it can."""
+def number_text(values: np.ndarray, places: int, fixed: bool = False) -> list[str]:
+    """`values` rounded to `places` decimals as text: `repr(round(value, places))`, or `f"{value:.2f}"`-like
+    with `fixed` (`str(int)` for places 0). Float formatting is the slowest step of a line: texts come from
+    a table where they can."""
     scaled = np.rint(np.asarray(values, dtype=np.float64) * 10**places).astype(np.int64)
-    table = _number_table(places)
+    table = _number_table(places, fixed)
     inside = (scaled >= 0) & (scaled < _TABLE)
     text = table[np.where(inside, scaled, 0)]
     for i in np.flatnonzero(~inside).tolist():
         k = int(scaled[i])
-        text[i] = str(k) if places == 0 else repr(round(k / 10**places, places))
+        if places == 0:
+            text[i] = str(k)
+        else:
+            text[i] = f"{k / 10**places:.{places}f}" if fixed else repr(k / 10**places)
     return text.tolist()
 
 
