@@ -141,14 +141,23 @@ def _number_table(places: int, fixed: bool) -> np.ndarray:
     return np.array([f"{k // scale}{fractions[k % scale]}" for k in range(_TABLE)], dtype=object)
 
 
+@lru_cache(maxsize=8)
+def _negative_table(places: int, fixed: bool) -> np.ndarray:
+    return np.array(["-" + text for text in _number_table(places, fixed).tolist()], dtype=object)
+
+
 def number_text(values: np.ndarray, places: int, fixed: bool = False) -> list[str]:
     """`values` rounded to `places` decimals as text: `repr(round(value, places))`, or `f"{value:.2f}"`-like
     with `fixed` (`str(int)` for places 0). Float formatting is the slowest step of a line: texts come from
     a table where they can."""
     scaled = np.rint(np.asarray(values, dtype=np.float64) * 10**places).astype(np.int64)
-    table = _number_table(places, fixed)
-    inside = (scaled >= 0) & (scaled < _TABLE)
-    text = table[np.where(inside, scaled, 0)]
+    magnitude = np.abs(scaled)
+    inside = magnitude < _TABLE
+    at = np.where(inside, magnitude, 0)
+    text = _number_table(places, fixed)[at]
+    negative = np.flatnonzero(inside & (scaled < 0))
+    if len(negative):
+        text[negative] = _negative_table(places, fixed)[at[negative]]
     for i in np.flatnonzero(~inside).tolist():
         k = int(scaled[i])
         if places == 0:
