@@ -12,22 +12,40 @@ were written and what every processed dataset must hold.
 Bad lines never change a good record's fate: bad users are extra, broken copies
 of users who also have their good line; bad orders have no items; a bad item
 replaces one item of a good order (whose total then no longer matches its items).
+
+Orders and items are drawn as numpy columns (one PCG64 stream per seed and day) and written with
+one template each, byte for byte what json.dumps of their records gives.
 """
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
 import datetime as dt
 import itertools
+import json
 import math
 import random
 import zlib
-from dataclasses import dataclass
 from functools import lru_cache
 
-from synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
-from synthetic.population import Population, User, new_uuid
+import numpy as np
+
+from synthetic import (
+    GeneratedDay,
+    dumps,
+    fixed_rows,
+    iso_millis,
+    iso_millis_bytes,
+    json_safe,
+    number_text,
+    numpy_rng,
+    pick,
+    rows_text,
+    scatter_at,
+    split_files,
+    uuid4_bytes,
+    uuid4_strings,
+)
+from synthetic.population import Population, User
 from synthetic.population import population as synthetic_population
 
 DOMAIN = "commerce"
@@ -86,6 +104,10 @@ def _cum(weights: dict) -> tuple[list, list[float]]:
     return list(weights), list(itertools.accumulate(weights.values()))
 
 
+def _words(values) -> np.ndarray:
+    return np.asarray(list(values), dtype=object)
+
+
 STATUS_CHOICES, ORDER_STATUS_CUM = _cum(ORDER_STATUSES)
 ITEM_COUNTS, ITEM_COUNT_CUM = _cum(ITEMS_PER_ORDER)
 QUANTITIES, QUANTITY_CUM = _cum(QUANTITY)
@@ -93,15 +115,7 @@ CURRENCY_CUM = {region: _cum(weights) for region, weights in CURRENCY_BY_REGION.
 HOUR_CUM = list(itertools.accumulate(HOUR_WEIGHTS))
 PRODUCT_IDS = [f"prod-{rank:04d}" for rank in range(PRODUCTS)]
 PRODUCT_CUM = list(itertools.accumulate(1.0 / (rank + 1) for rank in range(PRODUCTS)))  # a few best sellers
-
-
-def _pick(rng: random.Random, values: list, cum: list[float]):
-    """`rng.choices(values, cum_weights=cum)[0]`, without its per-call overhead (the same draw)."""
-    return values[bisect.bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
-
-
-def _money(cents: int) -> float:
-    return cents / 100
+_PRODUCT_BYTES = np.frombuffer("".join(PRODUCT_IDS).encode(), dtype=np.uint8).reshape(PRODUCTS, 9)
 
 
 @lru_cache(maxsize=4)
@@ -137,66 +151,12 @@ def _user_line(user: User, status: str) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class Item:
-    item_id: str
-    order_id: str
-    product_id: str
-    quantity: int
-    cents: int
-
-    def record(self) -> dict:
-        return {
-            "item_id": self.item_id,
-            "order_id": self.order_id,
-            "product_id": self.product_id,
-            "quantity": self.quantity,
-            "price": _money(self.cents),
-        }
-
-    def line(self) -> str:  # what `dumps(self.record())` gives, ten times faster
-        return (
-            f'{{"item_id":"{self.item_id}","order_id":"{self.order_id}","product_id":"{self.product_id}",'
-            f'"quantity":{self.quantity},"price":{_money(self.cents)!r}}}'
-        )
-
-
-@dataclass(frozen=True)
-class Order:
-    order_id: str
-    user: User
-    cents: int
-    currency: str
-    status: str
-    created_at: str
-
-    def record(self) -> dict:
-        return {
-            "order_id": self.order_id,
-            "user_id": self.user.user_id,
-            "total_amount": _money(self.cents),
-            "currency": self.currency,
-            "status": self.status,
-            "created_at": self.created_at,
-            "region": self.user.region,
-            "tenant_id": self.user.tenant_id,
-        }
-
-    def line(self) -> str:  # what `dumps(self.record())` gives
-        return (
-            f'{{"order_id":"{self.order_id}","user_id":"{self.user.user_id}",'
-            f'"total_amount":{_money(self.cents)!r},"currency":"{self.currency}","status":"{self.status}",'
-            f'"created_at":"{self.created_at}","region":"{self.user.region}",'
-            f'"tenant_id":"{self.user.tenant_id}"}}'
-        )
-
-
 class _Day:
-    """The state of one day's generation."""
+    """The state of one day's generation: who can order, who registers later."""
 
     def __init__(self, day: dt.date, seed: int, population: Population):
         self.day, self.seed = day, seed
-        self.rng = random.Random(f"{DOMAIN}-{seed}-{day.isoformat()}")
+        self.rng = numpy_rng(DOMAIN, seed, day)
         self.statuses = user_statuses(seed)
         self.snapshot = population.users_as_of(day)
         # Customers who can order today: active, registered before the day; heavy buyers keep their weight.
@@ -211,99 +171,140 @@ class _Day:
         if not eligible:
             raise ValueError(f"no active customer registered before {day}: the population starts later")
         self.customers = [u for u, _ in eligible]
-        self.customer_cum = list(itertools.accumulate(w for _, w in eligible))
-        self.future_users = [u for u in population.users if u.created_at.date() > day]
-        self.prefix = day.isoformat() + "T"
-
-    def timestamp(self) -> str:
-        """A time of the day (UTC, ISO-8601 with milliseconds): quiet nights, busy afternoons."""
-        hour = _pick(self.rng, HOURS, HOUR_CUM)
-        second, millisecond = self.rng.randrange(3600), self.rng.randrange(1000)
-        return f"{self.prefix}{hour:02d}:{second // 60:02d}:{second % 60:02d}.{millisecond:03d}Z"
-
-    def order(self) -> tuple[Order, list[Item]]:
-        """A valid order of a customer, and its items (prices in cents add up to the total)."""
-        rng = self.rng
-        user = _pick(rng, self.customers, self.customer_cum)
-        order_id = new_uuid(rng)
-        items, total = [], 0
-        for _ in range(_pick(rng, ITEM_COUNTS, ITEM_COUNT_CUM)):
-            quantity = _pick(rng, QUANTITIES, QUANTITY_CUM)
-            cents = min(int(rng.lognormvariate(7.6, 0.9)), 250_000)  # median ~20.00, capped at 2,500.00
-            total += quantity * cents
-            items.append(Item(new_uuid(rng), order_id, _pick(rng, PRODUCT_IDS, PRODUCT_CUM), quantity, cents))
-        currencies, cum = CURRENCY_CUM[user.region]
-        order = Order(
-            order_id,
-            user,
-            total,
-            _pick(rng, currencies, cum),
-            _pick(rng, STATUS_CHOICES, ORDER_STATUS_CUM),
-            self.timestamp(),
+        for u in self.customers:
+            json_safe([u.user_id, u.region, u.tenant_id])
+        self.customer_cum = np.cumsum([w for _, w in eligible])
+        self.customer_ids = np.frombuffer("".join(u.user_id for u in self.customers).encode(), np.uint8)
+        self.customer_ids = self.customer_ids.reshape(-1, 36)
+        self.customer_tails = _words(
+            f'","region":"{u.region}","tenant_id":"{u.tenant_id}"}}' for u in self.customers
         )
-        return order, items
+        regions = list(CURRENCY_BY_REGION)
+        self.customer_region = np.array([regions.index(u.region) for u in self.customers])
+        self.future_users = [u for u in population.users if u.created_at.date() > day]
+
+    def orders(self, n: int) -> tuple[list[str], list[str]]:
+        """`n` valid order lines and their items' lines (1-4 per order, item prices add up to the total)."""
+        rng = self.rng
+        customer = pick(rng, self.customer_cum, n)
+        counts = np.asarray(ITEM_COUNTS)[pick(rng, np.asarray(ITEM_COUNT_CUM), n)]
+        k = int(counts.sum())
+        quantity = np.asarray(QUANTITIES)[pick(rng, np.asarray(QUANTITY_CUM), k)]
+        cents = np.minimum(rng.lognormal(7.6, 0.9, k).astype(np.int64), 250_000)  # median ~20.00, <= 2,500.00
+        product = pick(rng, np.asarray(PRODUCT_CUM), k)
+        bounds = np.cumsum(counts)
+        totals = np.add.reduceat(quantity * cents, bounds - counts) if n else np.zeros(0, dtype=np.int64)
+        currency = np.empty(n, dtype=object)
+        for index, (names, cum) in enumerate(CURRENCY_CUM.values()):
+            rows = np.flatnonzero(self.customer_region[customer] == index)
+            currency[rows] = _words(names)[pick(rng, np.asarray(cum), len(rows))]
+        status = _words(STATUS_CHOICES)[pick(rng, np.asarray(ORDER_STATUS_CUM), n)]
+        ms = (
+            pick(rng, np.asarray(HOUR_CUM), n) * 3_600_000
+            + rng.integers(0, 3600, n) * 1000
+            + rng.integers(0, 1000, n)
+        )
+        order_ids = uuid4_bytes(rng, n)
+        item_ids = uuid4_bytes(rng, k)
+        head = rows_text(
+            fixed_rows(
+                n,
+                b'{"order_id":"',
+                order_ids,
+                b'","user_id":"',
+                self.customer_ids[customer],
+                b'","total_amount":',
+            )
+        )
+        stamp = rows_text(fixed_rows(n, b'","created_at":"', iso_millis_bytes(self.day, ms)))
+        orders = [
+            f'{h}{a},"currency":"{c}","status":"{s}{t}{e}'
+            for h, a, c, s, t, e in zip(
+                head,
+                number_text(totals / 100, 2),
+                currency.tolist(),
+                status.tolist(),
+                stamp,
+                self.customer_tails[customer].tolist(),
+            )
+        ]
+        digits = (quantity + ord("0")).astype(np.uint8)[:, None]
+        item_head = rows_text(
+            fixed_rows(
+                k,
+                b'{"item_id":"',
+                item_ids,
+                b'","order_id":"',
+                np.repeat(order_ids, counts, axis=0),
+                b'","product_id":"',
+                _PRODUCT_BYTES[product],
+                b'","quantity":',
+                digits,
+                b',"price":',
+            )
+        )
+        items = [f"{h}{p}}}" for h, p in zip(item_head, number_text(cents / 100, 2))]
+        return orders, items
 
 
-def _bad_user(rng: random.Random, kind: str, user: User, status: str) -> str:
+def _bad_user(kind: str, user: User, status: str, u: float, w: float) -> str:
     record = _user_line(user, status)
     if kind == "malformed_json":
         text = dumps(record)
-        return text[: rng.randrange(10, len(text) // 2)]
+        return text[: 10 + int(u * (len(text) // 2 - 10))]
     if kind == "missing_required_field:user_id":
-        if rng.random() < 0.5:
+        if u < 0.5:
             del record["user_id"]
         else:
-            record["user_id"] = rng.choice([None, ""])
+            record["user_id"] = None if w < 0.5 else ""
     elif kind == "invalid_status":
-        record["status"] = rng.choice(["deleted", "ACTIVE", "pending"])
+        record["status"] = ["deleted", "ACTIVE", "pending"][int(u * 3)]
     elif kind == "invalid_timestamp":
-        record["created_at"] = rng.choice(["2023-02-30T10:00:00Z", "last tuesday", "13/01/2023 10:00"])
+        record["created_at"] = ["2023-02-30T10:00:00Z", "last tuesday", "13/01/2023 10:00"][int(u * 3)]
     return dumps(record)
 
 
-def _bad_order(state: _Day, kind: str) -> str:
-    rng = state.rng
-    order, _ = state.order()  # its items are dropped: a refused order has none
-    record = order.record()
+def _bad_order(state: _Day, kind: str, record: dict, u: float, w: float, fresh: str) -> str:
+    """`record` (a valid order, its items dropped: a refused order has none) broken as `kind`."""
     if kind == "malformed_json":
         text = dumps(record)
-        return text[: rng.randrange(10, len(text) // 2)]
+        return text[: 10 + int(u * (len(text) // 2 - 10))]
     if kind == "missing_required_field:order_id":
         del record["order_id"]
     elif kind == "missing_required_field:user_id":
-        if rng.random() < 0.5:
+        if u < 0.5:
             del record["user_id"]
         else:
-            record["user_id"] = rng.choice([None, ""])
+            record["user_id"] = None if w < 0.5 else ""
     elif kind == "invalid_type:total_amount":
-        record["total_amount"] = rng.choice(["abc", "12,50", "N/A", "ten"])
+        record["total_amount"] = ["abc", "12,50", "N/A", "ten"][int(u * 4)]
     elif kind == "invalid_amount":
-        record["total_amount"] = rng.choice(
-            [0, -round(rng.uniform(1, 500), 2), round(rng.uniform(100_001, 10**7), 2)]
-        )
+        record["total_amount"] = [0, -round(1 + w * 499, 2), round(100_001 + w * (10**7 - 100_001), 2)][
+            int(u * 3)
+        ]
     elif kind == "invalid_currency":
-        record["currency"] = rng.choice(["usd", "JPY", "EURO", "$"])
+        record["currency"] = ["usd", "JPY", "EURO", "$"][int(u * 4)]
     elif kind == "unknown_user_id":  # a user who registers only later: not in today's snapshot
-        record["user_id"] = rng.choice(state.future_users).user_id if state.future_users else new_uuid(rng)
+        future = state.future_users
+        record["user_id"] = future[int(u * len(future))].user_id if future else fresh
     elif kind.startswith("region_not_allowed:"):
         record["region"] = FOREIGN_REGION
     return dumps(record)
 
 
-def _bad_item(rng: random.Random, kind: str, item: dict) -> str:
-    """`item` broken as `kind` (it replaces the good item line)."""
-    record = dict(item)
+def _bad_item(kind: str, record: dict, u: float) -> str:
+    """`record` (a good item) broken as `kind` (it replaces the good item line)."""
     if kind == "malformed_json":
         text = dumps(record)
-        return text[: rng.randrange(10, len(text) // 2)]
+        return text[: 10 + int(u * (len(text) // 2 - 10))]
     if kind == "missing_required_field:item_id":
         del record["item_id"]
     elif kind == "invalid_type:quantity":
-        record["quantity"] = rng.choice(["two", "1.5", "x", "3 pcs"])
+        record["quantity"] = ["two", "1.5", "x", "3 pcs"][int(u * 4)]
     elif kind == "invalid_type:price":
-        record["price"] = rng.choice(["free", "$10.00", "ten"])
+        record["price"] = ["free", "$10.00", "ten"][int(u * 3)]
     elif kind == "invalid_quantity":
-        record["quantity"] = rng.choice([0, -1, -5])
+        record["quantity"] = [0, -1, -5][int(u * 3)]
     elif kind == "invalid_price":
         record["price"] = -record["price"] if record["price"] > 0 else -1.0
     return dumps(record)
@@ -312,6 +313,11 @@ def _bad_item(rng: random.Random, kind: str, item: dict) -> str:
 def _kinds(source: str, count: int) -> list[str]:
     kinds = BAD_KINDS[source]
     return [kinds[i % len(kinds)] for i in range(count)]
+
+
+def _scatter(rng: np.random.Generator, lines: list[str], extra: list[str]) -> list[str]:
+    """`extra` inserted at random positions of `lines` (the order of both kept)."""
+    return scatter_at(lines, extra, np.sort(rng.integers(0, len(lines) + 1, len(extra))).tolist())
 
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
@@ -327,50 +333,54 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     for kind in _kinds("users", round(len(user_lines) * bad_share)):
         bad["users"][kind] += 1
         if kind == DUPLICATE["users"]:
-            duplicate_users.append(rng.choice(user_lines))
+            duplicate_users.append(user_lines[int(rng.integers(len(user_lines)))])
         else:
-            user = rng.choice(state.snapshot)
-            broken_users.append(_bad_user(rng, kind, user, state.statuses[user.user_id]))
-    users = scatter(rng, user_lines, broken_users) + duplicate_users
+            user = state.snapshot[int(rng.integers(len(state.snapshot)))]
+            u, w = rng.random(2).tolist()
+            broken_users.append(_bad_user(kind, user, state.statuses[user.user_id], u, w))
+    users = _scatter(rng, user_lines, broken_users) + duplicate_users
 
     # orders: good orders with their items; bad orders (no items) scattered; duplicates at the end
     order_kinds = _kinds("orders", min(round(rows * bad_share), rows - 1))
-    good_orders, items = [], []
-    for _ in range(rows - len(order_kinds)):
-        order, its = state.order()
-        good_orders.append(order.line())
-        items.extend(its)
-    broken_orders, duplicate_orders = [], []
+    good_orders, item_lines = state.orders(rows - len(order_kinds))
+    broken_kinds = [kind for kind in order_kinds if kind != DUPLICATE["orders"]]
+    broken_records = [json.loads(line) for line in state.orders(len(broken_kinds))[0]]
+    draws = rng.random((len(broken_kinds), 2)).tolist()
+    fresh = uuid4_strings(rng, len(broken_kinds))
+    broken_orders = [
+        _bad_order(state, kind, record, u, w, new)
+        for kind, record, (u, w), new in zip(broken_kinds, broken_records, draws, fresh)
+    ]
+    n_duplicates = len(order_kinds) - len(broken_kinds)
+    duplicate_orders = [good_orders[i] for i in rng.integers(0, len(good_orders), n_duplicates).tolist()]
     for kind in order_kinds:
         bad["orders"][kind] += 1
-        if kind == DUPLICATE["orders"]:
-            duplicate_orders.append(rng.choice(good_orders))
-        else:
-            broken_orders.append(_bad_order(state, kind))
-    orders = scatter(rng, good_orders, broken_orders) + duplicate_orders
+    orders = _scatter(rng, good_orders, broken_orders) + duplicate_orders
 
     # items: a bad item replaces a good one (orphans are extra); duplicates copy good lines, at the end
-    item_lines = [item.line() for item in items]
     item_kinds = _kinds("order_items", round(len(item_lines) * bad_share)) if item_lines else []
     replace = [k for k in item_kinds if k not in (DUPLICATE["order_items"], "unknown_order_id")]
-    victims = rng.sample(range(len(item_lines)), len(replace))
-    for index, kind in zip(victims, replace):
+    victims = rng.choice(len(item_lines), len(replace), replace=False).tolist() if replace else []
+    cuts = rng.random(len(replace)).tolist()
+    originals = list(item_lines)
+    for index, kind, u in zip(victims, replace, cuts):
         bad["order_items"][kind] += 1
-        item_lines[index] = _bad_item(rng, kind, items[index].record())
+        item_lines[index] = _bad_item(kind, json.loads(originals[index]), u)
     replaced = set(victims)
     orphans, duplicate_items = [], []
     for kind in item_kinds:
         if kind == "unknown_order_id":
             bad["order_items"][kind] += 1
-            orphan = dataclasses.replace(rng.choice(items), item_id=new_uuid(rng), order_id=new_uuid(rng))
-            orphans.append(orphan.line())
+            orphan = json.loads(originals[int(rng.integers(len(originals)))])
+            orphan["item_id"], orphan["order_id"] = uuid4_strings(rng, 2)
+            orphans.append(dumps(orphan))
         elif kind == DUPLICATE["order_items"]:
             bad["order_items"][kind] += 1
-            index = rng.randrange(len(item_lines))
+            index = int(rng.integers(len(item_lines)))
             while index in replaced:
-                index = rng.randrange(len(item_lines))
+                index = int(rng.integers(len(item_lines)))
             duplicate_items.append(item_lines[index])
-    order_items = scatter(rng, item_lines, orphans) + duplicate_items
+    order_items = _scatter(rng, item_lines, orphans) + duplicate_items
 
     sources = {"users": users, "orders": orders, "order_items": order_items}
     expected = {}

@@ -6,8 +6,9 @@ Two landing sources per day, both drawn from the shared population:
 - `transactions`: the day's card payments, transfers, refunds, fees and deposits on accounts
   opened before the day began. Amounts are signed (debits negative), lognormal per kind.
 
-Deterministic per (seed, day). About `bad_share` of each source's lines are bad on purpose; the
-record says how many of each kind were written and what every processed dataset should hold.
+Deterministic per (seed, day): one numpy PCG64 stream per day draws the transactions as columns, written
+with one template. About `bad_share` of each source's lines are bad on purpose; the record says how many
+of each kind were written and what every processed dataset should hold.
 """
 
 from __future__ import annotations
@@ -20,8 +21,24 @@ import math
 import random
 from functools import lru_cache
 
-from synthetic import GeneratedDay, dumps, iso_millis, split_files
-from synthetic.population import Account, Population, new_uuid
+import numpy as np
+
+from synthetic import (
+    GeneratedDay,
+    dumps,
+    fixed_rows,
+    iso_millis,
+    iso_millis_bytes,
+    json_safe,
+    number_text,
+    numpy_rng,
+    pick,
+    rows_text,
+    split_files,
+    uuid4_bytes,
+    uuid4_strings,
+)
+from synthetic.population import Account, Population
 from synthetic.population import population as synthetic_population
 
 DOMAIN = "finance"
@@ -125,66 +142,102 @@ def account_line(account: Account, status: str, owners: dict) -> dict:
     }
 
 
-HOURS = (list(range(24)), list(HOUR_CUM_WEIGHTS))
+_NAMES = list(TRANSACTION_TYPES)
+_TYPE_CUM = np.cumsum([share for share, _, _ in TRANSACTION_TYPES.values()])
+_CATEGORIES = list(MERCHANT_CATEGORIES)
+_CATEGORY_CUM = np.cumsum([share for share, _, _ in MERCHANT_CATEGORIES.values()])
+_CATEGORY_MU = np.array([mu for _, mu, _ in MERCHANT_CATEGORIES.values()])
+_CATEGORY_SIGMA = np.array([sigma for _, _, sigma in MERCHANT_CATEGORIES.values()])
+_CHANNELS = sorted({c for _, _, channels in TRANSACTION_TYPES.values() for c in channels} | {"atm"})
+_CHANNEL_PICKS = [  # per type: (channel indices, cumulative weights)
+    (np.array([_CHANNELS.index(c) for c in channels]), np.cumsum(list(channels.values())))
+    for _, _, channels in TRANSACTION_TYPES.values()
+]
+_STATUS_CUM = np.cumsum(list(STATUSES.values()))
+_STATUSES = list(STATUSES)
+_HOUR_CUM = np.asarray(HOUR_CUM_WEIGHTS)
 
 
-def _timestamp(rng: random.Random, day: dt.date) -> str:
-    """An ISO time of the day, UTC, millisecond precision, mostly in daytime hours."""
-    second = _pick(rng, HOURS) * 3600 + rng.randrange(3600)
-    clock = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
-    return f"{day.isoformat()}T{clock}.{rng.randrange(1000):03d}Z"
+def _words(values) -> np.ndarray:
+    return np.asarray(list(values), dtype=object)
 
 
-def _amount(rng: random.Random, kind: str, category: str | None) -> float:
-    if kind in ("card_payment", "refund"):
-        assert category is not None, kind
-        _, mu, sigma = MERCHANT_CATEGORIES[category]
-        size = rng.lognormvariate(mu, sigma) * (0.6 if kind == "refund" else 1.0)
-    elif kind == "transfer":
-        size = rng.lognormvariate(5.0, 1.3)
-    elif kind == "fee":
-        size = rng.choice(FEES)
-    else:
-        size = rng.lognormvariate(7.0, 0.7)
-    size = max(0.01, min(round(size, 2), MAX_AMOUNT))
-    sign = TRANSACTION_TYPES[kind][1] or (-1 if rng.random() < 0.6 else 1)
-    return sign * size
+@lru_cache(maxsize=4)
+def _counterparties(world: Population) -> np.ndarray:
+    """A transfer's counterparty field per population user (plain names: checked to need no escaping)."""
+    json_safe([f"{u.first_name} {u.last_name}" for u in world.users])
+    return _words(f',"counterparty_name":"{u.first_name} {u.last_name}"' for u in world.users)
 
 
-def _transaction(rng: random.Random, world: Population, day: dt.date, account: Account) -> dict:
-    kind = _pick(rng, TYPE_CHOICES)
-    category = _pick(rng, CATEGORY_CHOICES) if kind in ("card_payment", "refund") else None
-    channel = "atm" if category == "cash_withdrawal" else _pick(rng, CHANNEL_CHOICES[kind])
-    row = {
-        "id": new_uuid(rng),
-        "account_id": account.account_id,
-        "amount": _amount(rng, kind, category),
-        "currency": account.currency,
-        "timestamp": _timestamp(rng, day),
-        "status": "settled" if kind == "fee" else _pick(rng, STATUS_CHOICES),
-        "type": kind,
-        "merchant_category": category,
-        "channel": channel,
-    }
-    if kind == "transfer":
-        other = world.pick_user(rng)
-        row["counterparty_name"] = f"{other.first_name} {other.last_name}"
-    if channel == "online":
-        row["ip_address"] = (
-            f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+def _transaction_lines(
+    rng: np.random.Generator, world: Population, day: dt.date, pool: list[Account], cum: np.ndarray, n: int
+) -> list[str]:
+    """`n` valid transaction lines: columns drawn whole, one template (what dumps of the row would give)."""
+    if n == 0:
+        return []
+    account = pick(rng, cum, n)
+    kind = pick(rng, _TYPE_CUM, n)
+    category = pick(rng, _CATEGORY_CUM, n)
+    has_category = (kind == _NAMES.index("card_payment")) | (kind == _NAMES.index("refund"))
+    channel = np.empty(n, dtype=np.int64)
+    for index, (channels, channel_cum) in enumerate(_CHANNEL_PICKS):
+        rows = np.flatnonzero(kind == index)
+        channel[rows] = channels[pick(rng, channel_cum, len(rows))]
+    channel[has_category & (category == _CATEGORIES.index("cash_withdrawal"))] = _CHANNELS.index("atm")
+    # amounts: lognormal per type (per merchant category for card payments and refunds), fees from a list
+    mu = np.select(
+        [has_category, kind == _NAMES.index("transfer")], [_CATEGORY_MU[category], 5.0], default=7.0
+    )
+    sigma = np.select(
+        [has_category, kind == _NAMES.index("transfer")], [_CATEGORY_SIGMA[category], 1.3], default=0.7
+    )
+    size = np.exp(mu + sigma * rng.standard_normal(n)) * np.where(kind == _NAMES.index("refund"), 0.6, 1.0)
+    size = np.where(kind == _NAMES.index("fee"), np.asarray(FEES)[rng.integers(0, len(FEES), n)], size)
+    size = np.clip(np.round(size, 2), 0.01, MAX_AMOUNT)
+    fixed_sign = np.array([sign for _, sign, _ in TRANSACTION_TYPES.values()])[kind]
+    sign = np.where(fixed_sign == 0, np.where(rng.random(n) < 0.6, -1, 1), fixed_sign)
+    status = np.where(kind == _NAMES.index("fee"), 0, pick(rng, _STATUS_CUM, n))
+    ms = pick(rng, _HOUR_CUM, n) * 3_600_000 + rng.integers(0, 3600, n) * 1000 + rng.integers(0, 1000, n)
+    # extras: a transfer's counterparty (a population user), an online payment's IP address
+    extra = np.full(n, "", dtype=object)
+    transfers = np.flatnonzero(kind == _NAMES.index("transfer"))
+    extra[transfers] = _counterparties(world)[pick(rng, np.asarray(world.user_cum_weights), len(transfers))]
+    online = np.flatnonzero(channel == _CHANNELS.index("online"))
+    octets = [
+        rng.integers(low, high, len(online)).tolist()
+        for low, high in ((1, 224), (0, 256), (0, 256), (1, 255))
+    ]
+    extra[online] = [f',"ip_address":"{a}.{b}.{c}.{d}"' for a, b, c, d in zip(*octets)]
+    ids = np.frombuffer("".join(a.account_id for a in pool).encode(), dtype=np.uint8).reshape(-1, 36)
+    head = rows_text(
+        fixed_rows(n, b'{"id":"', uuid4_bytes(rng, n), b'","account_id":"', ids[account], b'","amount":')
+    )
+    middle = rows_text(fixed_rows(n, b'","timestamp":"', iso_millis_bytes(day, ms), b'","status":"'))
+    currency = _words(f',"currency":"{a.currency}' for a in pool)[account].tolist()
+    categories = _words([f'"{c}"' for c in _CATEGORIES])[category]
+    category_text = np.where(has_category, categories, "null").tolist()
+    return [
+        f'{h}{a}{c}{m}{st}","type":"{t}","merchant_category":{mc},"channel":"{ch}"{x}}}'
+        for h, a, c, m, st, t, mc, ch, x in zip(
+            head,
+            number_text(sign * size, 2),
+            currency,
+            middle,
+            _words(_STATUSES)[status].tolist(),
+            _words(_NAMES)[kind].tolist(),
+            category_text,
+            _words(_CHANNELS)[channel].tolist(),
+            extra.tolist(),
         )
-    return row
+    ]
 
 
-def _merge(rng: random.Random, base: list[str], extras: list[tuple[int | None, str]]) -> list[str]:
+def _merge(rng: np.random.Generator, base: list[str], extras: list[tuple[int | None, str]]) -> list[str]:
     """Insert extra lines into `base`: anywhere (anchor None) or somewhere after base[anchor]."""
+    low = np.array([0 if anchor is None else anchor + 1 for anchor, _ in extras], dtype=np.int64)
+    positions = rng.integers(low, len(base) + 1) if extras else np.array([], dtype=np.int64)
     placed = sorted(
-        (
-            (rng.randrange(len(base) + 1) if anchor is None else rng.randrange(anchor + 1, len(base) + 1)),
-            order,
-            line,
-        )
-        for order, (anchor, line) in enumerate(extras)
+        (position, order, line) for order, (position, (_, line)) in enumerate(zip(positions.tolist(), extras))
     )
     merged: list[str] = []
     previous = 0
@@ -199,7 +252,7 @@ def _kinds(kinds: tuple[str, ...], n: int) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(n)]
 
 
-def _accounts(rng: random.Random, world: Population, day: dt.date, seed: int, bad_share: float):
+def _accounts(rng: np.random.Generator, world: Population, day: dt.date, seed: int, bad_share: float):
     _, statuses, _ = account_book(seed)
     owners = {u.user_id: u for u in world.users}
     base = [dumps(account_line(a, statuses[a.account_id], owners)) for a in accounts_as_of(day, seed)]
@@ -207,19 +260,19 @@ def _accounts(rng: random.Random, world: Population, day: dt.date, seed: int, ba
     extras: list[tuple[int | None, str]] = []
     for kind in _kinds(ACCOUNT_BAD_KINDS, round(len(base) * bad_share) if base else 0):
         bad[kind] += 1
-        index = rng.randrange(len(base))
+        index = int(rng.integers(len(base)))
         if kind == "duplicate_account_id":  # the same account again, later in the file
             extras.append((index, base[index]))
             continue
         row = json.loads(base[index])
         if kind == "malformed_json":
             text = base[index]
-            extras.append((None, text[: rng.randrange(10, len(text) // 2)]))
+            extras.append((None, text[: int(rng.integers(10, len(text) // 2))]))
             continue
         if kind == "missing_account_id":
             del row["account_id"]
         else:
-            row["region"] = rng.choice(FOREIGN_REGIONS)
+            row["region"] = FOREIGN_REGIONS[int(rng.integers(len(FOREIGN_REGIONS)))]
         extras.append((None, dumps(row)))
     lines = _merge(rng, base, extras)
     quarantined = bad["malformed_json"] + bad["missing_account_id"] + bad["region_not_allowed"]
@@ -233,7 +286,7 @@ def _accounts(rng: random.Random, world: Population, day: dt.date, seed: int, ba
 
 
 def _transactions(
-    rng: random.Random, world: Population, day: dt.date, rows: int, seed: int, bad_share: float
+    rng: np.random.Generator, world: Population, day: dt.date, rows: int, seed: int, bad_share: float
 ):
     accounts, statuses, weights = account_book(seed)
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
@@ -245,43 +298,41 @@ def _transactions(
     if not active:
         return [], bad, {"input": 0, "accepted": 0, "quarantined": 0, "duplicates": 0}
     pool = [accounts[i] for i in active]
-    cum = list(itertools.accumulate(weights[i] for i in active))
-    choices = (pool, cum)
-    base = [dumps(_transaction(rng, world, day, _pick(rng, choices))) for _ in range(rows - n_bad)]
+    cum = np.cumsum([weights[i] for i in active])
+    base = _transaction_lines(rng, world, day, pool, cum, rows - n_bad)
+    kinds = _kinds(TRANSACTION_BAD_KINDS, n_bad)
+    broken = [kind for kind in kinds if kind != "duplicate_transaction_id"]
+    rows_broken = [json.loads(line) for line in _transaction_lines(rng, world, day, pool, cum, len(broken))]
+    draws = rng.random((len(broken), 2)).tolist()
+    fresh = uuid4_strings(rng, len(broken))
     extras: list[tuple[int | None, str]] = []
-    for kind in _kinds(TRANSACTION_BAD_KINDS, n_bad):
+    for index in rng.integers(0, max(len(base), 1), kinds.count("duplicate_transaction_id")).tolist():
+        bad["duplicate_transaction_id"] += 1  # a re-sent valid line, later in the file
+        extras.append((index, base[index]))
+    for i, (kind, row, (u, w)) in enumerate(zip(broken, rows_broken, draws)):
         bad[kind] += 1
-        if kind == "duplicate_transaction_id":  # a re-sent valid line, later in the file
-            index = rng.randrange(len(base))
-            extras.append((index, base[index]))
-            continue
-        row = _transaction(rng, world, day, _pick(rng, choices))
         if kind == "malformed_json":
             text = dumps(row)
-            extras.append((None, text[: rng.randrange(10, len(text) // 2)]))
+            extras.append((None, text[: 10 + int(u * (len(text) // 2 - 10))]))
             continue
         if kind == "missing_id":
             del row["id"]
         elif kind == "missing_account_id":
             del row["account_id"]
         elif kind == "invalid_uuid":
-            row["id"] = rng.choice(
-                ["txn-" + str(rng.randrange(10**8)), row["id"][:-1], row["id"].replace("-", "")]
-            )
+            row["id"] = ["txn-" + str(int(w * 10**8)), row["id"][:-1], row["id"].replace("-", "")][int(u * 3)]
         elif kind == "amount_zero":
-            row["amount"] = rng.choice([0, 0.0, "0.00"])
+            row["amount"] = [0, 0.0, "0.00"][int(u * 3)]
         elif kind == "amount_absurd":
-            row["amount"] = rng.choice([-1, 1]) * round(rng.uniform(1_000_000.01, 99_000_000), 2)
+            row["amount"] = (-1 if u < 0.5 else 1) * round(1_000_000.01 + w * (99_000_000 - 1_000_000.01), 2)
         elif kind == "amount_not_a_number":
-            row["amount"] = rng.choice(NOT_NUMBERS)
+            row["amount"] = NOT_NUMBERS[int(u * len(NOT_NUMBERS))]
         elif kind == "invalid_timestamp":
-            row["timestamp"] = rng.choice(BAD_TIMESTAMPS)
+            row["timestamp"] = BAD_TIMESTAMPS[int(u * len(BAD_TIMESTAMPS))]
         elif kind == "unknown_account":  # an account opened later, or one that never existed
-            row["account_id"] = (
-                rng.choice(later).account_id if later and rng.random() < 0.5 else new_uuid(rng)
-            )
+            row["account_id"] = later[int(w * len(later))].account_id if later and u < 0.5 else fresh[i]
         else:
-            row["status"] = rng.choice(BAD_STATUSES)
+            row["status"] = BAD_STATUSES[int(u * len(BAD_STATUSES))]
         extras.append((None, dumps(row)))
     lines = _merge(rng, base, extras)
     duplicates = bad["duplicate_transaction_id"]
@@ -297,7 +348,7 @@ def _transactions(
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
     """The day's accounts snapshot and `rows` transaction lines; the record counts each kind of bad line."""
-    rng = random.Random(f"{DOMAIN}-{seed}-{day.isoformat()}")
+    rng = numpy_rng(DOMAIN, seed, day)
     world = synthetic_population(seed)
     account_lines, account_bad, account_expected = _accounts(rng, world, day, seed, bad_share)
     txn_lines, txn_bad, txn_expected = _transactions(rng, world, day, rows, seed, bad_share)

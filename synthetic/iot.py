@@ -15,7 +15,10 @@ generator plants true anomalies among the valid readings, and records them:
   in between).
 
 About `bad_share` of the lines are bad on purpose, one defect per line, in the
-kinds of `READING_BAD_KINDS` and `DEVICE_BAD_KINDS`. Deterministic per (seed, day).
+kinds of `READING_BAD_KINDS` and `DEVICE_BAD_KINDS`. Deterministic per (seed, day):
+one numpy PCG64 stream per day draws each device's schedule and values as arrays,
+and the lines are written from them with one template (ids and timestamps as byte
+arrays, values from a table of texts).
 """
 
 from __future__ import annotations
@@ -25,8 +28,21 @@ import json
 import math
 import random
 
-from synthetic import GeneratedDay, dumps, split_files
-from synthetic.population import REGIONS, SENSOR_KINDS, TENANTS, Device, new_uuid
+import numpy as np
+
+from synthetic import (
+    GeneratedDay,
+    fixed_rows,
+    iso_millis_bytes,
+    iso_millis_of_day,
+    json_safe,
+    number_text,
+    numpy_rng,
+    rows_text,
+    split_files,
+    uuid4_strings,
+)
+from synthetic.population import REGIONS, SENSOR_KINDS, TENANTS, Device
 from synthetic.population import population as synthetic_population
 
 UNITS = {"temperature": "C", "humidity": "%", "pressure": "hPa"}
@@ -52,16 +68,6 @@ MAX_EXCURSIONS = 5
 INSTALL_START = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
 INSTALL_SPAN_SECONDS = 380 * 86_400  # the last devices are installed in mid-January 2024
 DAY_MS = 86_400_000
-
-
-_CLOCK = [f"T{h:02d}:{m:02d}:{s:02d}." for h in range(24) for m in range(60) for s in range(60)]
-_MILLIS = [f"{ms:03d}Z" for ms in range(1000)]
-
-
-def _iso_ms(day_prefix: str, ms: int) -> str:
-    """`day_prefix` (YYYY-MM-DD) and the millisecond of the day as ISO-8601 UTC, from lookup tables (fast)."""
-    seconds, millis = divmod(ms, 1000)
-    return day_prefix + _CLOCK[seconds] + _MILLIS[millis]
 
 
 class _Profile:
@@ -92,13 +98,6 @@ class _Profile:
         self.rate = rate * rng.uniform(0.7, 1.3)
         self.sigma = math.sqrt(amplitude**2 / 2 + noise**2 / 3)  # std of sine + uniform noise
 
-    def normal(self, rng: random.Random, ms: int) -> float:
-        return (
-            self.baseline
-            + self.amplitude * math.sin(2 * math.pi * ms / DAY_MS + self.phase)
-            + rng.uniform(-self.noise, self.noise)
-        )
-
 
 def registry(seed: int = 7) -> list[_Profile]:
     """Every device of the population with its installation time and behaviour (fixed per seed)."""
@@ -118,61 +117,112 @@ def _allocate(total: int, weights: list[float]) -> list[int]:
     return parts
 
 
-def _line(device: Device, firmware: str, timestamp: str, value: str) -> str:
-    """A reading's JSON line, formatted directly (json.dumps is the slowest step at 1M rows)."""
-    return (
-        f'{{"device_id":"{device.device_id}","timestamp":"{timestamp}","value":{value},'
-        f'"unit":"{UNITS[device.kind]}","kind":"{device.kind}","tenant_id":"{device.tenant_id}",'
-        f'"region":"{device.region}","firmware":"{firmware}"}}'
+BAD_VALUE_TEXTS = tuple(json.dumps(value) for value in BAD_VALUES)
+CHUNK = 1 << 17  # lines built per batch: bounded intermediate memory
+
+
+def _normal(profiles: list[_Profile], ms: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The normal value of each profile at ms (daily cycle), `noise` uniform in [-1, 1) scaled per profile."""
+    baseline, amplitude, half, phase = (
+        np.array([getattr(p, k) for p in profiles]) for k in ("baseline", "amplitude", "noise", "phase")
+    )
+    return baseline + amplitude * np.sin(2 * np.pi * ms / DAY_MS + phase) + half * noise
+
+
+def _tails(profiles: list[_Profile]) -> np.ndarray:
+    """What follows a reading's value, per device: unit, kind, tenant, region, firmware."""
+    return np.array(
+        [
+            f',"unit":"{UNITS[p.device.kind]}","kind":"{p.device.kind}","tenant_id":"{p.device.tenant_id}",'
+            f'"region":"{p.device.region}","firmware":"{p.firmware}"}}'
+            for p in profiles
+        ],
+        dtype=object,
     )
 
 
-def _reading(device: Device, firmware: str, timestamp: str, value) -> dict:
-    return {
-        "device_id": device.device_id,
-        "timestamp": timestamp,
-        "value": value,
-        "unit": UNITS[device.kind],
-        "kind": device.kind,
-        "tenant_id": device.tenant_id,
-        "region": device.region,
-        "firmware": firmware,
-    }
-
-
-def _bad_reading(kind: str, rng: random.Random, profiles: list[_Profile], day_prefix: str) -> str:
-    profile = rng.choice(profiles)
-    device = profile.device
-    ms = rng.randrange(DAY_MS)
-    reading = _reading(device, profile.firmware, _iso_ms(day_prefix, ms), round(profile.normal(rng, ms), 2))
-    if kind == "malformed_json":
-        text = dumps(reading)
-        return text[: rng.randrange(10, len(text) // 2)]
-    if kind == "missing_device_id":
-        if rng.random() < 0.5:
-            del reading["device_id"]
-        else:
-            reading["device_id"] = rng.choice([None, ""])
-    elif kind == "invalid_device_id":
-        reading["device_id"] = rng.choice(
-            [f"dev-{rng.randrange(10_000):05d}", device.device_id[:-4], device.device_id.replace("-", "")]
+def _reading_lines(
+    profiles: list[_Profile], day: dt.date, device: np.ndarray, ms: np.ndarray, values: np.ndarray
+) -> list[str]:
+    """Reading lines (the template json.dumps would give, with values to two decimals), in batches."""
+    for p in profiles:
+        json_safe([p.device.device_id, p.device.tenant_id, p.device.region, p.device.kind, p.firmware])
+    ids = np.frombuffer("".join(p.device.device_id for p in profiles).encode(), dtype=np.uint8).reshape(
+        -1, 36
+    )
+    tails = _tails(profiles)
+    lines: list[str] = []
+    for start in range(0, len(ms), CHUNK):
+        d, t, v = device[start : start + CHUNK], ms[start : start + CHUNK], values[start : start + CHUNK]
+        heads = rows_text(
+            fixed_rows(
+                len(d), b'{"device_id":"', ids[d], b'","timestamp":"', iso_millis_bytes(day, t), b'","value":'
+            )
         )
-    elif kind == "unparseable_timestamp":
-        reading["timestamp"] = rng.choice(BAD_TIMESTAMPS)
-    elif kind == "value_not_a_number":
-        reading["value"] = rng.choice(BAD_VALUES)
-    elif kind == "value_out_of_range":
-        low, high = SENSOR_KINDS[device.kind][0]
-        reading["value"] = rng.choice(
-            [-999.0, round(high + rng.uniform(0.5, 50), 2), round(low - rng.uniform(0.5, 50), 2)]
-        )
-    elif kind == "unknown_device":  # a device that is not in the registry (not in the population at all)
-        tenant = rng.choice(TENANTS)
-        reading.update(device_id=new_uuid(rng), tenant_id=tenant.tenant_id, region=tenant.region)
-    return dumps(reading)
+        values_text, ends = number_text(v, 2, fixed=True), tails[d].tolist()
+        lines += [f"{h}{x}{e}" for h, x, e in zip(heads, values_text, ends)]
+    return lines
 
 
-def _scatter(rng: random.Random, lines: list[str], extra: list[tuple[int, str]]) -> list[str]:
+def _bad_readings(
+    rng: np.random.Generator, kinds: list[str], profiles: list[_Profile], day: dt.date
+) -> list[str]:
+    """One line per kind: a normal reading of a random device at a random time, with that one defect."""
+    m = len(kinds)
+    if not m:
+        return []
+    device = rng.integers(0, len(profiles), m)
+    ms = rng.integers(0, DAY_MS, m)
+    chosen = [profiles[i] for i in device.tolist()]
+    values = np.round(_normal(chosen, ms, rng.uniform(-1, 1, m)), 2).tolist()
+    stamps = iso_millis_of_day(day, ms)
+    draws = rng.random((m, 3)).tolist()
+    unknown = uuid4_strings(rng, m)
+    lines = []
+    for i, (kind, profile) in enumerate(zip(kinds, chosen)):
+        d = profile.device
+        u, w, x = draws[i]
+        fields = {
+            "device_id": f'"{d.device_id}"',
+            "timestamp": f'"{stamps[i]}"',
+            "value": repr(values[i]),
+            "unit": f'"{UNITS[d.kind]}"',
+            "kind": f'"{d.kind}"',
+            "tenant_id": f'"{d.tenant_id}"',
+            "region": f'"{d.region}"',
+            "firmware": f'"{profile.firmware}"',
+        }
+        if kind == "missing_device_id":
+            if u < 0.5:
+                del fields["device_id"]
+            else:
+                fields["device_id"] = "null" if w < 0.5 else '""'
+        elif kind == "invalid_device_id":
+            fields["device_id"] = '"{}"'.format(
+                (f"dev-{int(w * 10_000):05d}", d.device_id[:-4], d.device_id.replace("-", ""))[int(u * 3)]
+            )
+        elif kind == "unparseable_timestamp":
+            fields["timestamp"] = json.dumps(BAD_TIMESTAMPS[int(u * len(BAD_TIMESTAMPS))])
+        elif kind == "value_not_a_number":
+            fields["value"] = BAD_VALUE_TEXTS[int(u * len(BAD_VALUE_TEXTS))]
+        elif kind == "value_out_of_range":
+            low, high = SENSOR_KINDS[d.kind][0]
+            fields["value"] = repr(
+                (-999.0, round(high + 0.5 + w * 49.5, 2), round(low - 0.5 - w * 49.5, 2))[int(u * 3)]
+            )
+        elif kind == "unknown_device":  # a device that is not in the registry (not in the population at all)
+            tenant = TENANTS[int(u * len(TENANTS))]
+            fields.update(
+                device_id=f'"{unknown[i]}"', tenant_id=f'"{tenant.tenant_id}"', region=f'"{tenant.region}"'
+            )
+        text = "{" + ",".join(f'"{k}":{v}' for k, v in fields.items()) + "}"
+        if kind == "malformed_json":  # a truncated write: cut somewhere in its first half
+            text = text[: 10 + int(x * (len(text) // 2 - 10))]
+        lines.append(text)
+    return lines
+
+
+def _scatter(lines: list[str], extra: list[tuple[int, str]]) -> list[str]:
     """`lines` with each `(position, line)` of `extra` inserted before lines[position]."""
     merged: list[str] = []
     previous = 0
@@ -187,7 +237,7 @@ def _bad_kinds(count: int, kinds: tuple[str, ...]) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(count)]
 
 
-def _devices_source(rng: random.Random, registered: list[_Profile], bad_share: float):
+def _devices_source(rng: np.random.Generator, registered: list[_Profile], bad_share: float):
     lines = [
         json.dumps(
             {
@@ -205,12 +255,12 @@ def _devices_source(rng: random.Random, registered: list[_Profile], bad_share: f
     extra = []
     for kind in _bad_kinds(round(len(lines) * bad_share) if lines else 0, DEVICE_BAD_KINDS):
         bad[kind] += 1
-        index = rng.randrange(len(lines))
+        index = int(rng.integers(len(lines)))
         if kind == "malformed_json":  # a partial write, retried in full right after
-            extra.append((index, lines[index][: rng.randrange(10, len(lines[index]) // 2)]))
+            extra.append((index, lines[index][: int(rng.integers(10, len(lines[index]) // 2))]))
         else:  # the export listed the device twice
-            extra.append((min(len(lines), index + 1 + rng.randrange(20)), lines[index]))
-    merged = _scatter(rng, lines, extra)
+            extra.append((min(len(lines), index + 1 + int(rng.integers(20))), lines[index]))
+    merged = _scatter(lines, extra)
     expected = {
         "input": len(merged),
         "accepted": len(lines),
@@ -222,7 +272,7 @@ def _devices_source(rng: random.Random, registered: list[_Profile], bad_share: f
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
     """`rows` reading lines for `day` and the day's registry snapshot; the record says what was written."""
-    rng = random.Random(f"iot-{seed}-{day.isoformat()}")
+    rng = numpy_rng("iot", seed, day)
     end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     registered = [p for p in registry(seed) if p.installed_at < end_of_day]
     device_lines, device_bad, device_expected = _devices_source(rng, registered, bad_share)
@@ -232,73 +282,81 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     n_valid = rows - n_bad
     # Plan the anomalies first: an excursion adds two readings (its start and end) to the device's schedule.
     n_excursions = min(MAX_EXCURSIONS, max(1, n_valid // 10_000), len(registered)) if n_valid >= 500 else 0
-    excursion_devices = set(rng.sample(range(len(registered)), n_excursions))
+    excursion_devices = (
+        set(rng.choice(len(registered), n_excursions, replace=False).tolist()) if n_excursions else set()
+    )
     counts = _allocate(n_valid - 2 * n_excursions, [p.rate for p in registered])
 
-    readings: list[tuple[int, int, str]] = []  # (ms, device index, line)
-    spikes: list[list[str]] = []
-    sustained: list[list[str]] = []
     eligible = [i for i, n in enumerate(counts) if n >= MIN_BASELINE + 1 and i not in excursion_devices]
     n_spikes = min(len(eligible), max(1, round(n_valid * SPIKE_SHARE))) if eligible else 0
-    spike_devices = set(rng.sample(eligible, n_spikes))
+    spike_devices = set(rng.choice(eligible, n_spikes, replace=False).tolist()) if n_spikes else set()
+    spikes: list[tuple[int, int]] = []  # (device index, ms)
+    sustained: list[tuple[int, int]] = []
+    schedules, devices, readings = [], [], []
     for index, (profile, count) in enumerate(zip(registered, counts)):
-        device, firmware = profile.device, profile.firmware
         if count == 0 and index not in excursion_devices:
             continue
         interval = DAY_MS / max(count, 1)
         jitter = interval / 5
         offset = rng.uniform(jitter, interval - jitter)  # with the jitter: every reading inside the day
-        schedule = [
-            min(DAY_MS - 1, max(0, int(offset + i * interval + rng.uniform(-jitter, jitter))))
-            for i in range(count)
-        ]
-        values = [profile.normal(rng, ms) for ms in schedule]
+        schedule = np.clip(
+            (offset + np.arange(count) * interval + rng.uniform(-jitter, jitter, count)).astype(np.int64),
+            0,
+            DAY_MS - 1,
+        )
+        values = _normal([profile], schedule, rng.uniform(-1, 1, count))
         if index in excursion_devices:
-            start = rng.randrange(DAY_MS - 2 * 3_600_000)
-            end = start + rng.randrange(70, 121) * 60_000
-            while (
-                start in schedule or end in schedule
-            ):  # the episode's readings never collide with scheduled ones
+            start = int(rng.integers(DAY_MS - 2 * 3_600_000))
+            end = start + int(rng.integers(70, 121)) * 60_000
+            taken = set(schedule.tolist())
+            while start in taken or end in taken:  # the episode's readings never collide with scheduled ones
                 start, end = start + 1, end + 1
-            (_, _), (band_low, band_high) = SENSOR_KINDS[device.kind]
+            (_, _), (band_low, band_high) = SENSOR_KINDS[profile.device.kind]
             above = rng.random() < 0.5
             reach = profile.amplitude + profile.noise
-            for ms in (start, end):
-                schedule.append(ms)
-                values.append(0.0)
-            for i, ms in enumerate(schedule):
-                if start <= ms <= end:
-                    shift = rng.uniform(1.0, 3.0) * reach
-                    values[i] = band_high + shift if above else band_low - shift
-                    sustained.append([device.device_id, _iso_ms(prefix, ms)])
+            schedule = np.append(schedule, [start, end])
+            values = np.append(values, [0.0, 0.0])
+            inside = np.flatnonzero((schedule >= start) & (schedule <= end))
+            shift = rng.uniform(1.0, 3.0, len(inside)) * reach
+            values[inside] = band_high + shift if above else band_low - shift
+            sustained.extend((index, int(ms)) for ms in schedule[inside])
         if index in spike_devices:
-            i = rng.randrange(len(schedule))
-            (low, high), _ = SENSOR_KINDS[device.kind]
+            i = int(rng.integers(len(schedule)))
+            (low, high), _ = SENSOR_KINDS[profile.device.kind]
             jump = rng.uniform(10, 14) * profile.sigma
             up = profile.baseline + jump <= high and (rng.random() < 0.5 or profile.baseline - jump < low)
             values[i] = profile.baseline + jump if up else profile.baseline - jump
-            spikes.append([device.device_id, _iso_ms(prefix, schedule[i])])
-        for ms, value in zip(schedule, values):
-            readings.append((ms, index, _line(device, firmware, _iso_ms(prefix, ms), f"{value:.2f}")))
-    readings.sort(key=lambda item: (item[0], item[1]))
-    lines = [line for _, _, line in readings]
+            spikes.append((index, int(schedule[i])))
+        schedules.append(schedule)
+        devices.append(np.full(len(schedule), index, dtype=np.int64))
+        readings.append(values)
+    if schedules:
+        ms, device, values = np.concatenate(schedules), np.concatenate(devices), np.concatenate(readings)
+        order = np.lexsort((device, ms))  # by time, then device
+        lines = _reading_lines(registered, day, device[order], ms[order], values[order])
+    else:
+        lines = []
 
     bad = {kind: 0 for kind in READING_BAD_KINDS}
-    extra: list[tuple[int, str]] = []
-    for kind in _bad_kinds(n_bad, READING_BAD_KINDS):
-        if kind == "duplicate" and lines:  # a resend of an earlier valid reading, shortly after it
-            bad[kind] += 1
-            index = rng.randrange(len(lines))
-            extra.append((min(len(lines), index + 1 + rng.randrange(50)), lines[index]))
-            continue
-        kind = "malformed_json" if kind == "duplicate" else kind
+    kinds = _bad_kinds(n_bad, READING_BAD_KINDS)
+    n_duplicates = kinds.count("duplicate") if lines else 0
+    broken = [kind for kind in kinds if kind != "duplicate"]
+    if not lines:
+        broken += ["malformed_json"] * kinds.count("duplicate")
+    for kind in broken:
         bad[kind] += 1
-        extra.append(
-            (rng.randrange(len(lines) + 1), _bad_reading(kind, rng, registered or registry(seed), prefix))
-        )
-    lines = _scatter(rng, lines, extra)
+    bad["duplicate"] += n_duplicates
+    # duplicates: resends of valid readings, shortly after them
+    copied = rng.integers(0, max(len(lines), 1), n_duplicates)
+    after = np.minimum(len(lines), copied + 1 + rng.integers(0, 50, n_duplicates))
+    positions = rng.integers(0, len(lines) + 1, len(broken))
+    extra = list(zip(after.tolist(), [lines[i] for i in copied.tolist()])) + list(
+        zip(positions.tolist(), _bad_readings(rng, broken, registered or registry(seed), day))
+    )
+    lines = _scatter(lines, extra)
     files = split_files(lines)
     quarantined = sum(n for kind, n in bad.items() if kind != "duplicate")
+    ids = [p.device.device_id for p in registered]
     record = {
         "domain": "iot",
         "day": prefix,
@@ -321,8 +379,14 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
             "spikes": len(spikes),
             "excursions": n_excursions,
             "excursion_readings": len(sustained),
-            "spike_readings": sorted(spikes),
-            "sustained_readings": sorted(sustained),
+            "spike_readings": _stamped(ids, day, spikes),
+            "sustained_readings": _stamped(ids, day, sustained),
         },
     }
     return GeneratedDay(day=day, sources={"readings": files, "devices": [device_lines]}, record=record)
+
+
+def _stamped(ids: list[str], day: dt.date, readings: list[tuple[int, int]]) -> list[list[str]]:
+    """[device_id, timestamp] of each (device index, ms), sorted."""
+    stamps = iso_millis_of_day(day, np.array([ms for _, ms in readings], dtype=np.int64))
+    return sorted([ids[d], t] for (d, _), t in zip(readings, stamps))

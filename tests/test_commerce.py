@@ -430,10 +430,9 @@ def test_generator_is_deterministic_and_realistic():
 
 
 def test_generator_lines_are_exactly_the_json_of_their_records():
-    state = g._Day(DAY, 7, g.synthetic_population(7))
-    for _ in range(50):
-        o, its = state.order()
-        assert o.line() == dumps(o.record()) and all(i.line() == dumps(i.record()) for i in its)
+    orders, items = g._Day(DAY, 7, g.synthetic_population(7)).orders(50)
+    assert len(orders) == 50 and 50 <= len(items) <= 200
+    assert all(line == dumps(json.loads(line)) for line in orders + items)
 
 
 # -- the pipeline end to end ---------------------------------------------------------------------------------
