@@ -187,14 +187,7 @@ def scatter_at(lines: list[str], extra: Sequence[str], positions: Sequence[int])
 
 def scatter(rng: random.Random, lines: list[str], extra: list[str]) -> list[str]:
     """`extra` inserted at random positions of `lines` (the order of both kept)."""
-    positions = sorted(rng.randrange(len(lines) + 1) for _ in extra)
-    merged: list[str] = []
-    previous = 0
-    for position, line in zip(positions, extra):
-        merged.extend(lines[previous:position])
-        merged.append(line)
-        previous = position
-    return merged + lines[previous:]
+    return scatter_at(lines, extra, sorted(rng.randrange(len(lines) + 1) for _ in extra))
 
 
 def split_files(lines: list[str]) -> list[list[str]]:
