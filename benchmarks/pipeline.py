@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 STAGES = ("raw", "processed", "curated")
+GATED = ("processed", "curated")  # the layers whose steps stage rows and gate them before a write
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -64,6 +65,21 @@ def _counts(config, domain: str, day: dt.date, metadata: dict[str, dict]) -> dic
     return counts
 
 
+def _gate_seconds(domain: str, metadata: dict[str, dict]) -> dict[str, float]:
+    """Seconds the quality gates of each derived layer took (their steps' `quality_seconds`)."""
+    from assets import DATASETS
+
+    gated = [d for d in DATASETS if d.domain == domain and d.layer in GATED]
+    return {
+        f"{layer} gate": sum(
+            float(metadata.get("/".join(d.key_path), {}).get("quality_seconds", 0))
+            for d in gated
+            if d.layer == layer
+        )
+        for layer in GATED
+    }
+
+
 def pipeline(domain: str, day: dt.date) -> dict:
     """The domain's daily job, in process; seconds per layer summed over its steps."""
     import dagster as dg
@@ -94,6 +110,7 @@ def pipeline(domain: str, day: dt.date) -> dict:
     }
     seconds["end to end"] = total
     seconds["steps"] = sum(steps.values())
+    seconds |= _gate_seconds(domain, metadata)
     return {"seconds": seconds, "counts": _counts(LakehouseConfig.from_env(), domain, day, metadata)}
 
 

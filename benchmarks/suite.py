@@ -23,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.pipeline import GATED
+
 DAY = dt.date(2024, 1, 1)
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 PIPELINES = ("sail", "spark")
@@ -146,6 +148,10 @@ def summarize(figures: dict[str, list[dict]], rows: int, landing_bytes: int) -> 
         if "baseline" in figures:
             summary["ratios"]["processed/baseline"] = round(
                 _median(ours, "processed") / _median(figures["baseline"], "end to end"), 2
+            )
+        for layer in GATED:
+            summary["ratios"][f"{layer}_gate_share"] = round(
+                _median(ours, f"{layer} gate") / _median(ours, layer), 3
             )
         steps, total = _median(ours, "steps"), _median(ours, "end to end")
         summary["ratios"]["orchestration_share"] = round((total - steps) / total, 3)

@@ -294,33 +294,44 @@ def _check_declared_columns(dataset: Dataset, df: DataFrame) -> None:
 class Staged:
     """A derived step's output staged as Parquet: what it would publish, before anything is committed."""
 
-    accepted: DataFrame  # the rows exactly as they would be written: de-duplicated, protected
-    audited: DataFrame  # the columns of `accepted` the gate reads, staged
+    accepted: DataFrame  # the rows exactly as they would be written (de-duplicated, protected), staged
     rejected: DataFrame | None  # quarantine records, when the dataset has a quarantine
     held: metrics.Quarantined | None
     deduplicated_from: dict[dt.date, int] | None  # accepted rows per partition before de-duplication
 
 
-def _staged(lake: LakeResource, df: DataFrame, folder: str) -> DataFrame:
-    """`df` computed once into Parquet under `folder`, read back (Spark Connect has no persist on Sail)."""
-    df.write.parquet(lake.engine_path(folder))
+REJECTED = "_rejected"  # the staged output's split: the accepted and the rejected rows in their own folders
+
+
+def _staged(lake: LakeResource, df: DataFrame, folder: str, split_by: str | None = None) -> DataFrame:
+    """`df` computed once into Parquet under `folder`, read back (Spark Connect has no persist on Sail);
+    `split_by` a boolean column to partition the copy by, so that each side reads only its own files."""
+    writer = df.write.partitionBy(split_by) if split_by else df.write
+    writer.parquet(lake.engine_path(folder))
     return lake.spark.read.schema(df.schema).parquet(lake.engine_path(folder))
 
 
 def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, folder: str) -> Staged:
-    """Stage the transform's output once; the rows to publish and the quarantine records derive from it.
-
-    The accepted rows stay a plan over the staged output (filter, de-duplication by source line,
-    protection: all deterministic); the columns of them the gate reads are staged too, so that its
-    validation queries read a small Parquet copy of exactly the rows the write then commits.
+    """Stage the transform's output once, split into accepted and rejected rows; then stage the accepted
+    rows exactly as they would be written (de-duplicated by source line, protected), so that the gate and
+    the write read the same small Parquet copy instead of each recomputing the de-duplication.
     """
-    if QUARANTINE_REASON in output.columns and any(c.startswith("_") for c in output.columns):
-        # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
+    rejected, held = None, None
+    if QUARANTINE_REASON in output.columns:
         reason = F.col(QUARANTINE_REASON)
+        # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
         output = output.withColumns(
             {c: F.when(reason.isNotNull(), F.col(c)) for c in output.columns if c.startswith("_")}
+            | {REJECTED: reason.isNotNull()}
         )
-    output = _staged(lake, output, f"{folder}/output")
+        output = _staged(lake, output, f"{folder}/output", split_by=REJECTED)
+        if dataset.has_quarantine:
+            records = common.quarantine_records(output.where(F.col(REJECTED)), run_id, dt.datetime.now(dt.UTC))
+            rejected = _staged(lake, records.drop(REJECTED), f"{folder}/quarantine")
+            held = metrics.count_quarantined(rejected)
+        output = output.where(~F.col(REJECTED)).drop(REJECTED)
+    else:
+        output = _staged(lake, output, f"{folder}/output")
     accepted = common.accepted_rows(output)
     deduplicated_from = None
     if dataset.deduplicate_on:
@@ -329,14 +340,9 @@ def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, 
     _check_declared_columns(dataset, accepted)
     if dataset.personal_data:
         accepted = common.protect(accepted, dataset.personal_data, lake.config.token_key())
-    columns = gate.audited_columns(dataset, accepted.columns)
-    audited = _staged(lake, accepted.select(*columns), f"{folder}/audited")
-    rejected, held = None, None
-    if dataset.has_quarantine:
-        records = common.quarantine_records(output, run_id, dt.datetime.now(dt.UTC))
-        rejected = _staged(lake, records, f"{folder}/quarantine")
-        held = metrics.count_quarantined(rejected)
-    return Staged(accepted, audited, rejected, held, deduplicated_from)
+    gate.audited_columns(dataset, accepted.columns)  # a suite naming a missing column fails before staging
+    accepted = _staged(lake, accepted, f"{folder}/accepted")
+    return Staged(accepted, rejected, held, deduplicated_from)
 
 
 def keep_for_review(lake: LakeResource, dataset: Dataset, run_id: str, staged: Staged) -> str:
@@ -414,7 +420,7 @@ def audited(
             lake,
             dataset,
             days,
-            staged.audited,
+            staged.accepted,
             run_id,
             staged.held,
             staged.deduplicated_from,
@@ -520,6 +526,7 @@ def step_asset(dataset: Dataset, build: Callable, specs: list[dg.AssetSpec]) -> 
     )
     def _materialize(context: dg.AssetExecutionContext, lake: LakeResource):
         run_id = context.run.run_id
+        gate.warm_up()
         inputs, outputs = lineage.planned(lake, dataset)
         openlineage.emit_run_event("START", run_id, name, inputs, outputs)
         try:

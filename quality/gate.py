@@ -11,6 +11,8 @@ downstream assets of the same run (or backfill) do not start. `warn` checks are 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,18 @@ ACCEPTED_SHARE = "accepted_share"  # validity target on input: accepted / (accep
 ROWS_RECONCILE = "rows_reconcile"  # input = accepted + quarantined + duplicates removed, per partition
 SEVERITY = {Severity.ERROR: dg.AssetCheckSeverity.ERROR, Severity.WARN: dg.AssetCheckSeverity.WARN}
 SENSITIVE = (Classification.CONFIDENTIAL, Classification.RESTRICTED)
+
+
+def warm_up() -> None:
+    """Import Great Expectations in the background, once per process: it takes seconds, which a gate
+    would otherwise spend inside its step before validating (a step that needs it meanwhile waits on
+    Python's import lock, so it never sees half a module)."""
+    if not _warming.is_set():
+        _warming.set()
+        threading.Thread(target=importlib.import_module, args=("quality.expectations",), daemon=True).start()
+
+
+_warming = threading.Event()
 
 
 def _reconciles(dataset: Dataset) -> bool:

@@ -90,6 +90,25 @@ def test_parse_assigns_the_first_broken_rule(raw):
     }
 
 
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("{}", "missing_required_field:eventId"),  # an object, without the envelope's fields
+        ('{"other":{"eventId":"x"}}', "missing_required_field:eventId"),
+        ('{"eventId":null,"eventType":null}', "missing_required_field:eventId"),
+        ("[1,2]", "malformed_json"),  # JSON, but not an object
+        ('"text"', "malformed_json"),
+        ("", "malformed_json"),
+        (event()[:-1], "malformed_json"),  # cut short (text after a whole object: Spark reads the object)
+    ],
+)
+def test_malformed_means_not_one_json_object(engine, line, reason):
+    rows = engine.createDataFrame(
+        [(DAY, "f.jsonl", 1, line)], "dt date, source_file string, line_number int, line string"
+    )
+    assert t.parse_events(rows).first()["quarantine_reason"] == reason
+
+
 def processed(raw):
     return common.deduplicate(common.accepted_rows(t.parse_events(raw)), ["event_id"])
 
