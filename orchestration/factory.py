@@ -300,48 +300,56 @@ class Staged:
     deduplicated_from: dict[dt.date, int] | None  # accepted rows per partition before de-duplication
 
 
-REJECTED = "_rejected"  # the staged output's split: the accepted and the rejected rows in their own folders
+SPLIT = "_split"  # the staged output's partitions: each side of the step reads only its own rows
+ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
 
-def _staged(lake: LakeResource, df: DataFrame, folder: str, split_by: str | None = None) -> DataFrame:
+def _staged(lake: LakeResource, df: DataFrame, folder: str, split: bool = False) -> DataFrame:
     """`df` computed once into Parquet under `folder`, read back (Spark Connect has no persist on Sail);
-    `split_by` a boolean column to partition the copy by, so that each side reads only its own files."""
-    writer = df.write.partitionBy(split_by) if split_by else df.write
-    writer.parquet(lake.engine_path(folder))
+    `split`: partitioned by its SPLIT column."""
+    (df.write.partitionBy(SPLIT) if split else df.write).parquet(lake.engine_path(folder))
     return lake.spark.read.schema(df.schema).parquet(lake.engine_path(folder))
 
 
-def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, folder: str) -> Staged:
-    """Stage the transform's output once, split into accepted and rejected rows; then stage the accepted
-    rows exactly as they would be written (de-duplicated by source line, protected), so that the gate and
-    the write read the same small Parquet copy instead of each recomputing the de-duplication.
-    """
-    rejected, held = None, None
+def _split(lake: LakeResource, dataset: Dataset, output: DataFrame) -> DataFrame:
+    """The output with each row's SPLIT; accepted rows protected, the others as the transform gave them
+    (quarantine records keep what arrived; duplicates are only counted)."""
+    rejected = F.lit(False)
     if QUARANTINE_REASON in output.columns:
-        reason = F.col(QUARANTINE_REASON)
+        rejected = F.col(QUARANTINE_REASON).isNotNull()
         # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
         output = output.withColumns(
-            {c: F.when(reason.isNotNull(), F.col(c)) for c in output.columns if c.startswith("_")}
-            | {REJECTED: reason.isNotNull()}
+            {c: F.when(rejected, F.col(c)) for c in output.columns if c.startswith("_")}
         )
-        output = _staged(lake, output, f"{folder}/output", split_by=REJECTED)
-        if dataset.has_quarantine:
-            records = common.quarantine_records(output.where(F.col(REJECTED)), run_id, dt.datetime.now(dt.UTC))
-            rejected = _staged(lake, records.drop(REJECTED), f"{folder}/quarantine")
-            held = metrics.count_quarantined(rejected)
-        output = output.where(~F.col(REJECTED)).drop(REJECTED)
-    else:
-        output = _staged(lake, output, f"{folder}/output")
-    accepted = common.accepted_rows(output)
+    split = F.when(rejected, F.lit(REJECTED))
+    if dataset.deduplicate_on:
+        first = common.first_occurrence(output, [rejected, *dataset.deduplicate_on])
+        split = split.when(~first, F.lit(DUPLICATE))
+    output = output.withColumn(SPLIT, split.otherwise(F.lit(ACCEPTED)))
+    if dataset.personal_data:
+        key = lake.config.token_key()
+        output = common.protect(output, dataset.personal_data, key, rows=F.col(SPLIT) == ACCEPTED)
+    return output
+
+
+def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, folder: str) -> Staged:
+    """Stage the transform's output in one pass, split into the rows to publish exactly as they would be
+    written (de-duplicated by source line, protected), the duplicates and the rejected rows: the gate and
+    the write then read the same Parquet copy, and the quarantine records read only the rejected rows."""
+    _check_declared_columns(dataset, common.accepted_rows(output))
+    output = _staged(lake, _split(lake, dataset, output), f"{folder}/output", split=True)
+    rows = {side: output.where(F.col(SPLIT) == side).drop(SPLIT) for side in (ACCEPTED, REJECTED)}
+    accepted = common.accepted_rows(rows[ACCEPTED])
+    gate.audited_columns(dataset, accepted.columns)  # a suite naming a missing column fails here
+    rejected, held = None, None
+    if dataset.has_quarantine:
+        records = common.quarantine_records(rows[REJECTED], run_id, dt.datetime.now(dt.UTC))
+        rejected = _staged(lake, records, f"{folder}/quarantine")
+        held = metrics.count_quarantined(rejected)
     deduplicated_from = None
     if dataset.deduplicate_on:
-        deduplicated_from = {row["dt"]: row["count"] for row in accepted.groupBy("dt").count().collect()}
-        accepted = common.deduplicate(accepted, dataset.deduplicate_on)
-    _check_declared_columns(dataset, accepted)
-    if dataset.personal_data:
-        accepted = common.protect(accepted, dataset.personal_data, lake.config.token_key())
-    gate.audited_columns(dataset, accepted.columns)  # a suite naming a missing column fails before staging
-    accepted = _staged(lake, accepted, f"{folder}/accepted")
+        counted = output.where(F.col(SPLIT) != REJECTED).groupBy("dt").count().collect()
+        deduplicated_from = {row["dt"]: row["count"] for row in counted}
     return Staged(accepted, rejected, held, deduplicated_from)
 
 

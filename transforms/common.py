@@ -163,15 +163,17 @@ def quarantine_records(df: DataFrame, run_id: str, quarantined_at: dt.datetime) 
     )
 
 
-def deduplicate(df: DataFrame, keys: Iterable[str]) -> DataFrame:
-    """One row per key and partition: the first by source file and line."""
+def first_occurrence(df: DataFrame, keys: Iterable[str | Column]) -> Column:
+    """True for the row a de-duplication keeps: the first of its key and partition by source file and line."""
     missing = [c for c in LINE_ORDER if c not in df.columns]
     if missing:
         raise ValueError(f"de-duplication keeps the first row by {LINE_ORDER}; missing columns {missing}")
-    window = Window.partitionBy("dt", *keys).orderBy(*LINE_ORDER)
-    return (
-        df.withColumn("_occurrence", F.row_number().over(window)).where("_occurrence = 1").drop("_occurrence")
-    )
+    return F.row_number().over(Window.partitionBy("dt", *keys).orderBy(*LINE_ORDER)) == 1
+
+
+def deduplicate(df: DataFrame, keys: Iterable[str]) -> DataFrame:
+    """One row per key and partition: the first by source file and line."""
+    return df.withColumn("_first", first_occurrence(df, keys)).where("_first").drop("_first")
 
 
 def tokenize(column: Column, key: str) -> Column:
@@ -223,8 +225,10 @@ def _json_members(json_text: Column, field: str, protection: Callable[[Column], 
     )
 
 
-def protect(df: DataFrame, personal_data: Mapping[str, Protection], key: str) -> DataFrame:
-    """Apply each personal-data column's declared protection.
+def protect(
+    df: DataFrame, personal_data: Mapping[str, Protection], key: str, rows: Column | None = None
+) -> DataFrame:
+    """Apply each personal-data column's declared protection (to the `rows` selected, when given).
 
     A key `column.field` declares a field inside the JSON text of `column`: each of its values, at any depth,
     is protected in place (a tokenized id keeps the token its own column gets, so joins still work).
@@ -237,4 +241,6 @@ def protect(df: DataFrame, personal_data: Mapping[str, Protection], key: str) ->
             raise ValueError(f"personal-data column declared but not produced: {column}")
         current = columns.get(column, F.col(column))
         columns[column] = _json_members(current, field, how_to[how]) if field else how_to[how](current)
+    if rows is not None:
+        columns = {name: F.when(rows, value).otherwise(F.col(name)) for name, value in columns.items()}
     return df.withColumns(columns)
