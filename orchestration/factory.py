@@ -318,9 +318,9 @@ def _split(lake: LakeResource, dataset: Dataset, output: DataFrame) -> DataFrame
     if QUARANTINE_REASON in output.columns:
         rejected = F.col(QUARANTINE_REASON).isNotNull()
         # `_` columns only matter for rejected rows: staging them for every row costs a copy of raw.
-        output = output.withColumns(
-            {c: F.when(rejected, F.col(c)) for c in output.columns if c.startswith("_")}
-        )
+        quarantine_only = [c for c in output.columns if c.startswith("_")]
+        if quarantine_only:
+            output = output.withColumns({c: F.when(rejected, F.col(c)) for c in quarantine_only})
     split = F.when(rejected, F.lit(REJECTED))
     if dataset.deduplicate_on:
         first = common.first_occurrence(output, [rejected, *dataset.deduplicate_on])
