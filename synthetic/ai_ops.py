@@ -20,20 +20,40 @@ its daily budget): one tenant runs over budget (critical), one into the warning
 band, the others stay below. Token volumes are scaled per tenant and day so that the
 valid runs' cost meets the target whatever `rows` is, which keeps the budget
 flags meaningful at 1,500 rows as at 1,000,000.
+
+Columns are drawn whole with numpy (one PCG64 stream per seed and day) and the lines written from them with
+one template per source: ids and timestamps as byte arrays, words, prompts and tool inputs from tables (the
+population's names and emails are checked to need no JSON escaping), so the lines are valid JSON without
+json.dumps; only the few bad lines are edited as records.
 """
 
 from __future__ import annotations
 
-import bisect
 import calendar
 import datetime as dt
-import itertools
+import json
 import math
-import random
+from functools import lru_cache
 from typing import Any
 
-from synthetic import GeneratedDay, dumps, iso_millis, scatter, split_files
-from synthetic.population import TENANT_WEIGHTS, new_uuid
+import numpy as np
+
+from synthetic import (
+    DAY_MS,
+    GeneratedDay,
+    dumps,
+    fixed_rows,
+    iso_millis_bytes,
+    json_safe,
+    number_text,
+    numpy_rng,
+    pick,
+    rows_text,
+    scatter_at,
+    split_files,
+    uuid4_bytes,
+)
+from synthetic.population import TENANT_WEIGHTS
 from synthetic.population import population as synthetic_population
 
 DOMAIN = "ai_ops"
@@ -148,16 +168,78 @@ TENANT_RESIDENCY = {
 INVALID_TIMESTAMPS = ("2024-13-45T25:61:00Z", "yesterday", "01/02/2024 10:00", "")
 
 _MODEL_NAMES = list(MODELS)
-_MODEL_CUM = list(itertools.accumulate(m[5] for m in MODELS.values()))
+_MODEL_CUM = np.cumsum([m[5] for m in MODELS.values()])
 _WORKFLOW_NAMES = list(WORKFLOWS)
-_WORKFLOW_CUM = list(itertools.accumulate(w[0] for w in WORKFLOWS.values()))
+_WORKFLOW_CUM = np.cumsum([w[0] for w in WORKFLOWS.values()])
 _STATUS_NAMES = list(STATUSES)
-_STATUS_CUM = list(itertools.accumulate(STATUSES.values()))
+_STATUS_CUM = np.cumsum(list(STATUSES.values()))
 _TOOL_STATUS_NAMES = list(TOOL_STATUSES)
-_TOOL_STATUS_CUM = list(itertools.accumulate(TOOL_STATUSES.values()))
-_HOUR_CUM = list(itertools.accumulate(HOUR_WEIGHTS))
-_TOOLS_CUM = list(itertools.accumulate(TOOL_CALLS_PER_RUN))
-_TENANT_CUM = list(itertools.accumulate(TENANT_WEIGHTS))
+_TOOL_STATUS_CUM = np.cumsum(list(TOOL_STATUSES.values()))
+_HOUR_CUM = np.cumsum(HOUR_WEIGHTS)
+_TOOLS_CUM = np.cumsum(TOOL_CALLS_PER_RUN)
+_TENANT_CUM = np.cumsum(TENANT_WEIGHTS)
+_SUCCESS, _ERROR, _TIMEOUT = (_STATUS_NAMES.index(s) for s in ("success", "error", "timeout"))
+_TOOL_SUCCESS, _TOOL_TIMEOUT = _TOOL_STATUS_NAMES.index("success"), _TOOL_STATUS_NAMES.index("timeout")
+
+_PRICE_IN = np.array([NANO_PRICES[m][0] for m in MODELS], dtype=np.int64)
+_PRICE_OUT = np.array([NANO_PRICES[m][1] for m in MODELS], dtype=np.int64)
+_BASE_MS = np.array([spec[3] for spec in MODELS.values()], dtype=np.float64)
+_MS_PER_TOKEN = np.array([spec[4] for spec in MODELS.values()], dtype=np.float64)
+# Prompt templates of all workflows in one list: workflow w has _TEMPLATE_COUNT[w] from _TEMPLATE_START[w].
+_TEMPLATES = [template for w in WORKFLOWS.values() for template in w[2]]
+_TEMPLATE_COUNT = np.array([len(w[2]) for w in WORKFLOWS.values()], dtype=np.int64)
+_TEMPLATE_START = np.cumsum(_TEMPLATE_COUNT) - _TEMPLATE_COUNT
+# Tools of all workflows: workflow w's tools are _WORKFLOW_TOOLS[w, 0.._TOOL_COUNT[w]-1] (indices of _TOOLS).
+_TOOLS = sorted({tool for w in WORKFLOWS.values() for tool in w[1]})
+_TOOL_COUNT = np.array([len(w[1]) for w in WORKFLOWS.values()], dtype=np.int64)
+_WORKFLOW_TOOLS = np.array(
+    [
+        [_TOOLS.index(t) for t in w[1]] + [0] * (int(_TOOL_COUNT.max()) - len(w[1]))
+        for w in WORKFLOWS.values()
+    ],
+    dtype=np.int64,
+)
+CHUNK = 1 << 17  # runs built per batch
+_QUERIES = ("refund policy", "sso setup", "rate limits", "data retention", "sla")
+_TOP_K = (3, 5, 10)
+
+
+def _words(values) -> np.ndarray:
+    return np.asarray(list(values), dtype=object)
+
+
+def _ints(values: np.ndarray) -> list[str]:
+    """Non-negative integers as text (from a table where they can)."""
+    return number_text(values, 0)
+
+
+def _decimal_digits(values: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) zero-padded ASCII digits of non-negative integers below 10**width."""
+    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
+    return ((np.asarray(values, dtype=np.int64)[:, None] // powers) % 10 + ord("0")).astype(np.uint8)
+
+
+# per (workflow, model): index workflow * len(MODELS) + model
+_WORKFLOW_MODEL_TEXT = _words(
+    f'"workflow":"{w}","model":"{m}","provider":"{spec[0]}"' for w in WORKFLOWS for m, spec in MODELS.items()
+)
+# A tool call's output and status: items 0..19 on success, then the timeout, then the two errors.
+_OUTPUTS = (
+    [({"items": i, "status_code": 200}, "success") for i in range(20)]
+    + [({"error": "timeout"}, "timeout")]
+    + [({"error": e}, "error") for e in ("rate_limited", "bad_request")]
+)
+_OUTPUT_TEXT = _words(f'{dumps(o)},"status":"{s}","latency_ms":' for o, s in _OUTPUTS)
+
+
+def _grouped_rows(group: np.ndarray, parts) -> list[str]:
+    """Row i's text is `fixed_rows` of `parts(g, rows)` for its group g = group[i] (the parts' widths may
+    differ between groups): fixed-width byte rows per group, one text column in the end."""
+    out = np.empty(len(group), dtype=object)
+    for g in np.unique(group).tolist():
+        rows = np.flatnonzero(group == g)
+        out[rows] = rows_text(fixed_rows(len(rows), *parts(g, rows)))
+    return out.tolist()
 
 
 def cost_nano_usd(model: str, tokens_in: int, tokens_out: int) -> int:
@@ -166,185 +248,252 @@ def cost_nano_usd(model: str, tokens_in: int, tokens_out: int) -> int:
     return tokens_in * price_in + tokens_out * price_out
 
 
-def _choose(rng: random.Random, items, cum: list[float]):
-    """`rng.choices(items, cum_weights=cum)[0]`, without its per-call overhead."""
-    return items[bisect.bisect(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
-
-
 def daily_budget(monthly: float, day: dt.date) -> float:
     return monthly / calendar.monthrange(day.year, day.month)[1]
 
 
-def target_ratios(rng: random.Random, tenants) -> dict[str, float]:
+def target_ratios(rng: np.random.Generator, tenants) -> dict[str, float]:
     """Each tenant's share of its daily budget spent today: one critical, one in the warning band."""
-    order = list(tenants)
-    rng.shuffle(order)
-    targets = {order[0].tenant_id: rng.uniform(1.10, 1.45), order[1].tenant_id: rng.uniform(0.84, 0.94)}
+    order = [tenants[i] for i in rng.permutation(len(tenants)).tolist()]
+    targets = {
+        order[0].tenant_id: float(rng.uniform(1.10, 1.45)),
+        order[1].tenant_id: float(rng.uniform(0.84, 0.94)),
+    }
     for tenant in order[2:]:
-        targets[tenant.tenant_id] = rng.uniform(0.15, 0.65)
+        targets[tenant.tenant_id] = float(rng.uniform(0.15, 0.65))
     return targets
 
 
-class _Users:
-    """The tenant's users registered by the day, picked by activity (heavy users first)."""
+class _People:
+    """The population's users as lookup arrays (row = the user's index in `population.users`; the row
+    past the last one stands for no user), and every prompt text per (template, user or none)."""
 
-    def __init__(self, population, day: dt.date):
-        weights = [
-            b - a for a, b in zip((0.0, *population.user_cum_weights[:-1]), population.user_cum_weights)
+    def __init__(self, seed: int):
+        population = synthetic_population(seed)
+        users = population.users
+        for user in users:
+            json_safe([user.user_id, user.email, user.first_name, user.last_name])
+        self.tenants = population.tenants
+        self.count = len(users)
+        self.weights = np.diff(np.asarray(population.user_cum_weights), prepend=0.0)
+        self.created = np.array([u.created_at.date().toordinal() for u in users], dtype=np.int64)
+        index = {t.tenant_id: i for i, t in enumerate(population.tenants)}
+        self.tenant = np.array([index[u.tenant_id] for u in users], dtype=np.int64)
+        self.ids = np.frombuffer("".join(u.user_id for u in users).encode(), dtype=np.uint8).reshape(-1, 36)
+        who = [f"{u.first_name} {u.last_name} <{u.email}>" for u in users] + ["the customer"]
+        self.prompts = np.array(
+            [[template.format(who=w)[:200] for w in who] for template in _TEMPLATES], dtype=object
+        )
+        json_safe(_TEMPLATES)
+        self.tenant_text = [
+            f'","tenant_id":"{t.tenant_id}","region":"{t.region}","user_id":' for t in self.tenants
         ]
-        self.by_tenant: dict[str, tuple[list, list[float]]] = {}
-        for tenant in population.tenants:
-            members = [
-                (u, w)
-                for u, w in zip(population.users, weights)
-                if u.tenant_id == tenant.tenant_id and u.created_at.date() <= day
-            ]
-            self.by_tenant[tenant.tenant_id] = (
-                [u for u, _ in members],
-                list(itertools.accumulate(w for _, w in members)),
+
+    def by_tenant(self, day: dt.date) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per tenant: its users registered by the end of `day` and their cumulative activity weights."""
+        known = self.created <= day.toordinal()
+        members = [np.flatnonzero(known & (self.tenant == t)) for t in range(len(self.tenants))]
+        return [(m, np.cumsum(self.weights[m])) for m in members]
+
+
+@lru_cache(maxsize=4)
+def _people(seed: int) -> _People:
+    return _People(seed)
+
+
+def _stamps(day: dt.date, ms: np.ndarray) -> np.ndarray:
+    """(n, 24) `iso_millis` text of milliseconds from the start of `day` (past its end: the next days)."""
+    out = np.empty((len(ms), 24), dtype=np.uint8)
+    offset = ms // DAY_MS
+    for days in np.unique(offset).tolist():
+        rows = np.flatnonzero(offset == days)
+        out[rows] = iso_millis_bytes(day + dt.timedelta(days=days), ms[rows] - days * DAY_MS)
+    return out
+
+
+def _draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """Tenant, model, status and unscaled tokens of `n` runs (pass one: what the cost depends on)."""
+    tenant = pick(rng, _TENANT_CUM, n)
+    model = pick(rng, _MODEL_CUM, n)
+    status = pick(rng, _STATUS_CUM, n)
+    tokens_in = np.maximum(1, np.rint(rng.lognormal(math.log(2500), 0.8, n))).astype(np.int64)
+    tokens_out = np.maximum(1, np.rint(rng.lognormal(math.log(450), 0.7, n))).astype(np.int64)
+    return tenant, model, status, tokens_in, np.where(status == _SUCCESS, tokens_out, 0)
+
+
+class _Runs:
+    """`n` agent runs drawn whole: their lines and what their tool calls depend on."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        people: _People,
+        day: dt.date,
+        columns: tuple[np.ndarray, ...],
+    ):
+        tenant, model, status, tokens_in, tokens_out = columns
+        n = len(tenant)
+        expected = _BASE_MS[model] + tokens_out * _MS_PER_TOKEN[model] + tokens_in / 20
+        latency = np.clip(np.rint(expected * rng.lognormal(0.0, 0.35, n)), 1, TIMEOUT_MS - 1).astype(np.int64)
+        latency = np.where(status == _ERROR, np.maximum(1, latency // 4), latency)
+        latency = np.where(status == _TIMEOUT, TIMEOUT_MS + rng.integers(1, 2000, n), latency)
+        workflow = pick(rng, _WORKFLOW_CUM, n)
+        user = np.full(n, people.count, dtype=np.int64)
+        started = rng.random(n) < USER_SHARE  # a run started by a user (when its tenant has any yet)
+        for index, (members, cum) in enumerate(people.by_tenant(day)):
+            rows = np.flatnonzero((tenant == index) & started)
+            if len(members) and len(rows):
+                user[rows] = members[pick(rng, cum, len(rows))]
+        named = (user < people.count) & (rng.random(n) < PII_PROMPT_SHARE)
+        template = _TEMPLATE_START[workflow] + rng.integers(0, _TEMPLATE_COUNT[workflow])
+        prompt = people.prompts[template, np.where(named, user, people.count)]
+        self.start = pick(rng, _HOUR_CUM, n) * 3_600_000 + rng.integers(0, 3_600_000, n)
+        self.run_id = uuid4_bytes(rng, n)
+        self.workflow = workflow
+        cost = tokens_in * _PRICE_IN[model] + tokens_out * _PRICE_OUT[model]  # nano-dollars, exact
+        has_user = user < people.count
+        users = people.ids[np.where(has_user, user, 0)]
+
+        def head(group: int, rows: np.ndarray) -> tuple:  # group: tenant * 2 + has a user
+            who = (b'"', users[rows], b'",') if group % 2 else (b"null,",)
+            return (b'{"run_id":"', self.run_id[rows], people.tenant_text[group // 2].encode(), *who)
+
+        stamps, fractions = iso_millis_bytes(day, self.start), _decimal_digits(cost % 10**9, 9)
+
+        def tail(group: int, rows: np.ndarray) -> tuple:  # group: status; cost's 9 decimals first
+            return (
+                b".",
+                fractions[rows],
+                f',"status":"{_STATUS_NAMES[group]}","started_at":"'.encode(),
+                stamps[rows],
+                b'","prompt_excerpt":"',
             )
 
-    def pick(self, rng: random.Random, tenant_id: str):
-        users, cum = self.by_tenant[tenant_id]
-        if not users or rng.random() >= USER_SHARE:
-            return None
-        return _choose(rng, users, cum)
+        # cost_usd: an exact JSON number with 9 decimals (what DECIMAL(18,9) holds)
+        self.lines = [
+            f'{h}{wm},"tokens_in":{ti},"tokens_out":{to},"latency_ms":{la},"cost_usd":{c}{tl}{p}"}}'
+            for h, wm, ti, to, la, c, tl, p in zip(
+                _grouped_rows(tenant * 2 + has_user, head),
+                _WORKFLOW_MODEL_TEXT[workflow * len(MODELS) + model].tolist(),
+                _ints(tokens_in),
+                _ints(tokens_out),
+                _ints(latency),
+                _ints(cost // 10**9),
+                _grouped_rows(status, tail),
+                prompt.tolist(),
+            )
+        ]
 
 
-def _start(rng: random.Random, day: dt.date) -> dt.datetime:
-    hour = _choose(rng, range(24), _HOUR_CUM)
-    return dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC) + dt.timedelta(
-        seconds=rng.randrange(3600), microseconds=rng.randrange(1000) * 1000
-    )
-
-
-def _draw(rng: random.Random) -> tuple[int, int, int, int, int]:
-    """Tenant, model, status and unscaled tokens of one run (pass one: what the cost depends on)."""
-    tenant = _choose(rng, range(len(TENANT_WEIGHTS)), _TENANT_CUM)
-    model = _choose(rng, range(len(MODELS)), _MODEL_CUM)
-    status = _choose(rng, range(len(STATUSES)), _STATUS_CUM)
-    tokens_in = max(1, round(rng.lognormvariate(math.log(2500), 0.8)))
-    tokens_out = 0 if status else max(1, round(rng.lognormvariate(math.log(450), 0.7)))
-    return tenant, model, status, tokens_in, tokens_out
-
-
-def _run(
-    rng: random.Random,
-    day: dt.date,
-    tenant,
-    users: _Users,
-    model: str,
-    status: str,
-    tokens_in: int,
-    tokens_out: int,
-) -> dict:
-    provider, _, _, base_ms, ms_per_token, _ = MODELS[model]
-    if status == "timeout":
-        latency = TIMEOUT_MS + rng.randrange(1, 2000)
-    else:
-        expected = base_ms + tokens_out * ms_per_token + tokens_in / 20
-        latency = min(TIMEOUT_MS - 1, max(1, round(expected * rng.lognormvariate(0.0, 0.35))))
-        if status == "error":
-            latency = max(1, latency // 4)
-    workflow = _choose(rng, _WORKFLOW_NAMES, _WORKFLOW_CUM)
-    user = users.pick(rng, tenant.tenant_id)
-    template = rng.choice(WORKFLOWS[workflow][2])
-    if user is not None and rng.random() < PII_PROMPT_SHARE:
-        who = f"{user.first_name} {user.last_name} <{user.email}>"
-    else:
-        who = "the customer"
-    return {
-        "run_id": new_uuid(rng),
-        "tenant_id": tenant.tenant_id,
-        "region": tenant.region,
-        "user_id": user.user_id if user else None,
-        "workflow": workflow,
-        "model": model,
-        "provider": provider,
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-        "latency_ms": latency,
-        "cost_usd": cost_nano_usd(model, tokens_in, tokens_out) / 1e9,
-        "status": status,
-        "started_at": iso_millis(_start(rng, day)),
-        "prompt_excerpt": template.format(who=who)[:200],
-    }
-
-
-def _tool_input(rng: random.Random, tool: str) -> dict:
+def _tool_inputs(rng: np.random.Generator, tool: str, m: int) -> list[str]:
+    """`m` inputs of `tool` calls (the JSON objects a tool is called with)."""
     if tool in ("vector_search", "web_search"):
-        return {
-            "query": rng.choice(["refund policy", "sso setup", "rate limits", "data retention", "sla"]),
-            "top_k": rng.choice([3, 5, 10]),
-        }
+        table = _words(dumps({"query": q, "top_k": k}) for q in _QUERIES for k in _TOP_K)
+        return table[
+            rng.integers(0, len(_QUERIES), m) * len(_TOP_K) + rng.integers(0, len(_TOP_K), m)
+        ].tolist()
     if tool == "sql_query":
-        return {"sql": f"select region, count(*) from accounts where plan = 'p{rng.randrange(4)}' group by 1"}
+        table = _words(
+            dumps({"sql": f"select region, count(*) from accounts where plan = 'p{p}' group by 1"})
+            for p in range(4)
+        )
+        return table[rng.integers(0, 4, m)].tolist()
     if tool == "fetch_url":
-        return {"url": f"https://docs.example.com/guides/{rng.randrange(200)}"}
+        table = _words(dumps({"url": f"https://docs.example.com/guides/{i}"}) for i in range(200))
+        return table[rng.integers(0, 200, m)].tolist()
     if tool == "crm_lookup":
-        return {"account_ref": f"acct-{rng.randrange(10**6):06d}"}
+        digits = _decimal_digits(rng.integers(0, 10**6, m), 6)
+        return rows_text(fixed_rows(m, b'{"account_ref":"acct-', digits, b'"}'))
     if tool == "create_ticket":
-        return {"priority": rng.choice(["low", "normal", "high"]), "queue": "support"}
+        table = _words(dumps({"priority": p, "queue": "support"}) for p in ("low", "normal", "high"))
+        return table[rng.integers(0, 3, m)].tolist()
     if tool == "send_email":
-        return {"template": rng.choice(["renewal", "follow_up"]), "dry_run": rng.random() < 0.3}
+        table = _words(
+            dumps({"template": t, "dry_run": d}) for t in ("renewal", "follow_up") for d in (False, True)
+        )
+        return table[rng.integers(0, 2, m) * 2 + (rng.random(m) < 0.3)].tolist()
     if tool == "git_diff":
-        return {"repo": f"service-{rng.randrange(30)}", "pr": rng.randrange(1, 5000)}
-    return {"language": "python", "lines": rng.randrange(5, 200)}
+        repo, pr = _ints(rng.integers(0, 30, m)), _ints(rng.integers(1, 5000, m))
+        return [f'{{"repo":"service-{r}","pr":{p}}}' for r, p in zip(repo, pr)]
+    table = _words(dumps({"language": "python", "lines": k}) for k in range(5, 200))
+    return table[rng.integers(0, len(table), m)].tolist()
 
 
-def _tool_calls(rng: random.Random, run: dict) -> list[dict]:
-    count = _choose(rng, range(len(TOOL_CALLS_PER_RUN)), _TOOLS_CUM)
-    tools = WORKFLOWS[run["workflow"]][1]
-    at = dt.datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
-    calls = []
-    for _ in range(count):
-        tool = rng.choice(tools)
-        status = _choose(rng, _TOOL_STATUS_NAMES, _TOOL_STATUS_CUM)
-        latency = 30_000 if status == "timeout" else max(1, round(rng.lognormvariate(math.log(300), 0.9)))
-        at += dt.timedelta(milliseconds=rng.randrange(50, 1500))
-        output = (
-            {"items": rng.randrange(0, 20), "status_code": 200}
-            if status == "success"
-            else {"error": "timeout" if status == "timeout" else rng.choice(["rate_limited", "bad_request"])}
+def _tool_calls(
+    rng: np.random.Generator,
+    day: dt.date,
+    run_id: np.ndarray,
+    workflow: np.ndarray,
+    start: np.ndarray,
+    count: np.ndarray,
+) -> list[str]:
+    """`count[i]` tool call lines of run i (run_id (n, 36) bytes), one after the other from its start."""
+    of = np.repeat(np.arange(len(count)), count)
+    k = len(of)
+    calls_workflow = workflow[of]
+    tool = _WORKFLOW_TOOLS[calls_workflow, rng.integers(0, _TOOL_COUNT[calls_workflow])]
+    status = pick(rng, _TOOL_STATUS_CUM, k)
+    latency = np.maximum(1, np.rint(rng.lognormal(math.log(300), 0.9, k))).astype(np.int64)
+    latency = np.where(status == _TOOL_TIMEOUT, 30_000, latency)
+    # a call starts a gap after the previous one ended (the first: a gap after the run's start)
+    elapsed = np.cumsum(rng.integers(50, 1500, k) + latency)
+    first = np.cumsum(count) - count
+    before = np.concatenate(([0], elapsed))[first]
+    at = start[of] + elapsed - latency - before[of]
+    output = np.where(
+        status == _TOOL_SUCCESS,
+        rng.integers(0, 20, k),
+        np.where(status == _TOOL_TIMEOUT, 20, 21 + rng.integers(0, 2, k)),
+    )
+    inputs = np.empty(k, dtype=object)
+    for index, name in enumerate(_TOOLS):
+        rows = np.flatnonzero(tool == index)
+        if len(rows):
+            inputs[rows] = _tool_inputs(rng, name, len(rows))
+    call_id = uuid4_bytes(rng, k)
+
+    def head(group: int, rows: np.ndarray) -> tuple:  # group: the tool
+        return (
+            b'{"call_id":"',
+            call_id[rows],
+            b'","run_id":"',
+            run_id[of[rows]],
+            f'","tool_name":"{_TOOLS[group]}","input":'.encode(),
         )
-        calls.append(
-            {
-                "call_id": new_uuid(rng),
-                "run_id": run["run_id"],
-                "tool_name": tool,
-                "input": _tool_input(rng, tool),
-                "output": output,
-                "status": status,
-                "latency_ms": latency,
-                "started_at": iso_millis(at),
-            }
+
+    tail = rows_text(fixed_rows(k, b',"started_at":"', _stamps(day, at), b'"}'))
+    return [
+        f'{h}{i},"output":{o}{la}{tl}'
+        for h, i, o, la, tl in zip(
+            _grouped_rows(tool, head), inputs.tolist(), _OUTPUT_TEXT[output].tolist(), _ints(latency), tail
         )
-        at += dt.timedelta(milliseconds=latency)
-    return calls
+    ]
 
 
-def _truncated(rng: random.Random, text: str) -> str:
-    return text[: rng.randrange(10, max(11, len(text) // 2))]
+def _truncated(text: str, u: float) -> str:
+    """A truncated write: `text` cut somewhere in its first half (after at least 10 characters)."""
+    return text[: 10 + int(u * (max(11, len(text) // 2) - 10))]
 
 
-def _bad_run(rng: random.Random, kind: str, run: dict) -> str:
+def _bad_run(kind: str, line: str, u: float) -> str:
     if kind == "malformed_json":
-        return _truncated(rng, dumps(run))
+        return _truncated(line, u)
+    run = json.loads(line)
     if kind.startswith("missing_required_field:"):
         del run[kind.split(":")[1]]
     elif kind == "unknown_tenant":
         run["tenant_id"] = UNKNOWN_TENANT
     elif kind == "negative_tokens":
-        field = rng.choice(["tokens_in", "tokens_out"])
+        field = ("tokens_in", "tokens_out")[int(u * 2)]
         run[field] = -max(1, run[field])
     elif kind == "negative_cost":
         run["cost_usd"] = -max(run["cost_usd"], 0.000001)
     elif kind == "non_positive_latency":
-        run["latency_ms"] = rng.choice([0, -1, -250])
+        run["latency_ms"] = (0, -1, -250)[int(u * 3)]
     elif kind == "unknown_status":
-        run["status"] = rng.choice(["cancelled", "pending", "SUCCESS"])
+        run["status"] = ("cancelled", "pending", "SUCCESS")[int(u * 3)]
     elif kind == "invalid_started_at":
-        run["started_at"] = rng.choice(INVALID_TIMESTAMPS)
+        run["started_at"] = INVALID_TIMESTAMPS[int(u * len(INVALID_TIMESTAMPS))]
     elif kind.startswith("region_not_allowed:"):
         run["region"] = kind.split(":")[1]
     else:
@@ -352,13 +501,15 @@ def _bad_run(rng: random.Random, kind: str, run: dict) -> str:
     return dumps(run)
 
 
-def _bad_tool_call(rng: random.Random, kind: str, call: dict) -> str:
+def _bad_tool_call(kind: str, line: str, u: float) -> str:
+    """A call of a run that is not in the day (a fresh run id) broken by `kind`."""
     if kind == "malformed_json":
-        return _truncated(rng, dumps(call))
+        return _truncated(line, u)
+    if kind == "unknown_run":
+        return line
+    call = json.loads(line)
     if kind.startswith("missing_required_field:"):
         del call[kind.split(":")[1]]
-    elif kind == "unknown_run":
-        call["run_id"] = new_uuid(rng)
     else:
         raise ValueError(kind)
     return dumps(call)
@@ -366,6 +517,14 @@ def _bad_tool_call(rng: random.Random, kind: str, call: dict) -> str:
 
 def _kinds(kinds: tuple[str, ...], n: int) -> list[str]:
     return [kinds[i % len(kinds)] for i in range(n)]
+
+
+def _spoil(rng: np.random.Generator, lines: list[str], broken: list[str], duplicates: int) -> list[str]:
+    """`broken` lines inserted at random positions of `lines`, then `duplicates` copies of its lines (a
+    re-sent valid line, later in the file)."""
+    positions = np.sort(rng.integers(0, len(lines) + 1, len(broken))).tolist()
+    copies = [lines[i] for i in rng.integers(0, max(len(lines), 1), duplicates).tolist()]
+    return scatter_at(lines, broken, positions) + copies
 
 
 def _expected(lines: int, bad: dict[str, int], duplicate_kind: str) -> dict[str, int]:
@@ -396,41 +555,38 @@ def tenant_records(tenants) -> list[dict[str, Any]]:
 
 def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02) -> GeneratedDay:
     """`rows` agent-run lines for `day`, their tool calls and the day's budget snapshot."""
-    rng = random.Random(f"{DOMAIN}-{seed}-{day.isoformat()}")
-    population = synthetic_population(seed)
-    tenants = population.tenants
-    users = _Users(population, day)
+    rng = numpy_rng(DOMAIN, seed, day)
+    people = _people(seed)
+    tenants = people.tenants
     targets = target_ratios(rng, tenants)
     n_bad = round(rows * bad_share)
     n_valid = rows - n_bad
 
     # Pass one: what each valid run's cost depends on; then a token scale per tenant meeting its target.
-    drawn = [_draw(rng) for _ in range(n_valid)]
-    unit_spend = [0.0] * len(tenants)
-    for tenant, model, _, tokens_in, tokens_out in drawn:
-        unit_spend[tenant] += cost_nano_usd(_MODEL_NAMES[model], tokens_in, tokens_out) / 1e9
-    scale = [
-        targets[t.tenant_id] * daily_budget(t.monthly_budget_usd, day) / spend if spend else 1.0
-        for t, spend in zip(tenants, unit_spend)
-    ]
+    tenant, model, status, tokens_in, tokens_out = _draw(rng, n_valid)
+    unit_nano = tokens_in * _PRICE_IN[model] + tokens_out * _PRICE_OUT[model]
+    unit_spend = np.bincount(tenant, weights=unit_nano / 1e9, minlength=len(tenants))
+    scale = np.array(
+        [
+            targets[t.tenant_id] * daily_budget(t.monthly_budget_usd, day) / spend if spend else 1.0
+            for t, spend in zip(tenants, unit_spend.tolist())
+        ]
+    )
+    factor = scale[tenant]
+    tokens_in = np.maximum(1, np.rint(tokens_in * factor)).astype(np.int64)
+    tokens_out = np.where(tokens_out > 0, np.maximum(1, np.rint(tokens_out * factor)), 0).astype(np.int64)
 
-    # Pass two: the lines.
+    # Pass two: the lines, CHUNK runs (and their tool calls) at a time: bounded intermediate memory.
     run_lines: list[str] = []
     tool_lines: list[str] = []
-    for tenant, model, status, tokens_in, tokens_out in drawn:
-        factor = scale[tenant]
-        run = _run(
-            rng,
-            day,
-            tenants[tenant],
-            users,
-            _MODEL_NAMES[model],
-            _STATUS_NAMES[status],
-            max(1, round(tokens_in * factor)),
-            max(1, round(tokens_out * factor)) if tokens_out else 0,
+    for at in range(0, n_valid, CHUNK):
+        part = slice(at, at + CHUNK)
+        runs = _Runs(
+            rng, people, day, (tenant[part], model[part], status[part], tokens_in[part], tokens_out[part])
         )
-        run_lines.append(dumps(run))
-        tool_lines.extend(dumps(call) for call in _tool_calls(rng, run))
+        run_lines.extend(runs.lines)
+        count = pick(rng, _TOOLS_CUM, len(runs.lines))
+        tool_lines.extend(_tool_calls(rng, day, runs.run_id, runs.workflow, runs.start, count))
 
     bad = {
         "agent_runs": {kind: 0 for kind in RUN_BAD_KINDS},
@@ -438,59 +594,31 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
         "tenant_budgets": {kind: 0 for kind in BUDGET_BAD_KINDS},
     }
 
-    def spoil(lines: list[str], kinds: list[str], source: str, make_bad) -> list[str]:
-        scattered, duplicates = [], []
+    def spoil(source: str, lines: list[str], kinds: list[str], make_bad) -> list[str]:
         for kind in kinds:
             bad[source][kind] += 1
-            if kind == DUPLICATE_KINDS[source]:  # a copy of an earlier valid line, later in the file
-                duplicates.append(rng.choice(lines))
-            else:
-                scattered.append(make_bad(kind))
-        return scatter(rng, lines, scattered) + duplicates
+        broken = [kind for kind in kinds if kind != DUPLICATE_KINDS[source]]
+        return _spoil(rng, lines, make_bad(broken), len(kinds) - len(broken))
 
-    def bad_run(kind: str) -> str:
-        tenant, model, status, tokens_in, tokens_out = _draw(rng)
-        return _bad_run(
-            rng,
-            kind,
-            _run(
-                rng,
-                day,
-                tenants[tenant],
-                users,
-                _MODEL_NAMES[model],
-                _STATUS_NAMES[status],
-                tokens_in,
-                tokens_out,
-            ),
-        )
+    def bad_runs(kinds: list[str]) -> list[str]:  # drawn like valid runs (unscaled), then broken
+        lines = _Runs(rng, people, day, _draw(rng, len(kinds))).lines
+        draws = rng.random(len(kinds)).tolist()
+        return [_bad_run(kind, line, u) for kind, line, u in zip(kinds, lines, draws)]
 
-    def bad_call(kind: str) -> str:
-        tenant, model, status, tokens_in, tokens_out = _draw(rng)
-        run = _run(
-            rng,
-            day,
-            tenants[tenant],
-            users,
-            _MODEL_NAMES[model],
-            _STATUS_NAMES[status],
-            tokens_in,
-            tokens_out,
-        )
-        calls: list[dict[str, Any]] = []
-        while not calls:
-            calls = _tool_calls(rng, run)
-        return _bad_tool_call(rng, kind, calls[0])
+    def bad_calls(kinds: list[str]) -> list[str]:  # one call each of runs that are not in the day
+        m = len(kinds)
+        fake = uuid4_bytes(rng, m)
+        workflow = pick(rng, _WORKFLOW_CUM, m)
+        start = pick(rng, _HOUR_CUM, m) * 3_600_000 + rng.integers(0, 3_600_000, m)
+        lines = _tool_calls(rng, day, fake, workflow, start, np.ones(m, dtype=np.int64))
+        draws = rng.random(m).tolist()
+        return [_bad_tool_call(kind, line, u) for kind, line, u in zip(kinds, lines, draws)]
 
-    run_lines = (
-        spoil(run_lines, _kinds(RUN_BAD_KINDS, n_bad), "agent_runs", bad_run) if run_lines else run_lines
-    )
-    n_tool_bad = round(len(tool_lines) * bad_share)
-    tool_lines = (
-        spoil(tool_lines, _kinds(TOOL_BAD_KINDS, n_tool_bad), "tool_calls", bad_call)
-        if tool_lines
-        else tool_lines
-    )
+    if run_lines:
+        run_lines = spoil("agent_runs", run_lines, _kinds(RUN_BAD_KINDS, n_bad), bad_runs)
+    if tool_lines:
+        n_tool_bad = round(len(tool_lines) * bad_share)
+        tool_lines = spoil("tool_calls", tool_lines, _kinds(TOOL_BAD_KINDS, n_tool_bad), bad_calls)
 
     period = f"{day:%Y-%m}"
     budget_lines = [
@@ -510,10 +638,10 @@ def generate_day(day: dt.date, rows: int, seed: int = 7, bad_share: float = 0.02
     ]
     if bad_share > 0:
         budget_lines = spoil(
+            "tenant_budgets",
             budget_lines,
             list(BUDGET_BAD_KINDS),
-            "tenant_budgets",
-            lambda kind: _truncated(rng, budget_lines[0]),
+            lambda kinds: [_truncated(budget_lines[0], u) for u in rng.random(len(kinds)).tolist()],
         )
 
     tenant_lines = [dumps(line) for line in tenant_records(tenants)]
