@@ -4,6 +4,8 @@ verdict) and as a Spark condition (the metrics). Both must count the same failin
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from urllib.parse import urlparse
 
 from pyspark.sql import functions as F
 
@@ -47,6 +49,7 @@ def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
         "dt date, id string, currency string, amount double, quantity int, ok boolean",
     )
     result, docs = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-1")
+    expectations.wait_for_docs()
     found = {r.expectation_config.meta["rule"]: r.result.get("unexpected_count", 0) for r in result.results}
     assert found == FAILING
     assert {r.expectation_config.meta["rule"]: r.success for r in result.results}["amount_is_double"]
@@ -57,3 +60,24 @@ def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
     assert (
         docs and docs.startswith("file://") and (tmp_path / "quality" / "data_docs" / "index.html").is_file()
     )
+
+
+def test_data_docs_keep_the_pages_of_other_processes(spark, tmp_path):
+    """A new process (a fresh GX context) adds its page and lists every page: GX's own index builder
+    deleted the pages whose results its in-memory stores did not hold."""
+    df = spark.createDataFrame(
+        [(DAY, *row) for row in ROWS],
+        "dt date, id string, currency string, amount double, quantity int, ok boolean",
+    )
+    _, first = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-1")
+    expectations.wait_for_docs()
+    expectations._context.cache_clear()  # what the next process starts with
+    expectations._docs_context.cache_clear()
+    expectations._validation.cache_clear()
+    _, second = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-2")
+    expectations.wait_for_docs()
+    pages = [Path(urlparse(url).path) for url in (first, second)]
+    assert first != second and all(page.is_file() for page in pages)
+    index = (tmp_path / "quality" / "data_docs" / "index.html").read_text()
+    assert index.count("href=") == 2
+    assert index.index("run-2") < index.index("run-1")  # newest first
