@@ -18,6 +18,7 @@ import functools
 import hashlib
 import html
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def _render(docs_dir: str, key, result: ExpectationSuiteValidationResult) -> Non
 def _write_index(docs_dir: Path) -> None:
     pages = sorted(
         (p.relative_to(docs_dir) for p in (docs_dir / "validations").rglob("*.html")),
-        key=lambda p: p.parts[-3:-1],  # (run name, run time) under validations/<suite>/
+        key=lambda p: p.parts[-2],  # validations/<suite>/<run name>/<run time>/<batch>.html
         reverse=True,
     )
     rows = "\n".join(
@@ -147,7 +148,7 @@ def _write_index(docs_dir: Path) -> None:
         for p in pages
     )
     index = docs_dir / "index.html"
-    staged = index.with_suffix(".tmp")
+    staged = index.with_name(f".index.{os.getpid()}.tmp")  # processes may write it at the same time
     staged.write_text(f"<!doctype html><title>Data Docs</title><h1>Validations</h1><ul>\n{rows}\n</ul>\n")
     staged.replace(index)  # a reader never sees half an index
 
