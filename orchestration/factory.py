@@ -1,6 +1,5 @@
 """Turns dataset declarations into Dagster assets: the mechanics every domain shares, written once."""
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
@@ -448,8 +447,7 @@ def publish(
     upstream: list[tuple[str, TableVersion]],
     upstream_schemas: dict[str, T.StructType],
 ) -> Published:
-    """Commit audited rows: the dataset, then its quarantine, then its metrics (while the first two are
-    recorded in the catalog)."""
+    """Commit audited rows: the dataset, then its quarantine, then its metrics; record them in the catalog."""
     schema = staged.accepted.schema
     written = lake.write(
         dataset.path,
@@ -469,30 +467,10 @@ def publish(
         results[0][1]["quarantined_rows"] = held.row_count
     if dataset.deduplicate_on:
         results[0][1]["duplicates_removed"] = sum(quality.duplicates.values())
-    # The metrics table is committed on the engine while the catalog records the tables above.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics") as pool:
-        measured = pool.submit(gate.publish_metrics, lake, dataset, days, quality)
-        reported = _record(lake, dataset, days, quality, run_id, upstream, upstream_schemas, outputs, results)
-        metrics_written, metrics_schema = measured.result()
+    metrics_written, metrics_schema = gate.publish_metrics(lake, dataset, days, quality)
     results.append(
         (metrics.metrics_path(dataset).split("/"), write_metadata(metrics_written, metrics_schema))
     )
-    return Published(results, reported, written, held)
-
-
-def _record(
-    lake: LakeResource,
-    dataset: Dataset,
-    days: list[dt.date],
-    quality: gate.Outcome,
-    run_id: str,
-    upstream: list[tuple[str, TableVersion]],
-    upstream_schemas: dict[str, T.StructType],
-    outputs: list[tuple[str, WriteResult, T.StructType]],
-    results: list[tuple[list[str], dict]],
-) -> tuple[list, list]:
-    """Quality, lineage and schema into the dataset's metadata; each written table into the catalog."""
-    schema = outputs[0][2]
     results[0][1].update(
         {
             "quality_status": quality.status,
@@ -531,7 +509,7 @@ def _record(
             for path, result, table_schema in outputs
         ],
     )
-    return reported
+    return Published(results, reported, written, held)
 
 
 def dataset_asset(dataset: Dataset) -> dg.AssetsDefinition:

@@ -4,16 +4,12 @@ DataFrames (Spark Connect), one suite and validation definition per dataset, Dat
 An ephemeral context keeps nothing on disk but the Data Docs pages: suites are code (`quality/suites.py`),
 so there is no GX project to keep in sync, and concurrent runs never race on GX's JSON stores.
 
-Data Docs pages are rendered by one background thread with a GX context of its own: rendering took about
-two thirds of a small step's validation, and a gate's decision never waits for its report (pending pages
-are written before the process exits; `wait_for_docs` waits for them). GX's own index builder is not
-used: it deletes every page whose result is not in the context's stores, i.e. every page of another
-process, so the index is a plain list of the pages on disk, newest first.
+GX's own index builder is not used: it deletes every page whose result is not in the context's stores,
+i.e. every page of another process, so the index is a plain list of the pages on disk, newest first.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import hashlib
 import html
@@ -39,7 +35,8 @@ def data_docs_dir(state_dir: Path) -> Path:
     return state_dir / "quality" / "data_docs"
 
 
-def _new_context(docs_dir: str):
+@functools.lru_cache(maxsize=4)
+def _context(docs_dir: str):
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}  # type: ignore[assignment]
     context.add_data_docs_site(
@@ -50,25 +47,8 @@ def _new_context(docs_dir: str):
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
-    return context
-
-
-@functools.lru_cache(maxsize=4)
-def _context(docs_dir: str):
-    """The context that validates (its Spark data source reads the engine's DataFrames)."""
-    context = _new_context(docs_dir)
     context.data_sources.add_spark(name="engine")
     return context
-
-
-@functools.lru_cache(maxsize=4)
-def _docs_context(docs_dir: str):
-    """The context that renders pages: only ever used on the Data Docs thread."""
-    return _new_context(docs_dir)
-
-
-_docs = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-docs")
-_pending: list[concurrent.futures.Future] = []
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,11 +74,11 @@ def validate(
     run_name: str,
     masked: Callable[[Rule], bool] = lambda rule: False,
 ) -> tuple[ExpectationSuiteValidationResult, str | None]:
-    """Run the suite on `df` (one validation, all expectations) and have its Data Docs page rendered.
+    """Run the suite on `df` (one validation, all expectations) and build its Data Docs page.
 
-    Failing values of the rules `masked` selects are masked in the result before the page is rendered, so
+    Failing values of the rules `masked` selects are masked in the result before the page is built, so
     neither the check metadata nor the HTML shows them. Returns the result and the page's file URL (None
-    when the page cannot be rendered: docs are a view, never a reason to fail a step).
+    when the page could not be built: docs are a view, never a reason to fail a step).
     """
     docs_dir = str(data_docs_dir(state_dir))
     definition = _validation(docs_dir, dataset_id, tuple(rules))
@@ -114,27 +94,15 @@ def validate(
     try:
         context = _context(docs_dir)
         key = _result_key(context, definition.suite.name, run_name)
+        context.validation_results_store.set(key, result)  # the masked result replaces the stored one
+        context.build_data_docs(site_names=[SITE], resource_identifiers=[key], build_index=False)
         context.validation_results_store.remove_key(key)  # the store would grow with every validation
-        url = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE, only_if_exists=False)[0][
-            "site_url"
-        ]
-        _pending[:] = [page for page in _pending if not page.done()]
-        _pending.append(_docs.submit(_render, docs_dir, key, result))  # the masked result
+        _write_index(Path(docs_dir))
+        url = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE)[0]["site_url"]
     except Exception as error:  # noqa: BLE001 - see docstring
         log.warning("Data Docs not built for %s: %s", dataset_id, error)
         url = None
     return result, url
-
-
-def _render(docs_dir: str, key, result: ExpectationSuiteValidationResult) -> None:
-    try:
-        context = _docs_context(docs_dir)
-        context.validation_results_store.set(key, result)
-        context.build_data_docs(site_names=[SITE], resource_identifiers=[key], build_index=False)
-        context.validation_results_store.remove_key(key)
-        _write_index(Path(docs_dir))
-    except Exception as error:  # noqa: BLE001 - docs are a view, never a reason to fail a step
-        log.warning("Data Docs page of %s not rendered: %s", key, error)
 
 
 def _write_index(docs_dir: Path) -> None:
@@ -151,13 +119,6 @@ def _write_index(docs_dir: Path) -> None:
     staged = index.with_name(f".index.{os.getpid()}.tmp")  # processes may write it at the same time
     staged.write_text(f"<!doctype html><title>Data Docs</title><h1>Validations</h1><ul>\n{rows}\n</ul>\n")
     staged.replace(index)  # a reader never sees half an index
-
-
-def wait_for_docs(timeout: float = 120) -> None:
-    """Wait until every page asked for so far is written."""
-    done, _ = concurrent.futures.wait(list(_pending), timeout=timeout)
-    for future in done:
-        _pending.remove(future)
 
 
 def mask_value(value) -> str:

@@ -10,7 +10,6 @@ downstream assets of the same run (or backfill) do not start. `warn` checks are 
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import importlib
 import threading
@@ -266,23 +265,18 @@ def evaluate(
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)
     validated = _with_references(lake, rows.select(*audited_columns(dataset, rows.columns)), rules, days)
-    key = [c for c in dataset.primary_key if c != "dt"]
-    # The metrics' queries run on the engine while GX waits on its own: the gate takes the longer of them.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics") as pool:
-        measuring = pool.submit(
-            metrics.measure, validated, rules, ["dt", *key] if key else [], days, held, now
-        )
-        result, docs_url = expectations.validate(
-            validated,
-            catalog.dataset_id(dataset.path),
-            rules,
-            lake.config.state_dir,
-            run_id,
-            lambda rule: _sensitive(dataset, rule),
-        )
-        measured = measuring.result()
+    result, docs_url = expectations.validate(
+        validated,
+        catalog.dataset_id(dataset.path),
+        rules,
+        lake.config.state_dir,
+        run_id,
+        lambda rule: _sensitive(dataset, rule),
+    )
     by_rule = {(r.expectation_config.meta or {})["rule"]: r for r in result.results if r.expectation_config}
     results = [_result(dataset, rule, by_rule[rule.name], docs_url) for rule in rules]
+    key = [c for c in dataset.primary_key if c != "dt"]
+    measured = metrics.measure(validated, rules, ["dt", *key] if key else [], days, held, now)
     published = {m.day: m.rows for m in measured}
     duplicates = {day: n - published.get(day, 0) for day, n in (deduplicated_from or {}).items()}
     if held is not None:

@@ -49,7 +49,6 @@ def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
         "dt date, id string, currency string, amount double, quantity int, ok boolean",
     )
     result, docs = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-1")
-    expectations.wait_for_docs()
     found = {r.expectation_config.meta["rule"]: r.result.get("unexpected_count", 0) for r in result.results}
     assert found == FAILING
     assert {r.expectation_config.meta["rule"]: r.success for r in result.results}["amount_is_double"]
@@ -70,12 +69,9 @@ def test_data_docs_keep_the_pages_of_other_processes(spark, tmp_path):
         "dt date, id string, currency string, amount double, quantity int, ok boolean",
     )
     _, first = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-b")
-    expectations.wait_for_docs()
     expectations._context.cache_clear()  # what the next process starts with
-    expectations._docs_context.cache_clear()
     expectations._validation.cache_clear()
     _, second = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-a")
-    expectations.wait_for_docs()
     pages = [Path(urlparse(url).path) for url in (first, second)]
     assert first != second and all(page.is_file() for page in pages)
     index = (tmp_path / "quality" / "data_docs" / "index.html").read_text()
