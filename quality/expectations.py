@@ -51,6 +51,17 @@ def _context(docs_dir: str):
     return context
 
 
+@functools.lru_cache(maxsize=4)
+def _validation_pages(context):
+    """The site's validation pages, built by one long-lived section builder: `build_data_docs` makes a new
+    site builder, and so a new Jinja environment that compiles every template again, for every page (most
+    of a page's cost). The site's static assets are copied once, here."""
+    config = context.variables.data_docs_sites[SITE]
+    site = context._init_site_builder_for_data_docs_site_creation(SITE, config)
+    site.target_store.copy_static_assets()
+    return site.site_section_builders["validations"]
+
+
 @functools.lru_cache(maxsize=256)
 def _validation(docs_dir: str, dataset_id: str, rules: tuple[Rule, ...]):
     """The dataset's validation definition; a changed suite (e.g. a test's) gets a definition of its own."""
@@ -95,7 +106,7 @@ def validate(
         context = _context(docs_dir)
         key = _result_key(context, definition.suite.name, run_name)
         context.validation_results_store.set(key, result)  # the masked result replaces the stored one
-        context.build_data_docs(site_names=[SITE], resource_identifiers=[key], build_index=False)
+        _validation_pages(context).build(resource_identifiers=[key])
         context.validation_results_store.remove_key(key)  # the store would grow with every validation
         _write_index(Path(docs_dir))
         url = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE)[0]["site_url"]
