@@ -158,6 +158,9 @@ class Materialization:
     column_lineage: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # column -> (path, column)
 
 
+CHECKPOINT_INTERVAL = 10  # commits between the checkpoints delta-rs writes: a table loads in a few reads
+
+
 def _uri(config: LakehouseConfig, table: str) -> str:
     return f"{config.root}/catalog/{table}"
 
@@ -169,24 +172,37 @@ def _upsert(
     keep: Sequence[str] = (),
     combine: dict[str, str] | None = None,
     replace_within: str | None = None,
-) -> None:
-    """Insert or update `rows` by the table's key (the last row per key wins).
+) -> dict[str, Any]:
+    """Insert or update `rows` by the table's key (the last row per key wins); returns the merge's metrics
+    (rows inserted, updated, deleted; files scanned and skipped).
 
     `keep`: columns never overwritten once set; `combine`: column -> SQL over t./s. for the updated
     value; `replace_within`: a key column whose values in `rows` own their target rows, so target rows
     with those values that `rows` no longer has are deleted.
     """
     if not rows:
-        return
+        return {}
     uri, schema, keys = _uri(config, table), SCHEMAS[table], KEYS[table]
     data = pa.Table.from_pylist(list({tuple(r[k] for k in keys): r for r in rows}.values()), schema=schema)
     updates = {f"`{c}`": f"s.`{c}`" for c in schema.names if c not in keep}
     updates.update({f"`{c}`": expression for c, expression in (combine or {}).items()})
-    for attempt in range(5):
+    # The keys' values as literals too: delta-rs then skips, by their statistics, the files that cannot
+    # match (without them a merge read every file, and grew slower with every commit).
+    predicate = " AND ".join(
+        f"t.`{k}` = s.`{k}` AND t.`{k}` IN ({_literals(data.column(k).to_pylist())})" for k in keys
+    )
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
-                write_deltalake(uri, data.slice(0, 0), mode="append", storage_options=config.storage_options)
-            predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+                write_deltalake(
+                    uri,
+                    data.slice(0, 0),
+                    mode="append",
+                    configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)},
+                    storage_options=config.storage_options,
+                )
             merge = (
                 DeltaTable(uri, storage_options=config.storage_options)
                 .merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
@@ -194,17 +210,20 @@ def _upsert(
                 .when_not_matched_insert_all()
             )
             if replace_within:
-                owned = ", ".join(
-                    "'" + str(v).replace("'", "''") + "'"
-                    for v in set(data.column(replace_within).to_pylist())
-                )
+                owned = _literals(data.column(replace_within).to_pylist())
                 merge = merge.when_not_matched_by_source_delete(f"t.`{replace_within}` IN ({owned})")
-            merge.execute()
-            return
+            return merge.execute()
         except CommitFailedError:
-            if attempt == 4:
+            if attempt == 5:
                 raise
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(0.2 * attempt)
+
+
+def _literals(values: Sequence[Any]) -> str:
+    """SQL literals of distinct key values (strings quoted, numbers as they are)."""
+    return ", ".join(
+        str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'" for v in sorted(set(values))
+    )
 
 
 def _extreme(column: str, beats: str) -> str:

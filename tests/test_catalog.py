@@ -212,3 +212,30 @@ def test_every_step_emits_valid_openlineage_start_then_complete(built, registry)
         ("processed/events/events", "event_type"),
         ("processed/events/events", "payload"),
     ]
+
+
+def _lineage_row(run_id: str, rows: int) -> dict:
+    return {
+        "run_id": run_id,
+        "dataset_id": "curated.qa.daily",
+        "dataset_version": rows,
+        "partitions": ["2024-01-04"],
+        "upstream_json": "[]",
+        "code_version": "v1",
+        "row_count": rows,
+        "recorded_at": dt.datetime.now(dt.UTC),
+        "schema_version": 1,
+    }
+
+
+def test_a_catalog_merge_reads_only_the_files_its_keys_can_be_in(lake):
+    """Every run adds a lineage file: a merge that read them all grew slower with every run."""
+    runs = [f"run-{n}" for n in range(6)]
+    for n, run_id in enumerate(runs):
+        catalog._upsert(lake, "lineage", [_lineage_row(run_id, n)])
+    added = catalog._upsert(lake, "lineage", [_lineage_row("run-new", 6)])
+    assert (added["num_target_files_scanned"], added["num_target_files_skipped_during_scan"]) == (0, 6)
+    again = catalog._upsert(lake, "lineage", [_lineage_row("run-2", 20)])  # the same key: updated in place
+    assert again["num_target_files_scanned"] == 1 and again["num_target_rows_updated"] == 1
+    rows = {r["run_id"]: r["row_count"] for r in catalog.materializations(lake)}
+    assert rows == {**{run_id: n for n, run_id in enumerate(runs)}, "run-new": 6, "run-2": 20}
