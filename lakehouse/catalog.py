@@ -158,9 +158,6 @@ class Materialization:
     column_lineage: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # column -> (path, column)
 
 
-CHECKPOINT_INTERVAL = 10  # commits between the checkpoints delta-rs writes: a table loads in a few reads
-
-
 def _uri(config: LakehouseConfig, table: str) -> str:
     return f"{config.root}/catalog/{table}"
 
@@ -196,11 +193,14 @@ def _upsert(
         attempt += 1
         try:
             if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
+                from lakehouse.maintenance import CHECKPOINT_EVERY  # it loads the engine: only when creating
+
+                # delta-rs then checkpoints every CHECKPOINT_EVERY commits: a table loads in a few reads
                 write_deltalake(
                     uri,
                     data.slice(0, 0),
                     mode="append",
-                    configuration={"delta.checkpointInterval": str(CHECKPOINT_INTERVAL)},
+                    configuration={"delta.checkpointInterval": str(CHECKPOINT_EVERY)},
                     storage_options=config.storage_options,
                 )
             merge = (
