@@ -6,6 +6,7 @@ through boto3 on S3, which deletes a thousand keys per request."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -17,7 +18,19 @@ from lakehouse.config import LakehouseConfig
 def filesystem(config: LakehouseConfig) -> fs.FileSystem:
     if not config.is_s3:
         return fs.LocalFileSystem()
-    env = config.storage_env
+    return _s3_filesystem(_credentials(config))
+
+
+def _credentials(config: LakehouseConfig) -> tuple[tuple[str, str], ...]:
+    """The storage settings as a cache key: one client per endpoint and credentials, so that new credentials
+    (a rotated session token) get a client of their own."""
+    return tuple(sorted(config.storage_env.items()))
+
+
+# A client costs milliseconds to build (boto3's ~7 ms): a step lists and deletes dozens of times.
+@functools.lru_cache(maxsize=8)
+def _s3_filesystem(credentials: tuple[tuple[str, str], ...]) -> fs.S3FileSystem:
+    env = dict(credentials)
     endpoint = urlparse(env["AWS_ENDPOINT_URL"]) if env.get("AWS_ENDPOINT_URL") else None
     return fs.S3FileSystem(
         access_key=env.get("AWS_ACCESS_KEY_ID"),
@@ -95,10 +108,15 @@ def delete_dir(config: LakehouseConfig, uri: str) -> None:
 
 
 def _s3_client(config: LakehouseConfig):
+    return _boto3_client(_credentials(config))
+
+
+@functools.lru_cache(maxsize=8)
+def _boto3_client(credentials: tuple[tuple[str, str], ...]):
     import boto3
     from botocore.config import Config
 
-    env = config.storage_env
+    env = dict(credentials)
     return boto3.client(
         "s3",
         endpoint_url=env.get("AWS_ENDPOINT_URL"),
