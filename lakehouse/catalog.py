@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from lakehouse.config import LakehouseConfig
 
@@ -179,7 +179,7 @@ def _upsert(
     """
     if not rows:
         return {}
-    uri, schema, keys = _uri(config, table), SCHEMAS[table], KEYS[table]
+    schema, keys = SCHEMAS[table], KEYS[table]
     data = pa.Table.from_pylist(list({tuple(r[k] for k in keys): r for r in rows}.values()), schema=schema)
     updates = {f"`{c}`": f"s.`{c}`" for c in schema.names if c not in keep}
     updates.update({f"`{c}`": expression for c, expression in (combine or {}).items()})
@@ -192,19 +192,8 @@ def _upsert(
     while True:
         attempt += 1
         try:
-            if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
-                from lakehouse.maintenance import CHECKPOINT_EVERY  # it loads the engine: only when creating
-
-                # delta-rs then checkpoints every CHECKPOINT_EVERY commits: a table loads in a few reads
-                write_deltalake(
-                    uri,
-                    data.slice(0, 0),
-                    mode="append",
-                    configuration={"delta.checkpointInterval": str(CHECKPOINT_EVERY)},
-                    storage_options=config.storage_options,
-                )
             merge = (
-                DeltaTable(uri, storage_options=config.storage_options)
+                _created(config, table)
                 .merge(data, predicate, source_alias="s", target_alias="t", merge_schema=True)
                 .when_matched_update(updates)
                 .when_not_matched_insert_all()
@@ -217,6 +206,33 @@ def _upsert(
             if attempt == 5:
                 raise
             time.sleep(0.2 * attempt)
+
+
+def _table(config: LakehouseConfig, table: str) -> DeltaTable | None:
+    """The catalog table, or None when there is none yet (one read of the log, not two)."""
+    try:
+        return DeltaTable(_uri(config, table), storage_options=config.storage_options)
+    except TableNotFoundError:
+        return None
+
+
+def _created(config: LakehouseConfig, table: str) -> DeltaTable:
+    """The catalog table, created empty when there is none yet."""
+    found = _table(config, table)
+    if found is not None:
+        return found
+    uri = _uri(config, table)
+    from lakehouse.maintenance import CHECKPOINT_EVERY  # it loads the engine: only when creating
+
+    # delta-rs then checkpoints every CHECKPOINT_EVERY commits: a table loads in a few reads
+    write_deltalake(
+        uri,
+        pa.Table.from_pylist([], SCHEMAS[table]),
+        mode="append",
+        configuration={"delta.checkpointInterval": str(CHECKPOINT_EVERY)},
+        storage_options=config.storage_options,
+    )
+    return DeltaTable(uri, storage_options=config.storage_options)
 
 
 def _literals(values: Sequence[Any]) -> str:
@@ -373,10 +389,8 @@ def _unlocated(target: str) -> str:
 
 
 def _rows(config: LakehouseConfig, table: str) -> list[dict[str, Any]]:
-    uri = _uri(config, table)
-    if not DeltaTable.is_deltatable(uri, storage_options=config.storage_options):
-        return []
-    return pa.table(DeltaTable(uri, storage_options=config.storage_options).to_pyarrow_table()).to_pylist()
+    found = _table(config, table)
+    return [] if found is None else pa.table(found.to_pyarrow_table()).to_pylist()
 
 
 def materializations(config: LakehouseConfig) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from enum import Enum
 
 import pyarrow as pa
 from deltalake import DeltaTable, Field, Schema
+from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -154,6 +155,15 @@ def rows_per_partition(table: DeltaTable, partitions: Sequence[dt.date]) -> dict
     return counts
 
 
+def existing(uri: str, storage_options: dict[str, str], version: int | None = None) -> DeltaTable | None:
+    """The table at `uri` (at `version`, else its current one), or None when there is none: one read of its
+    log, where `is_deltatable` and then loading it read it twice."""
+    try:
+        return DeltaTable(uri, version=version, storage_options=storage_options)
+    except TableNotFoundError:
+        return None
+
+
 def write_partitions(
     df: DataFrame,
     uri: str,
@@ -170,8 +180,8 @@ def write_partitions(
     added: list[str] = []
     spark = df.sparkSession
     target = engine_path(spark, uri)
-    if DeltaTable.is_deltatable(uri, storage_options=storage_options):
-        table = DeltaTable(uri, storage_options=storage_options)
+    table = existing(uri, storage_options)
+    if table is not None:
         if table.metadata().partition_columns != [PARTITION_COLUMN]:
             raise DeltaWriteError(
                 f"{uri} is partitioned by {table.metadata().partition_columns}, not [{PARTITION_COLUMN!r}]"
@@ -202,7 +212,10 @@ def write_partitions(
         .partitionBy(PARTITION_COLUMN)
     )
     _save_retrying_conflicts(writer, target)
-    table = DeltaTable(uri, storage_options=storage_options)
+    if table is None:
+        table = DeltaTable(uri, storage_options=storage_options)
+    else:
+        table.update_incremental()  # the engine's commit, without reading the whole log again
     return WriteResult(
         uri=uri,
         version=table.version(),

@@ -128,10 +128,8 @@ class Lake:
             return counts
         if isinstance(version, dict):
             raise ValueError(f"{path} was read per region ({sorted(version)}) but records no regional tables")
-        uri = self.uri(path)
-        if not DeltaTable.is_deltatable(uri, storage_options=options):
-            return {day: 0 for day in days}
-        return delta.rows_per_partition(DeltaTable(uri, version=version, storage_options=options), days)
+        table = delta.existing(self.uri(path), options, version)
+        return {day: 0 for day in days} if table is None else delta.rows_per_partition(table, days)
 
     def write(
         self,
