@@ -127,6 +127,21 @@ def _shown(value) -> str:
     return "null" if value is None else str(value)
 
 
+IN_MEMORY_ROWS = 10_000  # staged outputs up to this many rows are validated from memory
+
+
+def in_memory_when_small(rows: DataFrame) -> DataFrame:
+    """The staged rows as a local relation when they are few (a curated aggregate): each of the suite's
+    queries then reads them from the request rather than listing and opening the staged Parquet again.
+    The same engine validates the same rows and types either way."""
+    head = rows.limit(IN_MEMORY_ROWS + 1).toArrow()
+    return (
+        rows
+        if head.num_rows > IN_MEMORY_ROWS
+        else rows.sparkSession.createDataFrame(head, schema=rows.schema)
+    )
+
+
 def _with_references(lake: Lake, df: DataFrame, rules: Sequence[Rule], days: Sequence[dt.date]) -> DataFrame:
     """Flag each row's referenced key as found (True) or not (null) in the referenced dataset, same `dt`."""
     for rule in rules:
@@ -264,7 +279,8 @@ def evaluate(
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     rules = suites.suite_rules(dataset)
-    validated = _with_references(lake, rows.select(*audited_columns(dataset, rows.columns)), rules, days)
+    audited = in_memory_when_small(rows.select(*audited_columns(dataset, rows.columns)))
+    validated = _with_references(lake, audited, rules, days)
     result, docs_url = expectations.validate(
         validated,
         catalog.dataset_id(dataset.path),

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from pyspark.sql import functions as F
 
-from quality import expectations
+from quality import expectations, gate
 from quality.rules import CURRENCY_CODE, UUID, between, holds, matches, one_of, required, typed, unique
 
 DAY = dt.date(2024, 1, 2)
@@ -59,6 +59,27 @@ def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
     assert (
         docs and docs.startswith("file://") and (tmp_path / "quality" / "data_docs" / "index.html").is_file()
     )
+
+
+def test_a_small_staged_output_is_validated_from_memory_with_the_same_verdicts(spark, tmp_path, monkeypatch):
+    from pyspark.sql.connect.plan import LocalRelation
+
+    rows = spark.createDataFrame(
+        [(DAY, *row) for row in ROWS],
+        "dt date, id string, currency string, amount double, quantity int, ok boolean",
+    )
+    rows.write.parquet(str(tmp_path / "staged"))
+    staged = spark.read.schema(rows.schema).parquet(str(tmp_path / "staged"))
+    in_memory = gate.in_memory_when_small(staged)
+    monkeypatch.setattr(gate, "IN_MEMORY_ROWS", len(ROWS) - 1)
+    assert gate.in_memory_when_small(staged) is staged  # one row too many: validated where it was staged
+    assert isinstance(in_memory._plan, LocalRelation) and in_memory.schema == staged.schema
+    for frame, run in ((in_memory, "run-memory"), (staged, "run-staged")):
+        result, _ = expectations.validate(frame, "processed.qa.rules", RULES, tmp_path, run)
+        found = {
+            r.expectation_config.meta["rule"]: r.result.get("unexpected_count", 0) for r in result.results
+        }
+        assert found == FAILING, run
 
 
 def test_data_docs_keep_the_pages_of_other_processes(spark, tmp_path):
