@@ -128,8 +128,8 @@ class Lake:
             return counts
         if isinstance(version, dict):
             raise ValueError(f"{path} was read per region ({sorted(version)}) but records no regional tables")
-        table = delta.existing(self.uri(path), options, version)
-        return {day: 0 for day in days} if table is None else delta.rows_per_partition(table, days)
+        found = delta.existing(self.uri(path), options, version)
+        return {day: 0 for day in days} if found is None else delta.rows_per_partition(found, days)
 
     def write(
         self,
