@@ -27,8 +27,9 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError
 
+from lakehouse import delta
 from lakehouse.config import LakehouseConfig
 
 DATASETS = pa.schema(
@@ -210,11 +211,8 @@ def _upsert(
 
 
 def _table(config: LakehouseConfig, table: str) -> DeltaTable | None:
-    """The catalog table, or None when there is none yet (one read of the log, not two)."""
-    try:
-        return DeltaTable(_uri(config, table), storage_options=config.storage_options)
-    except TableNotFoundError:
-        return None
+    """The catalog table, or None when there is none yet."""
+    return delta.existing(_uri(config, table), config.storage_options)
 
 
 def _created(config: LakehouseConfig, table: str) -> DeltaTable:
