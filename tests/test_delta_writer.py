@@ -232,3 +232,19 @@ def test_strings_the_engine_keeps_as_views_are_written(spark, lake, uri, seeded)
     df = frame(spark, [D2]).withColumn("value", F.substring_index(F.lit("a.b.c"), ".", 2))
     write_partitions(df, uri, [D2], lake.storage_options)
     assert {r["value"] for r in load(spark, uri).where("dt = DATE'2024-01-02'").collect()} == {"a.b"}
+
+
+@SAIL_ONLY
+def test_sail_writes_files_of_the_target_size(spark, lake, uri, monkeypatch):
+    """Sail holds a file's rows in memory until the target size: the writer sets it (the memory bound)."""
+    from lakehouse import delta
+
+    rows = spark.range(20_000).select(
+        F.sha2(F.col("id").cast("string"), 512).alias("id"), F.lit(D1).alias("dt")
+    )  # 2.6 MB of incompressible text
+    monkeypatch.setattr(delta, "SAIL_TARGET_FILE_BYTES", 256 * 1024)
+    write_partitions(rows, uri, [D1], lake.storage_options)
+    sizes = [f.size for f in TableMaintenance(uri, lake.storage_options).files()]
+    assert len(sizes) >= 6, sizes
+    assert max(sizes) < 1024 * 1024, sizes
+    assert sum(r[0] for r in load(spark, uri).groupBy().count().collect()) == 20_000
