@@ -39,7 +39,10 @@ SENSITIVE = (Classification.CONFIDENTIAL, Classification.RESTRICTED)
 def warm_up() -> None:
     """Import Great Expectations in the background, once per process: it takes seconds, which a gate
     would otherwise spend inside its step before validating (a step that needs it meanwhile waits on
-    Python's import lock, so it never sees half a module)."""
+    Python's import lock, so it never sees half a module).
+
+    Gated steps call it as they begin, so that the import overlaps their engine query. Begun in the raw
+    step, it held the GIL the landing staging threads need: 3 s more of an events day's raw step."""
     if not _warming.is_set():
         _warming.set()
         threading.Thread(target=importlib.import_module, args=("quality.expectations",), daemon=True).start()
