@@ -188,8 +188,13 @@ def scored_readings(readings: DataFrame) -> DataFrame:
 
 
 def reading_anomalies(readings: DataFrame) -> DataFrame:
-    """Readings far from their device's behaviour of the day, with the reason (see the module docstring)."""
-    scored = scored_readings(readings)
+    """Readings far from their device's behaviour of the day, with the reason (see the module docstring).
+
+    Only the columns the windows and the output need go into the windows' sorts: Sail kept the others
+    (source_file, unit, firmware) through all three (5M readings: 18 s with them, 11 s without)."""
+    scored = scored_readings(
+        readings.select("dt", "device_id", "timestamp", "line_number", "value", "kind", "tenant_id", "region")
+    )
     reason = first_reason(
         (F.col("sustained_out_of_band"), "out_of_band_sustained"),
         (F.abs("z_score") > Z_THRESHOLD, "z_score"),
