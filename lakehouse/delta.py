@@ -35,7 +35,7 @@ from lakehouse.engine import delta_sql_engine, engine_path, is_apache_spark, spa
 PARTITION_COLUMN = "dt"
 # Sail's Delta writer holds a file's rows until it reaches this size, per writing thread. Its default,
 # 100 MiB, held 1.7 GB at peak to write 1M events lines, and first touching fresh memory costs system time
-# here (about 3 s a GB): at 32 MiB the events day peaks at 2.1 GB instead of 2.6-2.8 GB. Files of 32 MiB
+# here (about 3 s a GB): at 32 MiB the events day peaked at 2.1-2.4 GB instead of 2.6-2.8 GB. Files of 32 MiB
 # are above maintenance's small-file mark (16 MiB), so they are not compacted again.
 SAIL_TARGET_FILE_BYTES = 32 * 1024 * 1024
 
