@@ -9,6 +9,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
+from lakehouse import delta
 from lakehouse.delta import (
     DeltaWriteError,
     SchemaChangeError,
@@ -237,8 +238,6 @@ def test_strings_the_engine_keeps_as_views_are_written(spark, lake, uri, seeded)
 @SAIL_ONLY
 def test_sail_writes_files_of_the_target_size(spark, lake, uri, monkeypatch):
     """Sail holds a file's rows in memory until the target size: the writer sets it (the memory bound)."""
-    from lakehouse import delta
-
     rows = spark.range(20_000).select(
         F.sha2(F.col("id").cast("string"), 512).alias("id"), F.lit(D1).alias("dt")
     )  # 2.6 MB of incompressible text
