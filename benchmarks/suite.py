@@ -251,6 +251,7 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true", help="print the table of the latest figures")
     args = parser.parse_args()
 
+    from infra import local_s3
     from lakehouse import storage
     from lakehouse.config import LakehouseConfig
 
@@ -309,6 +310,9 @@ def main() -> None:
         for root in sorted(set(roots.values())):
             os.environ["LAKEHOUSE_ROOT"] = root
             storage.delete_dir(LakehouseConfig.from_env(), root)
+        embedded = local_s3.current()
+        if embedded and LakehouseConfig.from_env().storage_env.get("AWS_ENDPOINT_URL") == embedded.endpoint:
+            local_s3.vacuum()  # else every run leaves its GBs on the embedded S3's disk
 
     summary = summarize(figures, args.rows, landing_bytes)
     summary["meta"] = {

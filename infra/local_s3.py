@@ -29,7 +29,6 @@ DEFAULT_BUCKET = "lakehouse"
 REGION = "us-east-1"
 # Every listening port but S3's is picked free, so that a user's lake and a test session coexist.
 _SERVICE_PORT_FLAGS = (
-    "master.port",
     "master.port.grpc",
     "volume.port",
     "volume.port.grpc",
@@ -148,6 +147,7 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
     }
     write_secret(config, json.dumps({"identities": [identity]}))
     # Internal ports are chosen free so that two checkouts (or a test session) can coexist.
+    master_port = _free_port()
     command = [
         _weed_binary(),
         f"-logdir={directory / 'log'}",
@@ -155,6 +155,7 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
         f"-dir={directory / 'data'}",
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
+        f"-master.port={master_port}",
         *(f"-{flag}={_free_port()}" for flag in _SERVICE_PORT_FLAGS),
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
@@ -169,12 +170,22 @@ def start(port: int | None = None, bucket: str = DEFAULT_BUCKET, timeout: float 
         f"-s3.config={config}",
         f"-s3.localSocket={directory / 'run' / 's3.sock'}",
     ]
+    # SeaweedFS grows 7 volumes of 1 GB at once for each new bucket and sizes its volume slots from the free
+    # disk (`-volume.max=0`): with a fuller disk, the regional buckets found no free volume (500 on PUT).
+    # One volume per growth keeps a bucket at the volumes its data needs.
+    environment = {"WEED_MASTER_VOLUME_GROWTH_COPY_1": "1", **os.environ}
     log = open(directory / "log" / "weed.out", "ab")
     process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=environment,
     )
     (directory / "weed.pid").write_text(str(process.pid))
     (directory / "port").write_text(str(port))
+    (directory / "master_port").write_text(str(master_port))
     server = LocalS3(f"http://127.0.0.1:{port}", access, secret)
     deadline = time.monotonic() + timeout
     while True:
@@ -219,6 +230,17 @@ def ensure_bucket(server: LocalS3, bucket: str) -> None:
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         client.create_bucket(Bucket=bucket)
+
+
+def vacuum(garbage_threshold: float = 0.01) -> None:
+    """Give back the disk space of deleted objects now. SeaweedFS only marks them deleted, and compacts a
+    volume on its own when a third of it is garbage, so a deleted bench root otherwise stays on disk."""
+    import urllib.request
+
+    port = int((state_dir() / "master_port").read_text())
+    url = f"http://127.0.0.1:{port}/vol/vacuum?garbageThreshold={garbage_threshold}"
+    with urllib.request.urlopen(url, timeout=600) as response:
+        response.read()
 
 
 def stop(timeout: float = 60.0) -> bool:
