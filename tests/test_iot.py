@@ -125,6 +125,20 @@ def test_readings_get_the_first_broken_rule(engine, registry):
     assert json.loads(held["record"])["line"] == READING_LINES[3]
 
 
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("{}", "missing_device_id"),  # an object, without the reading's fields
+        ('{"sensor":{"device_id":"x"}}', "missing_device_id"),
+        ("[1,2]", "malformed_json"),  # JSON, but not an object
+        ('"text"', "malformed_json"),
+        ("", "malformed_json"),
+    ],
+)
+def test_malformed_means_not_one_json_object(engine, registry, line, reason):
+    assert t.parse_readings(raw_frame(engine, [line]), registry).first()["quarantine_reason"] == reason
+
+
 def test_a_reading_needs_its_device_in_the_same_days_registry(engine, registry):
     other_day = registry.withColumn("dt", F.lit(DAY - dt.timedelta(days=1)))
     out = t.parse_readings(raw_frame(engine, [reading()]), other_day).first()

@@ -8,11 +8,8 @@ partition they arrived in and are flagged `is_late`.
 
 from __future__ import annotations
 
-import functools
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from transforms import common
 
@@ -41,26 +38,13 @@ ENVELOPE = {  # processed column: envelope field
 }
 
 
-# The envelope's fields as JSON text (an object or array value keeps its text): a struct, because Sail
-# looks fields up in a parsed map at ~2 s per field and 1M lines, and a struct's are free.
-ENVELOPE_SCHEMA = T.StructType(
-    [T.StructField(name, T.StringType()) for name in dict.fromkeys([*ENVELOPE.values(), *REQUIRED_FIELDS])]
-)
-
-
-def _malformed(envelope: Column) -> Column:
-    """The line is not one JSON object. A struct has no null for that (its fields are null, as for `{}`),
-    so the lines without any field are parsed again as a map, which is null exactly then."""
-    absent = functools.reduce(
-        lambda a, b: a & b, [envelope.getField(f.name).isNull() for f in ENVELOPE_SCHEMA.fields]
-    )
-    return F.when(absent, F.from_json("line", "map<string,string>").isNull()).otherwise(F.lit(False))
+ENVELOPE_SCHEMA = common.json_text_fields([*ENVELOPE.values(), *REQUIRED_FIELDS])
 
 
 def _rules(envelope: Column, timestamp: Column) -> list[tuple[Column, str]]:
     """The rules a valid event keeps, in the order its reasons are listed."""
     return [
-        (_malformed(envelope), "malformed_json"),
+        (common.malformed_json(envelope, ENVELOPE_SCHEMA), "malformed_json"),
         *[(envelope.getField(name).isNull(), f"missing_required_field:{name}") for name in REQUIRED_FIELDS],
         (~envelope.getField("eventId").rlike(UUID_PATTERN), "invalid_event_id"),
         (~envelope.getField("eventType").isin(*EVENT_TYPES), "unknown_event_type"),

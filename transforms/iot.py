@@ -22,7 +22,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.common import first_reason, rule_reasons
+from transforms.common import first_reason, json_text_fields, malformed_json, rule_reasons
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # kind: ((physical low, physical high), (normal band low, normal band high)) — the sensor data sheet.
@@ -53,20 +53,23 @@ def _by_kind(kind: Column, pick) -> Column:
 
 
 def _parsed(raw: DataFrame, fields: tuple[str, ...]) -> DataFrame:
-    envelope = F.from_json("line", "map<string,string>")
-    return raw.select("dt", "source_file", "line_number", "line", envelope.alias("_envelope")).select(
+    schema = json_text_fields(fields)
+    envelope = F.col("_envelope")
+    return raw.select(
+        "dt", "source_file", "line_number", "line", F.from_json("line", schema).alias("_envelope")
+    ).select(
         "dt",
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        "_envelope",
-        *[F.col("_envelope").getItem(name).alias(f"_{name}") for name in fields],
+        malformed_json(envelope, schema).alias("_malformed"),
+        *[envelope.getField(name).alias(f"_{name}") for name in fields],
     )
 
 
-def _device_id_rules(envelope: Column, device_id: Column) -> list[tuple[Column, str]]:
+def _device_id_rules(device_id: Column) -> list[tuple[Column, str]]:
     return [
-        (envelope.isNull(), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         (device_id.isNull() | (F.trim(device_id) == ""), "missing_device_id"),
         (~device_id.rlike(UUID_PATTERN), "invalid_device_id"),
     ]
@@ -87,7 +90,7 @@ def parse_devices(raw: DataFrame) -> DataFrame:
         "line_number",
         "_line",
         *rule_reasons(
-            *_device_id_rules(F.col("_envelope"), F.col("_device_id")),
+            *_device_id_rules(F.col("_device_id")),
             (~F.coalesce(F.col("_kind").isin(*SENSOR_KINDS), F.lit(False)), "unknown_kind"),
             (installed_at.isNull(), "unparseable_installed_at"),
         ),
@@ -123,7 +126,7 @@ def parse_readings(readings: DataFrame, devices: DataFrame) -> DataFrame:
         "line_number",
         "_line",
         *rule_reasons(
-            *_device_id_rules(F.col("_envelope"), F.col("_device_id")),
+            *_device_id_rules(F.col("_device_id")),
             (timestamp.isNull(), "unparseable_timestamp"),
             (value.isNull() | F.isnan(value) | value.isin(float("inf"), float("-inf")), "value_not_a_number"),
             (low.isNull(), "unknown_kind"),
