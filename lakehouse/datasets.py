@@ -133,6 +133,11 @@ class Dataset:
         stray = sorted(set(self.cross_region_columns) - set(self.upstream))
         if stray:
             problems.append(f"cross_region_columns name datasets that are not upstream: {stray}")
+        masked = [c for c in self.deduplicate_on if self.personal_data.get(c) == Protection.MASK]
+        if masked:
+            problems.append(
+                f"a masked value no longer tells rows apart: de-duplicate on no masked column {masked}"
+            )
         if self.resident and not (self.region_column and self.allowed_regions):
             problems.append("a resident dataset declares its region_column and allowed_regions")
         if problems:

@@ -4,7 +4,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -301,7 +301,7 @@ class Staged:
 
 
 SPLIT = "_split"  # the staged output's partitions: each side of the step reads only its own rows
-ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+ACCEPTED, REJECTED = "accepted", "rejected"
 
 
 def _staged(lake: LakeResource, df: DataFrame, folder: str, split: bool = False) -> DataFrame:
@@ -312,8 +312,8 @@ def _staged(lake: LakeResource, df: DataFrame, folder: str, split: bool = False)
 
 
 def _split(lake: LakeResource, dataset: Dataset, output: DataFrame) -> DataFrame:
-    """The output with each row's SPLIT; accepted rows protected, the others as the transform gave them
-    (quarantine records keep what arrived; duplicates are only counted)."""
+    """The output with each row's SPLIT; accepted rows protected, rejected rows as the transform gave
+    them (quarantine records keep what arrived)."""
     rejected = F.lit(False)
     if QUARANTINE_REASON in output.columns:
         rejected = F.col(QUARANTINE_REASON).isNotNull()
@@ -321,35 +321,42 @@ def _split(lake: LakeResource, dataset: Dataset, output: DataFrame) -> DataFrame
         quarantine_only = [c for c in output.columns if c.startswith("_")]
         if quarantine_only:
             output = output.withColumns({c: F.when(rejected, F.col(c)) for c in quarantine_only})
-    split = F.when(rejected, F.lit(REJECTED))
-    if dataset.deduplicate_on:
-        first = common.first_occurrence(output, [rejected, *dataset.deduplicate_on])
-        split = split.when(~first, F.lit(DUPLICATE))
-    output = output.withColumn(SPLIT, split.otherwise(F.lit(ACCEPTED)))
+    output = output.withColumn(SPLIT, F.when(rejected, F.lit(REJECTED)).otherwise(F.lit(ACCEPTED)))
     if dataset.personal_data:
         key = lake.config.token_key()
         output = common.protect(output, dataset.personal_data, key, rows=F.col(SPLIT) == ACCEPTED)
     return output
 
 
+def _deduplicated(lake: LakeResource, rows: DataFrame, keys: Sequence[str], folder: str) -> DataFrame:
+    """The staged rows without the later rows of a repeated key; staged again only when a key repeats.
+    Keys are compared as staged, protected: a token is as distinct as its value (no masked keys, see
+    `Dataset`)."""
+    firsts = _staged(lake, common.first_lines(rows, keys), f"{folder}/first_lines")
+    if firsts.isEmpty():
+        return rows
+    return _staged(lake, common.without_repeats(rows, firsts, keys), f"{folder}/deduplicated")
+
+
 def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, folder: str) -> Staged:
     """Stage the transform's output in one pass, split into the rows to publish exactly as they would be
-    written (de-duplicated by source line, protected), the duplicates and the rejected rows: the gate and
-    the write then read the same Parquet copy, and the quarantine records read only the rejected rows."""
+    written (protected, then de-duplicated by source line) and the rejected rows: the gate and the write
+    then read the same Parquet copy, and the quarantine records read only the rejected rows."""
     _check_declared_columns(dataset, common.accepted_rows(output))
     output = _staged(lake, _split(lake, dataset, output), f"{folder}/output", split=True)
     rows = {side: output.where(F.col(SPLIT) == side).drop(SPLIT) for side in (ACCEPTED, REJECTED)}
     accepted = common.accepted_rows(rows[ACCEPTED])
     gate.audited_columns(dataset, accepted.columns)  # a suite naming a missing column fails here
+    deduplicated_from = None
+    if dataset.deduplicate_on:
+        counted = accepted.groupBy("dt").count().collect()
+        deduplicated_from = {row["dt"]: row["count"] for row in counted}
+        accepted = _deduplicated(lake, accepted, dataset.deduplicate_on, folder)
     rejected, held = None, None
     if dataset.has_quarantine:
         records = common.quarantine_records(rows[REJECTED], run_id, dt.datetime.now(dt.UTC))
         rejected = _staged(lake, records, f"{folder}/quarantine")
         held = metrics.count_quarantined(rejected)
-    deduplicated_from = None
-    if dataset.deduplicate_on:
-        counted = output.where(F.col(SPLIT) != REJECTED).groupBy("dt").count().collect()
-        deduplicated_from = {row["dt"]: row["count"] for row in counted}
     return Staged(accepted, rejected, held, deduplicated_from)
 
 
