@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from lakehouse.datasets import Protection
+import pytest
+
+from lakehouse.datasets import Dataset, Protection
 from transforms import common
 
 DAY = dt.date(2024, 1, 2)
@@ -81,3 +83,49 @@ def test_rows_from_regions_not_allowed_are_marked_for_quarantine(engine):
     records = common.quarantine_records(marked, "run-1", dt.datetime(2024, 1, 3)).collect()
     assert [json.loads(r["record"]).get("email") for r in records] == ["bob@example.org", None]
     assert {r["source_file"] for r in records} == {None}
+
+
+def lines(engine, rows):
+    return engine.createDataFrame(
+        [(DAY, *row) for row in rows], "dt date, source_file string, line_number int, key string, value int"
+    )
+
+
+def test_deduplicate_keeps_the_first_row_by_file_and_line_and_groups_null_keys(engine):
+    rows = [
+        ("b.jsonl", 1, "k1", 1),
+        ("a.jsonl", 9, "k1", 2),  # the first of k1: a.jsonl comes before b.jsonl
+        ("a.jsonl", 2, None, 3),  # null keys are one key, as a window's partition is
+        ("a.jsonl", 5, None, 4),
+        ("a.jsonl", 3, "k2", 5),  # a key seen once
+    ]
+    kept = common.deduplicate(lines(engine, rows), ["key"])
+    assert kept.columns == ["dt", "source_file", "line_number", "key", "value"]
+    assert sorted(r["value"] for r in kept.collect()) == [2, 3, 5]
+    firsts = {
+        r["key"]: (r["first_file"], r["first_line"])
+        for r in common.first_lines(lines(engine, rows), ["key"]).collect()
+    }
+    assert firsts == {"k1": ("a.jsonl", 9), None: ("a.jsonl", 2)}  # only repeated keys
+
+
+def test_deduplicate_drops_no_row_of_the_first_line(engine):
+    # two rows of one line with one key: neither is "later", so both stay for the key's uniqueness check
+    rows = [("a.jsonl", 1, "k1", 1), ("a.jsonl", 1, "k1", 2), ("a.jsonl", 2, "k1", 3)]
+    assert sorted(r["value"] for r in common.deduplicate(lines(engine, rows), ["key"]).collect()) == [1, 2]
+
+
+def test_a_masked_column_cannot_be_a_deduplication_key():
+    declared = {
+        "name": "p",
+        "domain": "d",
+        "layer": "processed",
+        "description": "",
+        "owner": "o",
+        "transform": lambda r: r,
+        "upstream": ("raw/d/r",),
+        "deduplicate_on": ("email",),
+    }
+    assert Dataset(**declared, personal_data={"email": Protection.TOKENIZE}).deduplicate_on == ("email",)
+    with pytest.raises(ValueError, match=r"de-duplicate on no masked column \['email'\]"):
+        Dataset(**declared, personal_data={"email": Protection.MASK})
