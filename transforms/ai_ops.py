@@ -20,7 +20,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from transforms.common import rule_reasons
+from transforms.common import json_text_fields, malformed_json, rule_reasons
 
 RUN_STATUSES = ("success", "error", "timeout")
 TOOL_STATUSES = ("success", "error", "timeout")
@@ -32,19 +32,51 @@ THRESHOLD = "decimal(6,4)"
 WIDE = "decimal(24,12)"  # operands widened before dividing: Sail's own result scale truncates at 6 digits
 
 
-def _parsed(raw: DataFrame) -> DataFrame:
-    return raw.select(
-        "dt", "source_file", "line_number", "line", F.from_json("line", "map<string,string>").alias("_json")
+BUDGET_FIELDS = (
+    "tenant_id",
+    "region",
+    "period",
+    "amount",
+    "currency",
+    "warning_threshold",
+    "critical_threshold",
+)
+RUN_FIELDS = (
+    "run_id",
+    "tenant_id",
+    "region",
+    "user_id",
+    "workflow",
+    "model",
+    "provider",
+    "tokens_in",
+    "tokens_out",
+    "latency_ms",
+    "cost_usd",
+    "status",
+    "started_at",
+    "prompt_excerpt",
+)
+CALL_FIELDS = ("call_id", "run_id", "tool_name", "input", "output", "status", "latency_ms", "started_at")
+
+
+def _parsed(raw: DataFrame, fields: tuple[str, ...]) -> DataFrame:
+    """The line's `fields` as `_json` (a struct: a field not listed here fails the plan, not the row) and
+    `_malformed`."""
+    schema = json_text_fields(fields)
+    parsed = raw.select(
+        "dt", "source_file", "line_number", "line", F.from_json("line", schema).alias("_json")
     )
+    return parsed.withColumn("_malformed", malformed_json(F.col("_json"), schema))
 
 
 def _field(name: str) -> Column:
-    return F.col("_json").getItem(name)
+    return F.col("_json").getField(name)
 
 
 def _try_cast(name: str, to: str) -> Column:
     """The field as `to`, null when absent or not a number (never an error)."""
-    return F.expr(f"try_cast(_json['{name}'] as {to})")
+    return F.expr(f"try_cast(_json.{name} as {to})")
 
 
 def _decimal(name: str, to: str) -> Column:
@@ -52,7 +84,7 @@ def _decimal(name: str, to: str) -> Column:
 
 
 def _timestamp(name: str) -> Column:
-    return F.expr(f"try_to_timestamp(_json['{name}'])")
+    return F.expr(f"try_to_timestamp(_json.{name})")
 
 
 def _missing(*names: str) -> list[tuple[Column, str]]:
@@ -65,14 +97,14 @@ def parse_tenant_budgets(raw: DataFrame) -> DataFrame:
     warning, critical = _decimal("warning_threshold", THRESHOLD), _decimal("critical_threshold", THRESHOLD)
     period = _field("period")
     reasons = rule_reasons(
-        (F.col("_json").isNull(), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         *_missing("tenant_id", "period", "amount"),
         (~period.rlike(r"^[0-9]{4}-(0[1-9]|1[0-2])$"), "invalid_period"),
         (period != F.date_format("dt", "yyyy-MM"), "period_not_current"),
         (amount.isNull() | (amount < 0), "invalid_amount"),
         (warning.isNull() | critical.isNull() | (warning <= 0) | (warning > critical), "invalid_thresholds"),
     )
-    return _parsed(raw).select(
+    return _parsed(raw, BUDGET_FIELDS).select(
         "dt",
         _field("tenant_id").alias("tenant_id"),
         _field("region").alias("region"),
@@ -97,14 +129,14 @@ def parse_agent_runs(agent_runs: DataFrame, tenant_budgets: DataFrame) -> DataFr
     known = tenant_budgets.select(
         F.col("dt").alias("_budget_dt"), F.col("tenant_id").alias("_budget_tenant")
     ).distinct()
-    runs = _parsed(agent_runs).join(
+    runs = _parsed(agent_runs, RUN_FIELDS).join(
         known, (F.col("dt") == F.col("_budget_dt")) & (_field("tenant_id") == F.col("_budget_tenant")), "left"
     )
     tokens_in, tokens_out = _try_cast("tokens_in", "bigint"), _try_cast("tokens_out", "bigint")
     latency, cost = _try_cast("latency_ms", "bigint"), _decimal("cost_usd", COST)
     started_at = _timestamp("started_at")
     reasons = rule_reasons(
-        (F.col("_json").isNull(), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         *_missing("run_id", "tenant_id"),
         (F.col("_budget_tenant").isNull(), "unknown_tenant"),
         (tokens_in.isNull() | tokens_out.isNull(), "invalid_tokens"),
@@ -144,12 +176,12 @@ def parse_tool_calls(tool_calls: DataFrame, agent_runs: DataFrame) -> DataFrame:
         F.col("tenant_id").alias("_run_tenant"),
         F.col("region").alias("_run_region"),
     ).dropDuplicates(["_run_dt", "_run_id"])
-    calls = _parsed(tool_calls).join(
+    calls = _parsed(tool_calls, CALL_FIELDS).join(
         runs, (F.col("dt") == F.col("_run_dt")) & (_field("run_id") == F.col("_run_id")), "left"
     )
     latency = _try_cast("latency_ms", "bigint")
     reasons = rule_reasons(
-        (F.col("_json").isNull(), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         *_missing("call_id", "run_id"),
         (F.col("_run_id").isNull(), "unknown_run"),
         (_field("status").isNull() | ~_field("status").isin(*TOOL_STATUSES), "unknown_status"),

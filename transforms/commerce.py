@@ -63,9 +63,16 @@ LINE = ("source_file", "line_number")
 
 
 def _fields(raw: DataFrame, names: tuple[str, ...]) -> DataFrame:
-    """The landing line as a string map plus one column per field (`_m` is null for malformed JSON)."""
-    parsed = raw.select("dt", *LINE, "line", F.from_json("line", "map<string,string>").alias("_m"))
-    return parsed.select("dt", *LINE, "line", "_m", *[F.col("_m").getItem(n).alias(n) for n in names])
+    """The landing line plus one column per field and `_malformed` (the line is not one JSON object)."""
+    schema = common.json_text_fields(names)
+    parsed = raw.select("dt", *LINE, "line", F.from_json("line", schema).alias("_m"))
+    return parsed.select(
+        "dt",
+        *LINE,
+        "line",
+        common.malformed_json(F.col("_m"), schema).alias("_malformed"),
+        *[F.col("_m").getField(n).alias(n) for n in names],
+    )
 
 
 def _missing(column: str) -> Column:
@@ -74,7 +81,7 @@ def _missing(column: str) -> Column:
 
 def _structure_rules(required: tuple[str, ...]) -> list[tuple[Column, str]]:
     return [
-        (F.col("_m").isNull(), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         *[(_missing(name), f"missing_required_field:{name}") for name in required],
     ]
 

@@ -211,10 +211,11 @@ def without_repeats(df: DataFrame, firsts: DataFrame, keys: Sequence[str]) -> Da
     """`df` without the rows of a repeated key (`firsts`, from `first_lines`) that come after its first
     line. Rows that share the key's first line all stay: nothing is dropped by a guess (the key's
     uniqueness check then fails)."""
-    joined = _join_null_safe(df, firsts, ["dt", *keys], "left")
-    first_file, first_line = F.col("_right_first_file"), F.col("_right_first_line")
-    at_first = (F.col("source_file") == first_file) & (F.col("line_number") == first_line)
-    return joined.where(first_line.isNull() | at_first).select(*df.columns)
+    joined = _join_null_safe(df, firsts.withColumn("repeated", F.lit(True)), ["dt", *keys], "left")
+    at_first = F.col("source_file").eqNullSafe(F.col("_right_first_file")) & F.col("line_number").eqNullSafe(
+        F.col("_right_first_line")
+    )
+    return joined.where(F.col("_right_repeated").isNull() | at_first).select(*df.columns)
 
 
 def deduplicate(df: DataFrame, keys: Sequence[str]) -> DataFrame:

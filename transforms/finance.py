@@ -36,32 +36,50 @@ AMOUNT = "decimal(10,2)"
 MONEY = "decimal(18,2)"
 
 
-def _fields(raw: DataFrame) -> DataFrame:
-    return raw.select(
-        "dt", "source_file", "line_number", "line", F.from_json("line", "map<string,string>").alias("f")
-    )
+ACCOUNT_FIELDS = ("account_id", "customer_id", "currency", "opened_at", "region", "tenant_id", "status")
+TRANSACTION_FIELDS = (
+    "id",
+    "account_id",
+    "amount",
+    "currency",
+    "timestamp",
+    "status",
+    "type",
+    "merchant_category",
+    "channel",
+    "counterparty_name",
+    "ip_address",
+)
+
+
+def _fields(raw: DataFrame, fields: tuple[str, ...]) -> DataFrame:
+    """The line's `fields` as `f` (a struct: a field not listed here fails the plan, not the row) and
+    `_malformed`."""
+    schema = common.json_text_fields(fields)
+    parsed = raw.select("dt", "source_file", "line_number", "line", F.from_json("line", schema).alias("f"))
+    return parsed.withColumn("_malformed", common.malformed_json(F.col("f"), schema))
 
 
 def _missing(required: Iterable[str]) -> list[tuple[Column, str]]:
-    return [(F.col("f").getItem(name).isNull(), f"missing_required_field:{name}") for name in required]
+    return [(F.col("f").getField(name).isNull(), f"missing_required_field:{name}") for name in required]
 
 
 def parse_accounts(raw: DataFrame) -> DataFrame:
     """Typed accounts-snapshot rows plus `quarantine_reason`; `_line` keeps the line for quarantine."""
     f = F.col("f")
-    opened_at = F.expr("try_to_timestamp(f['opened_at'])")
+    opened_at = F.expr("try_to_timestamp(f.opened_at)")
     reasons = common.rule_reasons(
-        (f.isNull(), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         *_missing(ACCOUNT_REQUIRED),
-        (~f.getItem("account_id").rlike(UUID_PATTERN), "invalid_account_id"),
+        (~f.getField("account_id").rlike(UUID_PATTERN), "invalid_account_id"),
         (opened_at.isNull(), "invalid_opened_at"),
-        (~F.coalesce(f.getItem("status"), F.lit("")).isin(*ACCOUNT_STATUSES), "unknown_account_status"),
+        (~F.coalesce(f.getField("status"), F.lit("")).isin(*ACCOUNT_STATUSES), "unknown_account_status"),
     )
-    return _fields(raw).select(
+    return _fields(raw, ACCOUNT_FIELDS).select(
         "dt",
-        *[f.getItem(name).alias(name) for name in ("account_id", "customer_id", "currency")],
+        *[f.getField(name).alias(name) for name in ("account_id", "customer_id", "currency")],
         opened_at.alias("opened_at"),
-        *[f.getItem(name).alias(name) for name in ("region", "tenant_id", "status")],
+        *[f.getField(name).alias(name) for name in ("region", "tenant_id", "status")],
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
@@ -87,8 +105,8 @@ def processed_transactions(
     `quarantine_reason` is the first rule a line breaks (null: accepted); `_line` keeps the line.
     """
     f = F.col("f")
-    number = F.expr("try_cast(f['amount'] as decimal(20,2))")
-    ts = F.expr("try_to_timestamp(f['timestamp'])")
+    number = F.expr("try_cast(f.amount as decimal(20,2))")
+    ts = F.expr("try_to_timestamp(f.`timestamp`)")
     owners = known_accounts(accounts, allowed_regions).select(
         "dt",
         "account_id",
@@ -97,34 +115,34 @@ def processed_transactions(
         F.col("tenant_id").alias("_tenant_id"),
         F.lit(True).alias("_known"),
     )
-    lines = _fields(transactions).withColumn("account_id", f.getItem("account_id"))
+    lines = _fields(transactions, TRANSACTION_FIELDS).withColumn("account_id", f.getField("account_id"))
     joined = lines.join(owners, on=["dt", "account_id"], how="left")
     reasons = common.rule_reasons(
-        (f.isNull(), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         *_missing(TRANSACTION_REQUIRED),
-        (~f.getItem("id").rlike(UUID_PATTERN), "invalid_transaction_id"),
+        (~f.getField("id").rlike(UUID_PATTERN), "invalid_transaction_id"),
         (number.isNull(), "amount_not_a_number"),
         (number == 0, "amount_zero"),
         (F.abs(number) > MAX_ABS_AMOUNT, "amount_out_of_range"),
         (ts.isNull(), "invalid_timestamp"),
-        (~f.getItem("status").isin(*STATUSES), "unknown_status"),
-        (~F.coalesce(f.getItem("type"), F.lit("")).isin(*TRANSACTION_TYPES), "unknown_transaction_type"),
+        (~f.getField("status").isin(*STATUSES), "unknown_status"),
+        (~F.coalesce(f.getField("type"), F.lit("")).isin(*TRANSACTION_TYPES), "unknown_transaction_type"),
         (F.col("_known").isNull(), "unknown_account"),
     )
     return joined.select(
         "dt",
-        f.getItem("id").alias("transaction_id"),
+        f.getField("id").alias("transaction_id"),
         "account_id",
         F.col("_customer_id").alias("customer_id"),
         F.when(F.abs(number) <= MAX_ABS_AMOUNT, number).cast(AMOUNT).alias("amount"),
-        f.getItem("currency").alias("currency"),
+        f.getField("currency").alias("currency"),
         ts.alias("transaction_ts"),
-        f.getItem("status").alias("status"),
-        f.getItem("type").alias("type"),
-        f.getItem("merchant_category").alias("merchant_category"),
-        f.getItem("channel").alias("channel"),
-        f.getItem("counterparty_name").alias("counterparty_name"),
-        f.getItem("ip_address").alias("ip_address"),
+        f.getField("status").alias("status"),
+        f.getField("type").alias("type"),
+        f.getField("merchant_category").alias("merchant_category"),
+        f.getField("channel").alias("channel"),
+        f.getField("counterparty_name").alias("counterparty_name"),
+        f.getField("ip_address").alias("ip_address"),
         F.col("_region").alias("region"),
         F.col("_tenant_id").alias("tenant_id"),
         "source_file",
