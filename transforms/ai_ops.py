@@ -20,7 +20,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from transforms.common import json_text_fields, malformed_json, rule_reasons
+from transforms.common import parsed_lines, rule_reasons
 
 RUN_STATUSES = ("success", "error", "timeout")
 TOOL_STATUSES = ("success", "error", "timeout")
@@ -60,16 +60,6 @@ RUN_FIELDS = (
 CALL_FIELDS = ("call_id", "run_id", "tool_name", "input", "output", "status", "latency_ms", "started_at")
 
 
-def _parsed(raw: DataFrame, fields: tuple[str, ...]) -> DataFrame:
-    """The line's `fields` as `_json` (a struct: a field not listed here fails the plan, not the row) and
-    `_malformed`."""
-    schema = json_text_fields(fields)
-    parsed = raw.select(
-        "dt", "source_file", "line_number", "line", F.from_json("line", schema).alias("_json")
-    )
-    return parsed.withColumn("_malformed", malformed_json(F.col("_json"), schema))
-
-
 def _field(name: str) -> Column:
     return F.col("_json").getField(name)
 
@@ -104,7 +94,7 @@ def parse_tenant_budgets(raw: DataFrame) -> DataFrame:
         (amount.isNull() | (amount < 0), "invalid_amount"),
         (warning.isNull() | critical.isNull() | (warning <= 0) | (warning > critical), "invalid_thresholds"),
     )
-    return _parsed(raw, BUDGET_FIELDS).select(
+    return parsed_lines(raw, BUDGET_FIELDS, "_json").select(
         "dt",
         _field("tenant_id").alias("tenant_id"),
         _field("region").alias("region"),
@@ -129,7 +119,7 @@ def parse_agent_runs(agent_runs: DataFrame, tenant_budgets: DataFrame) -> DataFr
     known = tenant_budgets.select(
         F.col("dt").alias("_budget_dt"), F.col("tenant_id").alias("_budget_tenant")
     ).distinct()
-    runs = _parsed(agent_runs, RUN_FIELDS).join(
+    runs = parsed_lines(agent_runs, RUN_FIELDS, "_json").join(
         known, (F.col("dt") == F.col("_budget_dt")) & (_field("tenant_id") == F.col("_budget_tenant")), "left"
     )
     tokens_in, tokens_out = _try_cast("tokens_in", "bigint"), _try_cast("tokens_out", "bigint")
@@ -176,7 +166,7 @@ def parse_tool_calls(tool_calls: DataFrame, agent_runs: DataFrame) -> DataFrame:
         F.col("tenant_id").alias("_run_tenant"),
         F.col("region").alias("_run_region"),
     ).dropDuplicates(["_run_dt", "_run_id"])
-    calls = _parsed(tool_calls, CALL_FIELDS).join(
+    calls = parsed_lines(tool_calls, CALL_FIELDS, "_json").join(
         runs, (F.col("dt") == F.col("_run_dt")) & (_field("run_id") == F.col("_run_id")), "left"
     )
     latency = _try_cast("latency_ms", "bigint")

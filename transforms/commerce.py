@@ -64,14 +64,9 @@ LINE = ("source_file", "line_number")
 
 def _fields(raw: DataFrame, names: tuple[str, ...]) -> DataFrame:
     """The landing line plus one column per field and `_malformed` (the line is not one JSON object)."""
-    schema = common.json_text_fields(names)
-    parsed = raw.select("dt", *LINE, "line", F.from_json("line", schema).alias("_m"))
+    parsed = common.parsed_lines(raw, names, "_m")
     return parsed.select(
-        "dt",
-        *LINE,
-        "line",
-        common.malformed_json(F.col("_m"), schema).alias("_malformed"),
-        *[F.col("_m").getField(n).alias(n) for n in names],
+        "dt", *LINE, "line", "_malformed", *[F.col("_m").getField(n).alias(n) for n in names]
     )
 
 

@@ -20,18 +20,21 @@ REASONS_DDL = "array<string>"  # the quarantine's `reasons` text, parsed (Sail's
 UNREADABLE = "malformed_json"
 
 
-def json_text_fields(names: Iterable[str]) -> T.StructType:
-    """A landing line's fields as JSON text (an object or array value keeps its text), for `from_json`:
-    a struct, because Sail looks fields up in a parsed map at ~2 s per field and 1M lines (iot, 5M
-    readings, 8 fields: 22 s as a map, 4 s as a struct), and a struct's fields are free."""
-    return T.StructType([T.StructField(name, T.StringType()) for name in dict.fromkeys(names)])
+def parsed_lines(raw: DataFrame, fields: Iterable[str], into: str) -> DataFrame:
+    """The raw lines (`dt`, LINE_ORDER, `line`) with their `fields` as JSON text (an object or array value
+    keeps its text) in the struct `into`, and `_malformed`: the line is not one JSON object.
 
-
-def malformed_json(parsed: Column, fields: T.StructType, line: str = "line") -> Column:
-    """The line is not one JSON object. A parsed struct has no null for that (its fields are null, as for
-    `{}`), so the lines without any field are parsed again as a map, which is null exactly then."""
-    absent = functools.reduce(lambda a, b: a & b, [parsed.getField(f.name).isNull() for f in fields.fields])
-    return F.when(absent, F.from_json(line, "map<string,string>").isNull()).otherwise(F.lit(False))
+    A struct, because Sail looks fields up in a parsed map at ~2 s per field and 1M lines (iot, 5M
+    readings, 8 fields: 22 s as a map, 4 s as a struct); a field not listed fails the plan, not the row.
+    A struct has no null for a line that is not an object (its fields are null, as for `{}`), so the
+    lines without any field are parsed again as a map, which is null exactly then."""
+    schema = T.StructType([T.StructField(name, T.StringType()) for name in dict.fromkeys(fields)])
+    parsed = raw.select("dt", *LINE_ORDER, "line", F.from_json("line", schema).alias(into))
+    absent = functools.reduce(
+        lambda a, b: a & b, [F.col(into).getField(f.name).isNull() for f in schema.fields]
+    )
+    malformed = F.when(absent, F.from_json("line", "map<string,string>").isNull()).otherwise(F.lit(False))
+    return parsed.withColumn("_malformed", malformed)
 
 
 def raw_lines(lines: DataFrame, run_id: str, ingested_at: dt.datetime) -> DataFrame:

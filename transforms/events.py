@@ -38,13 +38,13 @@ ENVELOPE = {  # processed column: envelope field
 }
 
 
-ENVELOPE_SCHEMA = common.json_text_fields([*ENVELOPE.values(), *REQUIRED_FIELDS])
+ENVELOPE_FIELDS = (*ENVELOPE.values(), *REQUIRED_FIELDS)
 
 
 def _rules(envelope: Column, timestamp: Column) -> list[tuple[Column, str]]:
     """The rules a valid event keeps, in the order its reasons are listed."""
     return [
-        (common.malformed_json(envelope, ENVELOPE_SCHEMA), "malformed_json"),
+        (F.col("_malformed"), "malformed_json"),
         *[(envelope.getField(name).isNull(), f"missing_required_field:{name}") for name in REQUIRED_FIELDS],
         (~envelope.getField("eventId").rlike(UUID_PATTERN), "invalid_event_id"),
         (~envelope.getField("eventType").isin(*EVENT_TYPES), "unknown_event_type"),
@@ -65,9 +65,7 @@ def parse_events(raw: DataFrame) -> DataFrame:
     Personal fields of the payload and metadata are lifted into their own columns
     (so that their declared protection applies) and nulled inside the JSON.
     """
-    parsed = raw.select(
-        "dt", "source_file", "line_number", "line", F.from_json("line", ENVELOPE_SCHEMA).alias("envelope")
-    )
+    parsed = common.parsed_lines(raw, ENVELOPE_FIELDS, "envelope")
     envelope = F.col("envelope")
     timestamp = F.expr("try_to_timestamp(envelope.timestamp)")
     data = envelope.getField("data")

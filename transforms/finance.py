@@ -52,14 +52,6 @@ TRANSACTION_FIELDS = (
 )
 
 
-def _fields(raw: DataFrame, fields: tuple[str, ...]) -> DataFrame:
-    """The line's `fields` as `f` (a struct: a field not listed here fails the plan, not the row) and
-    `_malformed`."""
-    schema = common.json_text_fields(fields)
-    parsed = raw.select("dt", "source_file", "line_number", "line", F.from_json("line", schema).alias("f"))
-    return parsed.withColumn("_malformed", common.malformed_json(F.col("f"), schema))
-
-
 def _missing(required: Iterable[str]) -> list[tuple[Column, str]]:
     return [(F.col("f").getField(name).isNull(), f"missing_required_field:{name}") for name in required]
 
@@ -75,7 +67,7 @@ def parse_accounts(raw: DataFrame) -> DataFrame:
         (opened_at.isNull(), "invalid_opened_at"),
         (~F.coalesce(f.getField("status"), F.lit("")).isin(*ACCOUNT_STATUSES), "unknown_account_status"),
     )
-    return _fields(raw, ACCOUNT_FIELDS).select(
+    return common.parsed_lines(raw, ACCOUNT_FIELDS, "f").select(
         "dt",
         *[f.getField(name).alias(name) for name in ("account_id", "customer_id", "currency")],
         opened_at.alias("opened_at"),
@@ -115,7 +107,9 @@ def processed_transactions(
         F.col("tenant_id").alias("_tenant_id"),
         F.lit(True).alias("_known"),
     )
-    lines = _fields(transactions, TRANSACTION_FIELDS).withColumn("account_id", f.getField("account_id"))
+    lines = common.parsed_lines(transactions, TRANSACTION_FIELDS, "f").withColumn(
+        "account_id", f.getField("account_id")
+    )
     joined = lines.join(owners, on=["dt", "account_id"], how="left")
     reasons = common.rule_reasons(
         (F.col("_malformed"), "malformed_json"),

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.common import first_reason, json_text_fields, malformed_json, rule_reasons
+from transforms.common import first_reason, parsed_lines, rule_reasons
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # kind: ((physical low, physical high), (normal band low, normal band high)) — the sensor data sheet.
@@ -53,17 +53,13 @@ def _by_kind(kind: Column, pick) -> Column:
 
 
 def _parsed(raw: DataFrame, fields: tuple[str, ...]) -> DataFrame:
-    schema = json_text_fields(fields)
-    envelope = F.col("_envelope")
-    return raw.select(
-        "dt", "source_file", "line_number", "line", F.from_json("line", schema).alias("_envelope")
-    ).select(
+    return parsed_lines(raw, fields, "_envelope").select(
         "dt",
         "source_file",
         "line_number",
         F.col("line").alias("_line"),
-        malformed_json(envelope, schema).alias("_malformed"),
-        *[envelope.getField(name).alias(f"_{name}") for name in fields],
+        "_malformed",
+        *[F.col("_envelope").getField(name).alias(f"_{name}") for name in fields],
     )
 
 
