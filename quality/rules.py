@@ -66,9 +66,11 @@ class Rule:
         return self.columns[0]
 
     @property
-    def reference_column(self) -> str:
-        """The flag column the validated frame carries for a `references` rule (null: value not found)."""
-        return f"_ref_{self.name}"
+    def flag_column(self) -> str:
+        """The column the validated frame carries for a rule that looks beyond its row (`gate.flagged`): a
+        `references` rule's is null where the value is not found, a `unique` rule's holds the key (as text)
+        where the key repeats."""
+        return f"{'_ref' if self.kind == 'references' else '_repeated'}_{self.name}"
 
     @property
     def threshold(self) -> str:
@@ -98,9 +100,7 @@ class Rule:
         if self.kind == "not_null":
             return gxe.ExpectColumnValuesToNotBeNull(column=self.column, **mostly, **common)
         if self.kind == "unique":
-            if len(self.columns) == 1:
-                return gxe.ExpectColumnValuesToBeUnique(column=self.column, **mostly, **common)
-            return gxe.ExpectCompoundColumnsToBeUnique(column_list=list(self.columns), **mostly, **common)
+            return gxe.ExpectColumnValuesToBeNull(column=self.flag_column, **mostly, **common)
         if self.kind == "between":
             return gxe.ExpectColumnValuesToBeBetween(
                 column=self.column,
@@ -123,7 +123,7 @@ class Rule:
             assert self.type_name is not None, self.name
             return gxe.ExpectColumnValuesToBeOfType(column=self.column, type_=self.type_name, **common)
         if self.kind == "references":
-            return gxe.ExpectColumnValuesToNotBeNull(column=self.reference_column, **mostly, **common)
+            return gxe.ExpectColumnValuesToNotBeNull(column=self.flag_column, **mostly, **common)
         raise ValueError(f"rule {self.name}: unknown kind {self.kind!r}")
 
     def passes(self) -> Column | None:
@@ -133,7 +133,7 @@ class Rule:
         if self.kind == "not_null":
             return value.isNotNull()
         if self.kind == "references":
-            return F.col(self.column).isNull() | F.col(self.reference_column).isNotNull()
+            return F.col(self.column).isNull() | F.col(self.flag_column).isNotNull()
         if self.kind == "between":
             low = (
                 (value > self.min_value if self.strict_min else value >= self.min_value)

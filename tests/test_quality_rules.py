@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 from pyspark.sql import functions as F
 
+from lakehouse.lake import Lake
 from quality import expectations, gate
 from quality.rules import CURRENCY_CODE, UUID, between, holds, matches, one_of, required, typed, unique
 
@@ -43,12 +44,16 @@ FAILING = {
 }
 
 
+def _flagged(df):
+    return gate.flagged(Lake(), df, RULES, [DAY])  # no references: the lake is not read
+
+
 def test_expectations_and_conditions_count_the_same_failures(spark, tmp_path):
     df = spark.createDataFrame(
         [(DAY, *row) for row in ROWS],
         "dt date, id string, currency string, amount double, quantity int, ok boolean",
     )
-    result, docs = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-1")
+    result, docs = expectations.validate(_flagged(df), "processed.qa.rules", RULES, tmp_path, "run-1")
     found = {r.expectation_config.meta["rule"]: r.result.get("unexpected_count", 0) for r in result.results}
     assert found == FAILING
     assert {r.expectation_config.meta["rule"]: r.success for r in result.results}["amount_is_double"]
@@ -75,7 +80,7 @@ def test_a_small_staged_output_is_validated_from_memory_with_the_same_verdicts(s
     assert gate.in_memory_when_small(staged) is staged  # one row too many: validated where it was staged
     assert isinstance(in_memory._plan, LocalRelation) and in_memory.schema == staged.schema
     for frame, run in ((in_memory, "run-memory"), (staged, "run-staged")):
-        result, _ = expectations.validate(frame, "processed.qa.rules", RULES, tmp_path, run)
+        result, _ = expectations.validate(_flagged(frame), "processed.qa.rules", RULES, tmp_path, run)
         found = {
             r.expectation_config.meta["rule"]: r.result.get("unexpected_count", 0) for r in result.results
         }
@@ -89,12 +94,47 @@ def test_data_docs_keep_the_pages_of_other_processes(spark, tmp_path):
         [(DAY, *row) for row in ROWS],
         "dt date, id string, currency string, amount double, quantity int, ok boolean",
     )
-    _, first = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-b")
+    _, first = expectations.validate(_flagged(df), "processed.qa.rules", RULES, tmp_path, "run-b")
     expectations._context.cache_clear()  # what the next process starts with
     expectations._validation.cache_clear()
-    _, second = expectations.validate(df, "processed.qa.rules", RULES, tmp_path, "run-a")
+    _, second = expectations.validate(_flagged(df), "processed.qa.rules", RULES, tmp_path, "run-a")
     pages = [Path(urlparse(url).path) for url in (first, second)]
     assert first != second and all(page.is_file() for page in pages)
     index = (tmp_path / "quality" / "data_docs" / "index.html").read_text()
     assert index.count("href=") == 2
     assert index.index("run-a") < index.index("run-b")  # newest first, whatever the runs' names
+
+
+def test_rows_of_a_repeated_key_are_flagged_with_the_key(spark, tmp_path):
+    """Every row of a repeated key fails the uniqueness check and shows its key; keys with nulls compare
+    equal, a row with no key value at all is not checked (Great Expectations' compound uniqueness)."""
+    rule = unique("dt", "device", "at")
+    df = spark.createDataFrame(
+        [
+            (DAY, "d-1", 1),
+            (DAY, "d-1", 1),  # repeated
+            (DAY, "d-1", 2),
+            (DAY, "d-2", None),
+            (DAY, "d-2", None),  # repeated, with a null
+            (DAY, "d-3", None),
+            (None, None, None),
+            (None, None, None),  # no key value: not checked
+        ],
+        "dt date, device string, at int",
+    )
+    flagged = gate.flagged(Lake(), df, [rule], [DAY])
+    assert sorted(
+        r[0] for r in flagged.where(F.col(rule.flag_column).isNotNull()).select(rule.flag_column).collect()
+    ) == [
+        "dt=2024-01-02, device=d-1, at=1",
+        "dt=2024-01-02, device=d-1, at=1",
+        "dt=2024-01-02, device=d-2, at=null",
+        "dt=2024-01-02, device=d-2, at=null",
+    ]
+    result, _ = expectations.validate(flagged, "processed.qa.repeats", [rule], tmp_path, "run-repeats")
+    (outcome,) = result.results
+    assert not outcome.success and outcome.result["unexpected_count"] == 4
+    assert set(outcome.result["partial_unexpected_list"]) == {
+        "dt=2024-01-02, device=d-1, at=1",
+        "dt=2024-01-02, device=d-2, at=null",
+    }

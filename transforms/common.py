@@ -181,7 +181,7 @@ def quarantine_records(df: DataFrame, run_id: str, quarantined_at: dt.datetime) 
     )
 
 
-def _join_null_safe(left: DataFrame, right: DataFrame, on: Sequence[str], how: str) -> DataFrame:
+def join_null_safe(left: DataFrame, right: DataFrame, on: Sequence[str], how: str) -> DataFrame:
     """`left` joined with `right` on equal or both-null `on` columns (a window's partition groups nulls
     too); `right`'s columns come prefixed with `_right_`."""
     prefixed = right.select(*[F.col(c).alias(f"_right_{c}") for c in right.columns])
@@ -201,7 +201,7 @@ def first_lines(df: DataFrame, keys: Sequence[str]) -> DataFrame:
         raise ValueError(f"de-duplication keeps the first row by {LINE_ORDER}; missing columns {missing}")
     group = ["dt", *keys]
     repeated = df.groupBy(*group).count().where(F.col("count") > 1).select(*group)
-    rows = _join_null_safe(df.select(*group, *LINE_ORDER), repeated, group, "left_semi")
+    rows = join_null_safe(df.select(*group, *LINE_ORDER), repeated, group, "left_semi")
     order = F.row_number().over(Window.partitionBy(*group).orderBy(*LINE_ORDER))
     return (
         rows.withColumn("_order", order)
@@ -214,7 +214,7 @@ def without_repeats(df: DataFrame, firsts: DataFrame, keys: Sequence[str]) -> Da
     """`df` without the rows of a repeated key (`firsts`, from `first_lines`) that come after its first
     line. Rows that share the key's first line all stay: nothing is dropped by a guess (the key's
     uniqueness check then fails)."""
-    joined = _join_null_safe(df, firsts.withColumn("repeated", F.lit(True)), ["dt", *keys], "left")
+    joined = join_null_safe(df, firsts.withColumn("repeated", F.lit(True)), ["dt", *keys], "left")
     at_first = F.col("source_file").eqNullSafe(F.col("_right_first_file")) & F.col("line_number").eqNullSafe(
         F.col("_right_first_line")
     )
