@@ -159,7 +159,9 @@ def _with_references(lake: Lake, df: DataFrame, rules: Sequence[Rule], days: Seq
         if rule.reference is None:
             continue
         target, column = rule.reference
-        keys = lake.read(target, days)[0].select("dt", F.col(column).alias(rule.column)).distinct()
+        keys = in_memory_when_small(  # fetched once: a registry, looked up by every query of the suite
+            lake.read(target, days)[0].select("dt", F.col(column).alias(rule.column)).distinct()
+        )
         df = df.join(keys.withColumn(rule.flag_column, F.lit(True)), ["dt", rule.column], "left")
         # a missing value is the completeness rules' business, not a broken reference
         df = df.withColumn(rule.flag_column, F.col(rule.column).isNull() | F.col(rule.flag_column))
