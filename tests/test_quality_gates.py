@@ -198,3 +198,25 @@ def test_a_warning_does_not_block_and_the_metrics_are_exact(spark, lake, instanc
     quarantined = spark.read.format("delta").load(lake.table_uri("quarantine", "qa", "lines"))
     assert {(r["reason"], r["run_id"]) for r in quarantined.collect()} == {("negative_amount", result.run_id)}
     assert catalog.get_entry(lake, "processed.qa.lines")["qualityStatus"] == "warning"
+
+
+def test_a_repeated_key_blocks_its_step_and_names_the_key(spark, lake, instance):
+    """A key the dataset does not de-duplicate arrives twice: the blocking uniqueness check fails on both
+    rows, shows the key, and nothing of the step is published."""
+    lines = [json.dumps({"id": f"id-{i}", "note": "n", "amount": 1.0}) for i in range(5)]
+    lines.append(json.dumps({"id": "id-3", "note": "again", "amount": 2.0}))
+    from synthetic import write_landing
+
+    write_landing(lake, "qa", DAY, {"lines": [lines]}, {})
+    result = run_assets(instance, domain_assets([RAW, PROCESSED, CURATED]), DAY, raise_on_error=False)
+
+    assert not result.success
+    checks = _checks(result, PROCESSED.key_path)
+    assert {n for n, e in checks.items() if not e.passed} == {"id_unique_per_day"}
+    shown = {k: v.value for k, v in checks["id_unique_per_day"].metadata.items()}
+    assert (shown["unexpected_count"], shown["rows_validated"]) == (2, 6)
+    assert shown["failing_sample"] == ["dt=2024-01-02, id=id-3", "dt=2024-01-02, id=id-3"]
+    assert checks["id_unique_per_day"].severity == dg.AssetCheckSeverity.ERROR
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"raw/qa/lines", "quarantine/qa/landing_lines"}
+    assert not DeltaTable.is_deltatable(lake.table_uri("processed", "qa", "lines"), lake.storage_options)
