@@ -185,10 +185,10 @@ def _with_repeated_keys(df: DataFrame, rules: Sequence[Rule]) -> DataFrame:
             .groupBy(*key)
             .count()
             .where(F.col("count") > 1)
-            .select(*key, text.alias("key"))
+            .select(*key, text.alias(rule.flag_column))
         )
         joined = join_null_safe(df, in_memory_when_small(repeated), key, "left")
-        df = joined.select(*df.columns, F.col("_right_key").alias(rule.flag_column))
+        df = joined.select(*df.columns, F.col(f"_right_{rule.flag_column}").alias(rule.flag_column))
     return df
 
 

@@ -107,8 +107,9 @@ def test_data_docs_keep_the_pages_of_other_processes(spark, tmp_path):
 
 def test_rows_of_a_repeated_key_are_flagged_with_the_key(spark, tmp_path):
     """Every row of a repeated key fails the uniqueness check and shows its key; keys with nulls compare
-    equal, a row with no key value at all is not checked (Great Expectations' compound uniqueness)."""
-    rule = unique("dt", "device", "at")
+    equal, a row with no key value at all is not checked (Great Expectations' compound uniqueness). A
+    column may be called `key`."""
+    rule = unique("dt", "device", "key")
     df = spark.createDataFrame(
         [
             (DAY, "d-1", 1),
@@ -120,21 +121,21 @@ def test_rows_of_a_repeated_key_are_flagged_with_the_key(spark, tmp_path):
             (None, None, None),
             (None, None, None),  # no key value: not checked
         ],
-        "dt date, device string, at int",
+        "dt date, device string, key int",
     )
     flagged = gate.flagged(Lake(), df, [rule], [DAY])
     assert sorted(
         r[0] for r in flagged.where(F.col(rule.flag_column).isNotNull()).select(rule.flag_column).collect()
     ) == [
-        "dt=2024-01-02, device=d-1, at=1",
-        "dt=2024-01-02, device=d-1, at=1",
-        "dt=2024-01-02, device=d-2, at=null",
-        "dt=2024-01-02, device=d-2, at=null",
+        "dt=2024-01-02, device=d-1, key=1",
+        "dt=2024-01-02, device=d-1, key=1",
+        "dt=2024-01-02, device=d-2, key=null",
+        "dt=2024-01-02, device=d-2, key=null",
     ]
     result, _ = expectations.validate(flagged, "processed.qa.repeats", [rule], tmp_path, "run-repeats")
     (outcome,) = result.results
     assert not outcome.success and outcome.result["unexpected_count"] == 4
     assert set(outcome.result["partial_unexpected_list"]) == {
-        "dt=2024-01-02, device=d-1, at=1",
-        "dt=2024-01-02, device=d-2, at=null",
+        "dt=2024-01-02, device=d-1, key=1",
+        "dt=2024-01-02, device=d-2, key=null",
     }
