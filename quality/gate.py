@@ -30,7 +30,7 @@ from lakehouse.delta import WriteResult
 from lakehouse.lake import Lake, TableVersion
 from quality import metrics, suites
 from quality.rules import VALIDITY_TARGET, Rule, Severity
-from transforms.common import join_null_safe
+from transforms.common import join_null_safe, repeated_keys
 
 ACCEPTED_SHARE = "accepted_share"  # validity target on input: accepted / (accepted + quarantined)
 ROWS_RECONCILE = "rows_reconcile"  # input = accepted + quarantined + duplicates removed, per partition
@@ -180,13 +180,7 @@ def _with_repeated_keys(df: DataFrame, rules: Sequence[Rule]) -> DataFrame:
         text = F.concat_ws(
             ", ", *[F.concat(F.lit(f"{c}="), F.coalesce(F.col(c).cast("string"), F.lit("null"))) for c in key]
         )
-        repeated = (
-            df.where(some_value)
-            .groupBy(*key)
-            .count()
-            .where(F.col("count") > 1)
-            .select(*key, text.alias(rule.flag_column))
-        )
+        repeated = repeated_keys(df.where(some_value), key).select(*key, text.alias(rule.flag_column))
         joined = join_null_safe(df, in_memory_when_small(repeated), key, "left")
         df = joined.select(*df.columns, F.col(f"_right_{rule.flag_column}").alias(rule.flag_column))
     return df

@@ -191,6 +191,12 @@ def join_null_safe(left: DataFrame, right: DataFrame, on: Sequence[str], how: st
     return left.join(prefixed, condition, how)
 
 
+def repeated_keys(df: DataFrame, columns: Sequence[str]) -> DataFrame:
+    """The values of `columns` that more than one row of `df` holds (nulls group together), found by
+    hashing: de-duplication and the uniqueness checks both start from them."""
+    return df.groupBy(*columns).count().where(F.col("count") > 1).select(*columns)
+
+
 def first_lines(df: DataFrame, keys: Sequence[str]) -> DataFrame:
     """Per partition and key that occurs more than once, the source file and line of its first row
     (`dt`, keys, `first_file`, `first_line`). Hashing finds the repeated keys and only their rows are
@@ -200,8 +206,7 @@ def first_lines(df: DataFrame, keys: Sequence[str]) -> DataFrame:
     if missing:
         raise ValueError(f"de-duplication keeps the first row by {LINE_ORDER}; missing columns {missing}")
     group = ["dt", *keys]
-    repeated = df.groupBy(*group).count().where(F.col("count") > 1).select(*group)
-    rows = join_null_safe(df.select(*group, *LINE_ORDER), repeated, group, "left_semi")
+    rows = join_null_safe(df.select(*group, *LINE_ORDER), repeated_keys(df, group), group, "left_semi")
     order = F.row_number().over(Window.partitionBy(*group).orderBy(*LINE_ORDER))
     return (
         rows.withColumn("_order", order)
