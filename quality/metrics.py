@@ -70,15 +70,19 @@ def count_quarantined(records: DataFrame) -> Quarantined:
     return Quarantined(rows, by_rule)
 
 
-def _distinct_keys(df: DataFrame, key: Sequence[str]) -> dict[dt.date, int]:
-    """Distinct complete keys per partition (`countDistinct` semantics: a key with a null is not counted).
-
-    Grouped by the key, then counted: Sail's `countDistinct` over several columns takes ~40 s for 1M rows
-    (0.4 s this way), and it is the form any composite primary key needs."""
-    columns = list(dict.fromkeys(["dt", *key]))
-    complete = df.where(reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in columns]))
-    keys = complete.groupBy(*columns).count().groupBy("dt").count()
-    return {row["dt"]: row["count"] for row in keys.collect()}
+def _distinct_keys(rules: Sequence[Rule], key: Sequence[str]) -> F.Column:
+    """Distinct complete keys (a key with a null is not counted), from the flag of the suite's rule on the
+    key (`gate.flagged`): rows it leaves unflagged hold a key of their own, and each repeated key is one
+    text. An aggregate of the metrics query: counting distinct keys by grouping took a second pass over
+    the rows (iot, 5M readings: 0.34 s)."""
+    rule = next((r for r in rules if r.kind == "unique" and set(r.columns) == set(key)), None)
+    if rule is None:
+        raise ValueError(f"uniqueness is measured by the suite's rule on the key {list(key)}; it has none")
+    complete = reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in key])
+    repeated = F.col(rule.flag_column)
+    return (
+        F.count(F.when(complete & repeated.isNull(), 1)) + F.countDistinct(F.when(complete, repeated))
+    ).cast("long")
 
 
 def measure(
@@ -89,7 +93,8 @@ def measure(
     quarantined: Quarantined | None,
     now: dt.datetime,
 ) -> list[PartitionMetrics]:
-    """The metrics of every partition in `days` (empty ones too) from `df`, the rows to publish."""
+    """The metrics of every partition in `days` (empty ones too) from `df`, the rows to publish with the
+    suite's flags (`gate.flagged`)."""
     completeness = [
         r
         for r in rules
@@ -111,9 +116,9 @@ def measure(
         all_of(validity).alias("valid"),
         all_of(consistency).alias("consistent"),
         (sum((F.count(r.column) for r in completeness), F.lit(0)).cast("long")).alias("present"),
+        (_distinct_keys(rules, key) if key else F.lit(None)).alias("distinct_keys"),
     ]
     found = {row["dt"]: row for row in df.groupBy("dt").agg(*aggregates).collect()}
-    distinct_keys = _distinct_keys(df, key) if key else {}
     measured = []
     for day in days:
         row = found.get(day)
@@ -130,7 +135,7 @@ def measure(
                 else None,
                 validity=_share(row["valid"] if row else None, rows) if validity else None,
                 consistency=_share(row["consistent"] if row else None, rows) if consistency else None,
-                uniqueness=_share(distinct_keys.get(day, 0) if row and key else None, rows),
+                uniqueness=_share(row["distinct_keys"] if row and key else None, rows),
                 quarantine_rate=_share(held, rows + held) if quarantined else None,
                 quarantined_by_rule=dict(sorted(quarantined.by_rule.get(day, {}).items()))
                 if quarantined

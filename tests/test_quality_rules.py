@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 from pyspark.sql import functions as F
 
 from lakehouse.lake import Lake
-from quality import expectations, gate
+from quality import expectations, gate, metrics
 from quality.rules import CURRENCY_CODE, UUID, between, holds, matches, one_of, required, typed, unique
 
 DAY = dt.date(2024, 1, 2)
@@ -127,15 +127,37 @@ def test_rows_of_a_repeated_key_are_flagged_with_the_key(spark, tmp_path):
     assert sorted(
         r[0] for r in flagged.where(F.col(rule.flag_column).isNotNull()).select(rule.flag_column).collect()
     ) == [
-        "dt=2024-01-02, device=d-1, key=1",
-        "dt=2024-01-02, device=d-1, key=1",
-        "dt=2024-01-02, device=d-2, key=null",
-        "dt=2024-01-02, device=d-2, key=null",
+        "dt='2024-01-02', device='d-1', key=1",
+        "dt='2024-01-02', device='d-1', key=1",
+        "dt='2024-01-02', device='d-2', key=null",
+        "dt='2024-01-02', device='d-2', key=null",
     ]
     result, _ = expectations.validate(flagged, "processed.qa.repeats", [rule], tmp_path, "run-repeats")
     (outcome,) = result.results
     assert not outcome.success and outcome.result["unexpected_count"] == 4
     assert set(outcome.result["partial_unexpected_list"]) == {
-        "dt=2024-01-02, device=d-1, key=1",
-        "dt=2024-01-02, device=d-2, key=null",
+        "dt='2024-01-02', device='d-1', key=1",
+        "dt='2024-01-02', device='d-2', key=null",
     }
+
+
+def test_uniqueness_counts_each_repeated_key_once_however_its_values_read(spark):
+    """Distinct complete keys per row: two keys whose values would read alike unquoted stay two keys; a
+    key with a null is not counted."""
+    rule = unique("dt", "a", "b")
+    alike = [(DAY, "x, b=y", "z"), (DAY, "x", "y, b=z")]  # unquoted, both read `a=x, b=y, b=z`
+    df = spark.createDataFrame(
+        [*alike, *alike, *[(DAY, "it's", "w"), (DAY, "n", None)] * 2, (DAY, "once", "v")],
+        "dt date, a string, b string",
+    )
+    flagged = gate.flagged(Lake(), df, [rule], [DAY])
+    assert {r[0] for r in flagged.select(rule.flag_column).collect()} == {
+        "dt='2024-01-02', a='x, b=y', b='z'",
+        "dt='2024-01-02', a='x', b='y, b=z'",
+        "dt='2024-01-02', a='it''s', b='w'",
+        "dt='2024-01-02', a='n', b=null",
+        None,  # the row of `once`
+    }
+    now = dt.datetime(2024, 1, 3, tzinfo=dt.UTC)
+    [measured] = metrics.measure(flagged, [rule], ["dt", "a", "b"], [DAY], None, now)
+    assert (measured.rows, measured.uniqueness) == (9, 4 / 9)
