@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,8 +247,13 @@ def _extreme(column: str, beats: str) -> str:
     return f"CASE WHEN {target} IS NULL OR {source} {beats} {target} THEN {source} ELSE {target} END"
 
 
-def record(config: LakehouseConfig, materializations: Sequence[Materialization]) -> None:
-    """Register each output and its lineage; idempotent per (run, dataset)."""
+def record(
+    config: LakehouseConfig,
+    materializations: Sequence[Materialization],
+    schema_version: dict[str, Any] | None = None,
+) -> None:
+    """Register each output and its lineage, and the schema version the step wrote
+    (`schemas.written_version`); idempotent per (run, dataset)."""
     now = dt.datetime.now(dt.UTC)
     entries, lineage, columns = [], [], []
     for m in materializations:
@@ -308,10 +313,10 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
             }
             for column, sources in m.column_lineage.items()
         ]
-    # Three tables, three commits at once: a merge mostly waits on S3 and on delta-rs, which releases the
-    # GIL (measured: four merges 0.20 s one after another, 0.10 s at once).
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        merges = [
+    # Up to four tables, four commits at once: a merge mostly waits on S3 and on delta-rs, which releases
+    # the GIL (measured: four merges 0.20 s one after another, 0.10 s at once).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        merges: list[Future[Any]] = [
             # A backfill of older partitions must not move the latest partition back.
             pool.submit(
                 _upsert,
@@ -324,6 +329,8 @@ def record(config: LakehouseConfig, materializations: Sequence[Materialization])
             pool.submit(_upsert, config, "lineage", lineage),
             pool.submit(_upsert, config, "column_lineage", columns, replace_within="dataset_id"),
         ]
+        if schema_version is not None:
+            merges.append(pool.submit(record_schema_version, config, schema_version))
         for merge in merges:
             merge.result()  # the first failure, raised here
 

@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import types as T
 
@@ -227,6 +227,32 @@ def require_compatible(config: LakehouseConfig, dataset: Dataset, schema: T.Stru
     return found
 
 
+def written_version(
+    config: LakehouseConfig,
+    dataset: Dataset,
+    fields: Sequence[SchemaField],
+    code_version: str,
+    partitions: Sequence[str],
+) -> dict[str, Any]:
+    """The registry row of a write of `fields` to `partitions`: the latest version if it has these fields,
+    else a new one (`catalog.record_schema_version` upserts it)."""
+    versions = history(config, catalog.dataset_id(dataset.path))
+    current = versions[-1] if versions else None
+    if current is None:
+        number = 1
+    else:
+        number = current.version if not diff(current.fields, fields) else current.version + 1
+    return {
+        "dataset_id": catalog.dataset_id(dataset.path),
+        "version": number,
+        "fields_json": json.dumps([f.__dict__ for f in fields]),
+        "code_version": code_version,
+        "compatibility": dataset.compatibility.value,
+        "first_partition": min(partitions) if partitions else None,
+        "last_partition": max(partitions) if partitions else None,
+    }
+
+
 def record_write(
     config: LakehouseConfig,
     dataset: Dataset,
@@ -234,23 +260,7 @@ def record_write(
     code_version: str,
     partitions: Sequence[str],
 ) -> int:
-    """The version just written to `partitions`: the latest if it has these fields, else a new one."""
-    versions = history(config, catalog.dataset_id(dataset.path))
-    current = versions[-1] if versions else None
-    if current is None:
-        number = 1
-    else:
-        number = current.version if not diff(current.fields, fields) else current.version + 1
-    catalog.record_schema_version(
-        config,
-        {
-            "dataset_id": catalog.dataset_id(dataset.path),
-            "version": number,
-            "fields_json": json.dumps([f.__dict__ for f in fields]),
-            "code_version": code_version,
-            "compatibility": dataset.compatibility.value,
-            "first_partition": min(partitions) if partitions else None,
-            "last_partition": max(partitions) if partitions else None,
-        },
-    )
-    return number
+    """Register the version just written to `partitions` (`written_version`); returns its number."""
+    row = written_version(config, dataset, fields, code_version, partitions)
+    catalog.record_schema_version(config, row)
+    return row["version"]

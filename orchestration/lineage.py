@@ -229,17 +229,6 @@ def planned(lake: LakeResource, dataset: Dataset) -> tuple[list[DatasetInfo], li
     return inputs, [DatasetInfo(path, lake.uri(path), owner=dataset.owner) for path in paths]
 
 
-def _registered(
-    lake: LakeResource, dataset: Dataset, entry: catalog.Entry, version: str, days: Sequence
-) -> catalog.Entry:
-    """The dataset's own table's entry carries the schema registry's version of what was written."""
-    if entry.path != dataset.path:
-        return entry
-    fields = schemas.fields_of(dataset, [(f.name, f.type) for f in entry.fields])
-    number = schemas.record_write(lake.config, dataset, fields, version, [d.isoformat() for d in days])
-    return dataclasses.replace(entry, schema_version=number)
-
-
 def record(
     lake: LakeResource,
     run_id: str,
@@ -255,8 +244,16 @@ def record(
     Returns the step's inputs and outputs as OpenLineage datasets, for its COMPLETE event.
     """
     version = code_version(dataset)
-    outputs = [
-        (_registered(lake, dataset, entry, version, days), rows, upstream, columns)
+    [own] = [entry for entry, *_ in outputs if entry.path == dataset.path]
+    fields = schemas.fields_of(dataset, [(f.name, f.type) for f in own.fields])
+    registered = schemas.written_version(lake.config, dataset, fields, version, [d.isoformat() for d in days])
+    outputs = [  # the dataset's own table's entry carries the registry's version of what was written
+        (
+            dataclasses.replace(entry, schema_version=registered["version"]) if entry is own else entry,
+            rows,
+            upstream,
+            columns,
+        )
         for entry, rows, upstream, columns in outputs
     ]
     catalog.record(
@@ -273,6 +270,7 @@ def record(
             )
             for entry, rows, upstream, columns in outputs
         ],
+        registered,
     )
     inputs = {
         path: DatasetInfo(
