@@ -171,10 +171,10 @@ def _with_references(lake: Lake, df: DataFrame, rules: Sequence[Rule], days: Seq
     return df
 
 
-UNQUOTED = (T.NumericType, T.BooleanType)  # types whose text holds no quote and no ", "
+_UNQUOTED = (T.NumericType, T.BooleanType)  # types whose text holds no quote and no ", "
 
 
-def key_text(df: DataFrame, key: Sequence[str]) -> F.Column:
+def _key_text(df: DataFrame, key: Sequence[str]) -> F.Column:
     """The key as text that reads like a SQL condition and tells keys apart (`dt='2024-01-02', id='a''b',
     n=1, m=null`): values other than numbers and booleans are quoted, their quotes doubled, so one text
     is one key and the metrics count distinct keys by their text."""
@@ -182,7 +182,7 @@ def key_text(df: DataFrame, key: Sequence[str]) -> F.Column:
 
     def shown(c: str) -> F.Column:
         value = F.col(c).cast("string")
-        if not isinstance(types[c], UNQUOTED):
+        if not isinstance(types[c], _UNQUOTED):
             value = F.concat(F.lit("'"), F.regexp_replace(value, "'", "''"), F.lit("'"))
         return F.concat(F.lit(f"{c}="), F.coalesce(value, F.lit("null")))
 
@@ -190,7 +190,7 @@ def key_text(df: DataFrame, key: Sequence[str]) -> F.Column:
 
 
 def _with_repeated_keys(df: DataFrame, rules: Sequence[Rule]) -> DataFrame:
-    """Flag the rows whose key repeats with the key as text (`key_text`; nulls compare equal; a row with
+    """Flag the rows whose key repeats with the key as text (`_key_text`; nulls compare equal; a row with
     no key value is not flagged), found by one hash aggregation: Great Expectations' own uniqueness
     checks are a window over every row, twice (iot, 5M readings: 7 s of an 8 s gate)."""
     for rule in rules:
@@ -198,7 +198,7 @@ def _with_repeated_keys(df: DataFrame, rules: Sequence[Rule]) -> DataFrame:
             continue
         key = list(rule.columns)
         some_value = functools.reduce(lambda a, b: a | b, [F.col(c).isNotNull() for c in key])
-        text = key_text(df, key)
+        text = _key_text(df, key)
         repeated = repeated_keys(df.where(some_value), key).select(*key, text.alias(rule.flag_column))
         joined = join_null_safe(df, in_memory_when_small(repeated), key, "left")
         df = joined.select(*df.columns, F.col(f"_right_{rule.flag_column}").alias(rule.flag_column))
