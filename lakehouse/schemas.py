@@ -251,16 +251,3 @@ def written_version(
         "first_partition": min(partitions) if partitions else None,
         "last_partition": max(partitions) if partitions else None,
     }
-
-
-def record_write(
-    config: LakehouseConfig,
-    dataset: Dataset,
-    fields: Sequence[SchemaField],
-    code_version: str,
-    partitions: Sequence[str],
-) -> int:
-    """Register the version just written to `partitions` (`written_version`); returns its number."""
-    row = written_version(config, dataset, fields, code_version, partitions)
-    catalog.record_schema_version(config, row)
-    return row["version"]

@@ -271,6 +271,13 @@ def test_each_mode_allows_and_refuses_what_confluent_says(change):
     assert {mode.value for mode in C if not schemas.problems(mode, old, new)} == allowed | {"none"}
 
 
+def _record_write(config: LakehouseConfig, dataset: Dataset, fields, code_version: str, partitions) -> int:
+    """Register a write as a step's catalog record does; the version's number."""
+    row = schemas.written_version(config, dataset, fields, code_version, partitions)
+    catalog.record_schema_version(config, row)
+    return row["version"]
+
+
 def test_a_refusal_names_the_fields_and_the_mode(lake):
     struct = T.StructType(
         [
@@ -279,7 +286,7 @@ def test_a_refusal_names_the_fields_and_the_mode(lake):
             T.StructField("events", T.IntegerType()),
         ]
     )
-    schemas.record_write(lake, COUNTS, schemas.struct_fields(COUNTS, struct), "v1", ["2024-01-01"])
+    _record_write(lake, COUNTS, schemas.struct_fields(COUNTS, struct), "v1", ["2024-01-01"])
     narrowed = T.StructType([*struct.fields[:2], T.StructField("events", T.ByteType())])
     for mode, refused in ((C.BACKWARD, True), (C.FULL, True), (C.FORWARD, False), (C.NONE, False)):
         dataset = dataclasses.replace(COUNTS, compatibility=mode)
@@ -300,9 +307,9 @@ def test_a_refusal_names_the_fields_and_the_mode(lake):
 def test_cli_history_diff_and_check(lake, spark, capsys):
     v1 = _fields("dt date required", "event_type string required", "events bigint")
     v2 = _fields("dt date required", "event_type string required", "events double", "users bigint")
-    assert schemas.record_write(lake, COUNTS, v1, "aaa111", ["2024-01-01"]) == 1
-    assert schemas.record_write(lake, COUNTS, v1, "bbb222", ["2024-01-03"]) == 1
-    assert schemas.record_write(lake, COUNTS, v2, "ccc333", ["2024-01-02"]) == 2
+    assert _record_write(lake, COUNTS, v1, "aaa111", ["2024-01-01"]) == 1
+    assert _record_write(lake, COUNTS, v1, "bbb222", ["2024-01-03"]) == 1
+    assert _record_write(lake, COUNTS, v2, "ccc333", ["2024-01-02"]) == 2
 
     assert cli.main(["schema", "history", COUNTS_ID]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -336,14 +343,14 @@ def test_cli_history_diff_and_check(lake, spark, capsys):
     proposed = schemas_cli.proposed_schemas(spark, declared)
     processed = schemas.struct_fields(events.PROCESSED, proposed[events.PROCESSED.path])
     without_metadata = [f for f in processed if f.name != "metadata"]
-    schemas.record_write(lake, events.PROCESSED, without_metadata, "old", ["2024-01-01"])
+    _record_write(lake, events.PROCESSED, without_metadata, "old", ["2024-01-01"])
     hourly = schemas.struct_fields(events.HOURLY_EVENT_COUNTS, proposed[events.HOURLY_EVENT_COUNTS.path])
-    schemas.record_write(lake, events.HOURLY_EVENT_COUNTS, hourly, "old", ["2024-01-01"])
+    _record_write(lake, events.HOURLY_EVENT_COUNTS, hourly, "old", ["2024-01-01"])
     revenue = [
         dataclasses.replace(f, type="int") if f.name == "currency" else f
         for f in schemas.struct_fields(events.DAILY_ORDER_REVENUE, proposed[events.DAILY_ORDER_REVENUE.path])
     ]
-    schemas.record_write(lake, events.DAILY_ORDER_REVENUE, revenue, "old", ["2024-01-01"])
+    _record_write(lake, events.DAILY_ORDER_REVENUE, revenue, "old", ["2024-01-01"])
     assert schemas_cli.check_command(argparse.Namespace(), declared) == 1
     captured = capsys.readouterr()
     shown = {line.split()[0]: line for line in captured.out.splitlines()[2:]}
