@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import catalog, delta, residency
+from lakehouse import catalog, delta, residency, storage
 from lakehouse.config import LakehouseConfig, UnknownRegionError
 from lakehouse.engine import engine_path, spark_session
 
@@ -139,10 +139,12 @@ class Lake:
         schema_policy: delta.SchemaPolicy = delta.SchemaPolicy.STRICT,
         region_column: str | None = None,
         run_id: str = "",
+        staged: str | None = None,
     ) -> delta.WriteResult:
         """Replace exactly `days` of the table at `path` with `df`'s rows. With `region_column` (a resident
         dataset), each region's rows replace `days` of that region's table. A dataset that has regional
-        tables is never written to the default root (refused and audited)."""
+        tables is never written to the default root (refused and audited). `staged`: the folder of the
+        Parquet files `df` reads, laid out as the table's (`delta.StagedFiles`), committed as they are."""
         if region_column is not None:
             return self._write_resident(path, df, days, schema_policy, region_column)
         regional = self.locations(path)
@@ -154,7 +156,14 @@ class Lake:
                 f"the dataset keeps its rows in the regions {sorted(regional)}: writing them to the default "
                 f"root {self.config.root} would move them out of their regions",
             )
-        return delta.write_partitions(df, self.uri(path), days, self.config.storage_options, schema_policy)
+        files = (
+            None
+            if staged is None
+            else delta.StagedFiles(storage.filesystem(self.config), storage.fs_path(staged))
+        )
+        return delta.write_partitions(
+            df, self.uri(path), days, self.config.storage_options, schema_policy, files
+        )
 
     def _write_resident(
         self,

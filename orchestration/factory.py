@@ -298,17 +298,18 @@ class Staged:
     rejected: DataFrame | None  # quarantine records, when the dataset has a quarantine
     held: metrics.Quarantined | None
     deduplicated_from: dict[dt.date, int] | None  # accepted rows per partition before de-duplication
+    files: str | None = None  # `accepted`'s folder when staged alone in a table's layout: committed as is
 
 
 SPLIT = "_split"  # the staged output's partitions: each side of the step reads only its own rows
 ACCEPTED, REJECTED = "accepted", "rejected"
 
 
-def _staged(lake: LakeResource, df: DataFrame, folder: str, split: bool = False) -> DataFrame:
-    """`df` computed once into Parquet under `folder`, read back (Spark Connect has no persist on Sail);
-    `split`: partitioned by its SPLIT column."""
-    (df.write.partitionBy(SPLIT) if split else df.write).parquet(lake.engine_path(folder))
-    return lake.spark.read.schema(df.schema).parquet(lake.engine_path(folder))
+def _staged(lake: LakeResource, df: DataFrame, folder: str, partition_by: str | None = None) -> DataFrame:
+    """`df` computed once into Parquet under `folder`, read back (Spark Connect has no persist on Sail),
+    its columns in their order (the engine reads a partition column last)."""
+    (df.write.partitionBy(partition_by) if partition_by else df.write).parquet(lake.engine_path(folder))
+    return lake.spark.read.schema(df.schema).parquet(lake.engine_path(folder)).select(*df.columns)
 
 
 def _split(lake: LakeResource, dataset: Dataset, output: DataFrame) -> DataFrame:
@@ -328,14 +329,18 @@ def _split(lake: LakeResource, dataset: Dataset, output: DataFrame) -> DataFrame
     return output
 
 
-def _deduplicated(lake: LakeResource, rows: DataFrame, keys: Sequence[str], folder: str) -> DataFrame:
-    """The staged rows without the later rows of a repeated key; staged again only when a key repeats.
-    Keys are compared as staged, protected: a token is as distinct as its value (no masked keys, see
-    `Dataset`)."""
+def _deduplicated(
+    lake: LakeResource, rows: DataFrame, keys: Sequence[str], folder: str
+) -> tuple[DataFrame, str | None]:
+    """The staged rows without the later rows of a repeated key; staged again only when a key repeats,
+    then in the table's layout (partitioned by dt), so that the write commits those files (their folder,
+    returned). Keys are compared as staged, protected: a token is as distinct as its value (no masked
+    keys, see `Dataset`)."""
     firsts = _staged(lake, common.first_lines(rows, keys), f"{folder}/first_lines")
     if firsts.isEmpty():
-        return rows
-    return _staged(lake, common.without_repeats(rows, firsts, keys), f"{folder}/deduplicated")
+        return rows, None
+    files = f"{folder}/deduplicated"
+    return _staged(lake, common.without_repeats(rows, firsts, keys), files, partition_by="dt"), files
 
 
 def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, folder: str) -> Staged:
@@ -343,21 +348,21 @@ def stage(lake: LakeResource, dataset: Dataset, output: DataFrame, run_id: str, 
     written (protected, then de-duplicated by source line) and the rejected rows: the gate and the write
     then read the same Parquet copy, and the quarantine records read only the rejected rows."""
     _check_declared_columns(dataset, common.accepted_rows(output))
-    output = _staged(lake, _split(lake, dataset, output), f"{folder}/output", split=True)
+    output = _staged(lake, _split(lake, dataset, output), f"{folder}/output", partition_by=SPLIT)
     rows = {side: output.where(F.col(SPLIT) == side).drop(SPLIT) for side in (ACCEPTED, REJECTED)}
     accepted = common.accepted_rows(rows[ACCEPTED])
     gate.audited_columns(dataset, accepted.columns)  # a suite naming a missing column fails here
-    deduplicated_from = None
+    deduplicated_from, files = None, None
     if dataset.deduplicate_on:
         counted = accepted.groupBy("dt").count().collect()
         deduplicated_from = {row["dt"]: row["count"] for row in counted}
-        accepted = _deduplicated(lake, accepted, dataset.deduplicate_on, folder)
+        accepted, files = _deduplicated(lake, accepted, dataset.deduplicate_on, folder)
     rejected, held = None, None
     if dataset.has_quarantine:
         records = common.quarantine_records(rows[REJECTED], run_id, dt.datetime.now(dt.UTC))
         rejected = _staged(lake, records, f"{folder}/quarantine")
         held = metrics.count_quarantined(rejected)
-    return Staged(accepted, rejected, held, deduplicated_from)
+    return Staged(accepted, rejected, held, deduplicated_from, files)
 
 
 def keep_for_review(lake: LakeResource, dataset: Dataset, run_id: str, staged: Staged) -> str:
@@ -463,6 +468,7 @@ def publish(
         dataset.schema_policy,
         dataset.region_column if dataset.resident else None,
         run_id,
+        staged.files,
     )
     outputs = [(dataset.path, written, schema)]
     results = [(dataset.key_path, write_metadata(written, schema, dataset))]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from pyarrow import fs
 from pyspark.sql import functions as F
 
-from lakehouse import delta
+from lakehouse import delta, storage
 from lakehouse.delta import (
     DeltaWriteError,
     SchemaChangeError,
@@ -247,3 +249,86 @@ def test_sail_writes_files_of_the_target_size(spark, lake, uri, monkeypatch):
     assert len(sizes) >= 6, sizes
     assert max(sizes) < 1024 * 1024, sizes
     assert sum(r[0] for r in load(spark, uri).groupBy().count().collect()) == 20_000
+
+
+def _stage(spark, lake, df, name):
+    """`df` staged as a step stages its de-duplicated rows: Parquet partitioned by dt, read back."""
+    folder = f"{lake.root}/_staging/test/{name}"
+    df.write.partitionBy("dt").parquet(engine_path(spark, folder))
+    staged = spark.read.schema(df.schema).parquet(engine_path(spark, folder)).select(*df.columns)
+    return staged, delta.StagedFiles(storage.filesystem(lake), storage.fs_path(folder))
+
+
+def _staged_sizes(files):
+    selector = fs.FileSelector(files.folder, recursive=True)
+    return sorted(i.size for i in files.filesystem.get_file_info(selector) if i.path.endswith(".parquet"))
+
+
+@SAIL_ONLY
+def test_staged_files_are_committed_as_they_are_in_place_of_the_partition(spark, lake, uri, seeded):
+    """The write copies the staged files into the table, not the engine encoding the rows again: the
+    partition's files are the staged ones, byte for byte in size, counted from their footers."""
+    staged, files = _stage(spark, lake, frame(spark, [D2], rows_per_day=5, value="v2"), "committed")
+    before = {row for row in table_rows(spark, uri) if row[-1] != D2}
+    result = write_partitions(staged, uri, [D2], lake.storage_options, staged=files)
+    assert result.rows_per_partition == {D2: 5}
+    rows = table_rows(spark, uri)
+    assert {row for row in rows if row[-1] != D2} == before  # D1, D3, D4 untouched
+    assert sorted(row for row in rows if row[-1] == D2) == sorted(tuple(r) for r in staged.collect())
+    table = DeltaTable(uri, storage_options=lake.storage_options)
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    d2 = [a for a in actions if str(a["partition.dt"]) == D2.isoformat()]
+    assert sorted(a["size_bytes"] for a in d2) == _staged_sizes(files)
+    assert sum(a["num_records"] for a in d2) == 5
+    assert table.history(1)[0]["operation"] == "WRITE"
+    assert len(table.to_pyarrow_table(filters=[("dt", "=", D2)])) == 5  # delta-rs reads them too
+
+
+@SAIL_ONLY
+def test_staged_file_statistics_bound_every_value_and_count_nulls(spark, lake, uri):
+    """Readers skip files by these bounds: each must hold every value, however the footer rounded it
+    (text longer than the writer keeps whole, timestamps finer than Delta's milliseconds)."""
+    long_low, long_high = "a" * 100 + "b", "z" * 100 + "y"
+    late = dt.datetime(2024, 1, 1, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+    early = dt.datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC)
+    df = spark.createDataFrame(
+        [
+            (1, long_low, early, True, 0.5, D1),
+            (7, long_high, late, None, 2.5, D1),
+            (None, None, None, False, None, D1),
+        ],
+        "n int, text string, ts timestamp, flag boolean, x double, dt date",
+    )
+    staged, files = _stage(spark, lake, df, "stats")
+    write_partitions(staged, uri, [D1], lake.storage_options, staged=files)
+    table = DeltaTable(uri, storage_options=lake.storage_options)
+    [action] = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    assert action["num_records"] == 3
+    assert {c: action[f"null_count.{c}"] for c in ("n", "text", "ts", "flag", "x")} == {
+        "n": 1,
+        "text": 1,
+        "ts": 1,
+        "flag": 1,
+        "x": 1,
+    }
+    assert (action["min.n"], action["max.n"]) == (1, 7)
+    assert action["min.text"] <= long_low and action["max.text"] >= long_high
+    assert action["min.ts"] <= early and action["max.ts"] >= late
+    assert action.get("min.x") is None  # floating point: no bounds kept
+    # the extreme values are found through the statistics, on both readers
+    assert load(spark, uri).where(F.col("ts") == F.lit(late)).count() == 1
+    assert load(spark, uri).where(F.col("text") == long_high).count() == 1
+    assert len(table.to_pyarrow_table(filters=[("ts", "=", pa.scalar(late, pa.timestamp("us", "UTC")))])) == 1
+
+
+@SAIL_ONLY
+def test_staged_files_of_other_columns_are_refused_and_no_copy_stays(spark, lake, uri, seeded):
+    staged, _ = _stage(spark, lake, frame(spark, [D2]), "right")
+    _, other = _stage(spark, lake, frame(spark, [D2], extra="surplus"), "other")
+    before = table_rows(spark, uri)
+    kept = sorted(f.path for f in TableMaintenance(uri, lake.storage_options).files())
+    with pytest.raises(DeltaWriteError, match=r"holds the columns .*surplus.*, not the table's"):
+        write_partitions(staged, uri, [D2], lake.storage_options, staged=other)
+    assert table_rows(spark, uri) == before
+    data = [p for p in storage.list_tree(lake, uri) if "_delta_log" not in p]
+    assert sorted(p[len(uri) + 1 :] for p in data) == kept  # no copied file left behind
