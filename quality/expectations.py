@@ -5,7 +5,8 @@ An ephemeral context keeps nothing on disk but the Data Docs pages: suites are c
 so there is no GX project to keep in sync, and concurrent runs never race on GX's JSON stores.
 
 GX's own index builder is not used: it deletes every page whose result is not in the context's stores,
-i.e. every page of another process, so the index is a plain list of the pages on disk, newest first.
+i.e. every page of another process, so the index is a plain list of the pages, each appended as it is
+built (`_add_to_index`) and shown newest first.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import html
+import fcntl
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import great_expectations as gx
 from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
@@ -108,28 +111,50 @@ def validate(
         context.validation_results_store.set(key, result)  # the masked result replaces the stored one
         _validation_pages(context).build(resource_identifiers=[key])
         context.validation_results_store.remove_key(key)  # the store would grow with every validation
-        _write_index(Path(docs_dir))
         url = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE)[0]["site_url"]
+        site = Path(docs_dir).resolve()
+        _add_to_index(site, Path(url2pathname(urlparse(url).path)).relative_to(site))
     except Exception as error:  # noqa: BLE001 - see docstring
         log.warning("Data Docs not built for %s: %s", dataset_id, error)
         url = None
     return result, url
 
 
-def _write_index(docs_dir: Path) -> None:
-    pages = sorted(
-        (p.relative_to(docs_dir) for p in (docs_dir / "validations").rglob("*.html")),
-        key=lambda p: p.parts[-2],  # validations/<suite>/<run name>/<run time>/<batch>.html
-        reverse=True,
-    )
-    rows = "\n".join(
-        f'<li><a href="{html.escape(str(p))}">{html.escape(" / ".join(p.parts[1:-1]))}</a></li>'
-        for p in pages
-    )
+INDEX_HEAD = (
+    "<!doctype html><title>Data Docs</title>"
+    "<style>ul{display:flex;flex-direction:column-reverse}</style>"  # appended oldest first, shown newest first
+    "<h1>Validations</h1><ul>\n"
+)
+
+
+def _index_entry(page: Path) -> str:
+    """`page`: validations/<suite>/<run name>/<run time>/<batch>.html, relative to the site."""
+    return f'<li><a href="{html.escape(str(page))}">{html.escape(" / ".join(page.parts[1:-1]))}</a></li>\n'
+
+
+def _add_to_index(docs_dir: Path, page: Path) -> None:
+    """Append the new page to `index.html`: one line, however many pages the site holds (listing them all
+    cost a gate 20 ms at 560 pages, and grew with history). Processes take turns by a lock; an index
+    missing or of another layout is rebuilt once from the pages on disk, oldest first."""
     index = docs_dir / "index.html"
-    staged = index.with_name(f".index.{os.getpid()}.tmp")  # processes may write it at the same time
-    staged.write_text(f"<!doctype html><title>Data Docs</title><h1>Validations</h1><ul>\n{rows}\n</ul>\n")
-    staged.replace(index)  # a reader never sees half an index
+    with (docs_dir / ".index.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file closes
+        try:
+            with index.open("rb") as shown:
+                current = shown.read(len(INDEX_HEAD.encode())) == INDEX_HEAD.encode()
+        except FileNotFoundError:
+            current = False
+        if current:
+            with index.open("a") as shown:
+                shown.write(_index_entry(page))
+            return
+        pages = sorted(
+            (p.relative_to(docs_dir) for p in (docs_dir / "validations").rglob("*.html")),
+            key=lambda p: p.parts[-2],  # the run time
+        )
+        staged = index.with_name(".index.tmp")
+        staged.write_text(INDEX_HEAD + "".join(_index_entry(p) for p in pages))
+        staged.replace(index)  # a reader never sees half an index
 
 
 def mask_value(value) -> str:

@@ -88,8 +88,8 @@ def test_a_small_staged_output_is_validated_from_memory_with_the_same_verdicts(s
 
 
 def test_data_docs_keep_the_pages_of_other_processes(spark, tmp_path):
-    """A new process (a fresh GX context) adds its page and lists every page: GX's own index builder
-    deleted the pages whose results its in-memory stores did not hold."""
+    """A new process (a fresh GX context) adds its page to the index, which keeps every page: GX's own index
+    builder deleted the pages whose results its in-memory stores did not hold."""
     df = spark.createDataFrame(
         [(DAY, *row) for row in ROWS],
         "dt date, id string, currency string, amount double, quantity int, ok boolean",
@@ -100,9 +100,17 @@ def test_data_docs_keep_the_pages_of_other_processes(spark, tmp_path):
     _, second = expectations.validate(_flagged(df), "processed.qa.rules", RULES, tmp_path, "run-a")
     pages = [Path(urlparse(url).path) for url in (first, second)]
     assert first != second and all(page.is_file() for page in pages)
-    index = (tmp_path / "quality" / "data_docs" / "index.html").read_text()
+    index_file = tmp_path / "quality" / "data_docs" / "index.html"
+    index = index_file.read_text()
     assert index.count("href=") == 2
-    assert index.index("run-a") < index.index("run-b")  # newest first, whatever the runs' names
+    assert index.index("run-b") < index.index("run-a")  # appended as validated, whatever the runs' names
+    assert "flex-direction:column-reverse" in index  # and shown newest first
+    # an index of another layout (an older release's) is rebuilt from the pages on disk, by run time
+    index_file.write_text("<!doctype html><title>Data Docs</title><h1>Validations</h1><ul>\n</ul>\n")
+    expectations.validate(_flagged(df), "processed.qa.rules", RULES, tmp_path, "run-0")
+    index = index_file.read_text()
+    assert index.startswith(expectations.INDEX_HEAD) and index.count("href=") == 3
+    assert index.index("run-b") < index.index("run-a") < index.index("run-0")
 
 
 def test_rows_of_a_repeated_key_are_flagged_with_the_key(spark, tmp_path):
