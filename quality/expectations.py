@@ -11,10 +11,10 @@ built (`_add_to_index`) and shown newest first.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import html
-import fcntl
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -120,9 +120,9 @@ def validate(
     return result, url
 
 
-INDEX_HEAD = (
+INDEX_HEAD = (  # pages are appended oldest first and shown newest first
     "<!doctype html><title>Data Docs</title>"
-    "<style>ul{display:flex;flex-direction:column-reverse}</style>"  # appended oldest first, shown newest first
+    "<style>ul{display:flex;flex-direction:column-reverse}</style>"
     "<h1>Validations</h1><ul>\n"
 )
 
