@@ -17,6 +17,7 @@ from pyarrow import fs
 
 from lakehouse import delta, features, storage
 from lakehouse.config import LakehouseConfig
+from lakehouse.features.online import OnlineStore
 from orchestration.resources import LakeResource
 from tests.helpers import run_assets
 
@@ -206,6 +207,12 @@ def test_materialization_reads_only_the_run_and_changed_partitions(store, lake, 
     [last] = features.materialize(lake, D5, D5, [view])
     assert (last.partitions, last.written) == ((D5,), 1)
     assert online(lake, refs, "user_id", ["tok-a"])["customer_order_stats__order_count"] == [8]
+
+    # The online store is read for the entities asked only, not listed whole (that grew with every
+    # entity it ever held): tok-b and tok-c are online too, tok-z never was.
+    feast = features.feature_store(lake)
+    found = OnlineStore(feast).timestamps(feast.get_feature_view(view), ["tok-a", "tok-z"])
+    assert list(found) == ["tok-a"]
 
 
 def test_point_in_time_training_set_keeps_every_row(store, lake, spark):

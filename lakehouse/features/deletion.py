@@ -36,7 +36,7 @@ def erase_subject_online(
     config: LakehouseConfig | None, column: str, keys: Iterable[str], dry_run: bool = False
 ) -> OnlineErasure | None:
     """Erasure of a subject column's values (pass the value and its token) from every feature view keyed
-    by the column's entity, verified by listing the online keys again; None when no entity has that join
+    by the column's entity, verified by looking the keys up again; None when no entity has that join
     key or the feature store was never applied. A dry run counts the keys online and changes nothing."""
     entity = entity_for(column)
     store = feature_store(config)
@@ -46,10 +46,10 @@ def erase_subject_online(
     views = _views_of_entity(store, entity)
     online = OnlineStore(store)
     if dry_run:
-        found = len({key for view in views for key in online.timestamps(view) if key in keys})
+        found = len({key for view in views for key in online.timestamps(view, keys)})
         return OnlineErasure(entity, tuple(sorted(v.name for v in views)), found, found)
     removed = online.delete(views, keys)
-    remaining = sum(key in online.timestamps(view) for view in views for key in keys)
+    remaining = sum(len(online.timestamps(view, keys)) for view in views)
     # The offline snapshots are copies of the curated tables: rewrite them from the erased tables
     # (a view whose table was never built in this lake has no snapshot).
     config = config or LakehouseConfig.from_env()

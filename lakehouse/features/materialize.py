@@ -60,8 +60,10 @@ def materialize(
         assert snapshot.data is not None and snapshot.replaced is not None
         key = view_join_key(view)
         latest = _latest(snapshot.data.to_pandas(), key)
-        stored = pd.Series(online.timestamps(view), dtype="datetime64[us, UTC]")
         before = snapshot.replaced.to_pandas()[[key, TIMESTAMP]]
+        stored = pd.Series(  # the online rows of the entities these partitions held or now hold
+            online.timestamps(view, {*before[key], *latest[key]}), dtype="datetime64[us, UTC]"
+        )
         came_from_exported = set(
             before[_seconds(before[TIMESTAMP]).values == _seconds(before[key].map(stored)).values][key]
         )

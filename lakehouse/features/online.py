@@ -11,6 +11,8 @@ import pandas as pd
 
 from lakehouse.features.snapshots import view_join_key
 
+_SQL_PARAMETERS = 500  # keys per SQLite query (older builds allow 999 parameters)
+
 
 def _python_value(value) -> Any:
     from feast.type_map import feast_value_type_to_python_type
@@ -60,35 +62,42 @@ class OnlineStore:
         )
         return _python_value(key.entity_values[0])
 
-    def timestamps(self, view) -> dict[str, pd.Timestamp]:
-        """Every entity key the view has online, with the event time of its stored row."""
+    def timestamps(self, view, values: Iterable[Any]) -> dict[str, pd.Timestamp]:
+        """The event time of the view's stored row of each of `values` (keys of its entity) that has one.
+        Only those keys are looked up: listing the whole view grew with the entities it ever held."""
+        values = list(dict.fromkeys(str(v) for v in values))
+        join_key = view_join_key(view)
         if self.kind == "sqlite":
             from feast.infra.online_stores.helpers import compute_table_id
 
             table = compute_table_id(self.repo.project, view)
+            found: dict[str, pd.Timestamp] = {}
             with self._sqlite() as conn:
-                rows = conn.execute(
-                    f'SELECT entity_key, MAX(event_ts) FROM "{table}" GROUP BY entity_key'
-                ).fetchall()
-            return {self._key_value(raw): pd.Timestamp(int(ts), unit="s", tz="UTC") for raw, ts in rows}
+                for start in range(0, len(values), _SQL_PARAMETERS):
+                    chunk = values[start : start + _SQL_PARAMETERS]
+                    rows = conn.execute(
+                        f'SELECT entity_key, MAX(event_ts) FROM "{table}" '
+                        f"WHERE entity_key IN ({', '.join('?' * len(chunk))}) GROUP BY entity_key",
+                        [self._key_bytes(join_key, value) for value in chunk],
+                    ).fetchall()
+                    found |= {
+                        self._key_value(raw): pd.Timestamp(int(ts), unit="s", tz="UTC") for raw, ts in rows
+                    }
+            return found
         if self.kind == "redis":
-            from feast.infra.online_stores.helpers import _redis_key_prefix
             from google.protobuf.timestamp_pb2 import Timestamp
 
             client, project = self._redis(), self.repo.project.encode()
-            keys = list(
-                client.scan_iter(_redis_key_prefix([view_join_key(view)]) + b"*" + project, count=1000)
-            )
             with client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hget(key, f"_ts:{view.name}")
+                for value in values:
+                    pipe.hget(self._key_bytes(join_key, value) + project, f"_ts:{view.name}")
                 stamps = pipe.execute()
             found = {}
-            for key, raw in zip(keys, stamps):
+            for value, raw in zip(values, stamps):
                 if raw is not None:
                     stamp = Timestamp()
                     stamp.ParseFromString(raw)
-                    found[self._key_value(key[: -len(project)])] = pd.Timestamp(stamp.ToDatetime(), tz="UTC")
+                    found[value] = pd.Timestamp(stamp.ToDatetime(), tz="UTC")
             return found
         raise NotImplementedError(f"online store {self.kind!r}: only sqlite and redis are supported")
 
