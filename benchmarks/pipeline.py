@@ -11,16 +11,35 @@ seconds per stage, the counts the suite reconciles, and this process's peak RSS.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 STAGES = ("raw", "processed", "curated")
 GATED = ("processed", "curated")  # the layers whose steps stage rows and gate them before a write
+
+
+@contextlib.contextmanager
+def feast_state_in(folder: Path) -> Iterator[None]:
+    """Feast's registry, online store and snapshots in `folder`, for the bench's own lake root: under the
+    state dir they are shared by every root (the dev lake's online rows, an earlier bench's), so a bench
+    would measure, and overwrite, another lake's features."""
+    previous = os.environ.get("LAKEHOUSE_FEAST_DIR")
+    os.environ["LAKEHOUSE_FEAST_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("LAKEHOUSE_FEAST_DIR", None)
+        else:
+            os.environ["LAKEHOUSE_FEAST_DIR"] = previous
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -90,7 +109,7 @@ def pipeline(domain: str, day: dt.date) -> dict:
     home = Path(tempfile.mkdtemp(prefix="bench-dagster-"))
     shutil.copy(Path(__file__).resolve().parents[1] / "infra" / "dagster.yaml", home / "dagster.yaml")
     try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
+        with feast_state_in(home / "feast"), dg.DagsterInstance.from_config(str(home)) as instance:
             job = defs.resolve_job_def(f"{domain}_daily")
             started = time.perf_counter()
             result = job.execute_in_process(instance=instance, partition_key=day.isoformat())
