@@ -139,9 +139,10 @@ def _add_to_index(docs_dir: Path, page: Path) -> None:
     index = docs_dir / "index.html"
     with (docs_dir / ".index.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file closes
+        head = INDEX_HEAD.encode()
         try:
             with index.open("rb") as shown:
-                current = shown.read(len(INDEX_HEAD.encode())) == INDEX_HEAD.encode()
+                current = shown.read(len(head)) == head
         except FileNotFoundError:
             current = False
         if current:

@@ -14,12 +14,6 @@ from lakehouse.features.snapshots import view_join_key
 _SQL_PARAMETERS = 500  # keys per SQLite query (older builds allow 999 parameters)
 
 
-def _python_value(value) -> Any:
-    from feast.type_map import feast_value_type_to_python_type
-
-    return feast_value_type_to_python_type(value)
-
-
 def _entity_key(join_key: str, value: Any):
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
@@ -54,46 +48,36 @@ class OnlineStore:
             entity_key_serialization_version=self.repo.entity_key_serialization_version,
         )
 
-    def _key_value(self, raw: bytes) -> str:
-        from feast.infra.key_encoding_utils import deserialize_entity_key
-
-        key = deserialize_entity_key(
-            raw, entity_key_serialization_version=self.repo.entity_key_serialization_version
-        )
-        return _python_value(key.entity_values[0])
-
     def timestamps(self, view, values: Iterable[Any]) -> dict[str, pd.Timestamp]:
         """The event time of the view's stored row of each of `values` (keys of its entity) that has one.
         Only those keys are looked up: listing the whole view grew with the entities it ever held."""
-        values = list(dict.fromkeys(str(v) for v in values))
         join_key = view_join_key(view)
+        keys = {self._key_bytes(join_key, value): value for value in dict.fromkeys(str(v) for v in values)}
+        found: dict[str, pd.Timestamp] = {}
         if self.kind == "sqlite":
             from feast.infra.online_stores.helpers import compute_table_id
 
             table = compute_table_id(self.repo.project, view)
-            found: dict[str, pd.Timestamp] = {}
+            serialized = list(keys)
             with self._sqlite() as conn:
-                for start in range(0, len(values), _SQL_PARAMETERS):
-                    chunk = values[start : start + _SQL_PARAMETERS]
+                for start in range(0, len(serialized), _SQL_PARAMETERS):
+                    chunk = serialized[start : start + _SQL_PARAMETERS]
                     rows = conn.execute(
                         f'SELECT entity_key, MAX(event_ts) FROM "{table}" '
                         f"WHERE entity_key IN ({', '.join('?' * len(chunk))}) GROUP BY entity_key",
-                        [self._key_bytes(join_key, value) for value in chunk],
+                        chunk,
                     ).fetchall()
-                    found |= {
-                        self._key_value(raw): pd.Timestamp(int(ts), unit="s", tz="UTC") for raw, ts in rows
-                    }
+                    found |= {keys[raw]: pd.Timestamp(int(ts), unit="s", tz="UTC") for raw, ts in rows}
             return found
         if self.kind == "redis":
             from google.protobuf.timestamp_pb2 import Timestamp
 
             client, project = self._redis(), self.repo.project.encode()
             with client.pipeline(transaction=False) as pipe:
-                for value in values:
-                    pipe.hget(self._key_bytes(join_key, value) + project, f"_ts:{view.name}")
+                for key in keys:
+                    pipe.hget(key + project, f"_ts:{view.name}")
                 stamps = pipe.execute()
-            found = {}
-            for value, raw in zip(values, stamps):
+            for value, raw in zip(keys.values(), stamps):
                 if raw is not None:
                     stamp = Timestamp()
                     stamp.ParseFromString(raw)
